@@ -1,0 +1,51 @@
+"""Callbacks the engine calls after every step: ``cb(StepInfo) -> bool`` (True stops early)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class StepInfo:
+    step: int
+    values: torch.Tensor  # (B,) objective per batch element, before this step's update
+    param: object
+    steps: int
+
+
+Callback = Callable[[StepInfo], "bool | None"]
+
+
+class ProgressBar:
+    """A rich progress bar showing the objective; a context manager the engine enters."""
+
+    def __init__(self, steps: int, label: str = "render"):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[value]}"), TimeRemainingColumn(),
+                                 transient=False)
+        self.task = self.progress.add_task(label[:40], total=steps, value="")
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, info: StepInfo) -> None:
+        self.progress.update(self.task, advance=1, value=f"objective {info.values.mean().item():.4g}")
+
+
+class StopWhen:
+    """Stop as soon as ``predicate(info)`` is true (e.g. the model is fooled)."""
+
+    def __init__(self, predicate: Callable[[StepInfo], bool]):
+        self.predicate = predicate
+
+    def __call__(self, info: StepInfo) -> bool:
+        return bool(self.predicate(info))

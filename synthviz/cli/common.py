@@ -1,0 +1,93 @@
+"""What every command shares: options with the Python API's defaults, one-line errors,
+saving with no silent overwrite, Ctrl-C that keeps the image as it stands."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..engine import RenderInterrupted, RenderResult
+from ..errors import SynthvizError
+from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, save_image, save_video
+from ..models import DEFAULT_MODEL
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name: the embedded efficientnet_lite0 or any torchvision classifier.")]
+WeightsOpt = Annotated[str, typer.Option(help="'default' (pretrained), 'random', or a local checkpoint path.")]
+SizeOpt = Annotated[int, typer.Option(help="Image side in pixels.")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="Optimization steps (default: the recipe's).")]
+LrOpt = Annotated[Optional[float], typer.Option(help="Learning rate (default: the recipe's).")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed: the same seed gives the same image.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda[:N].")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output image (PNG). An existing file is never overwritten: a free name is used.")]
+VideoOpt = Annotated[Optional[Path], typer.Option(help="Also save the optimization as a GIF or MP4.")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Overwrite existing output files.")]
+
+DEFAULTS = {"model": DEFAULT_MODEL, "weights": "default", "seed": 0, "device": "auto"}
+
+
+def say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def command(app: typer.Typer, *args, **kwargs):
+    """``@command(app)``: register a command whose user errors print one line (exit 2) and whose
+    warnings (greyscale input converted, NaN stop) print as notes."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return fn(*a, **kw)
+                except SynthvizError as e:
+                    say(f"error: {e}")
+                    raise typer.Exit(2) from None
+                finally:
+                    for w in caught:
+                        if not issubclass(w.category, (DeprecationWarning, FutureWarning)):
+                            say(f"note: {w.message}")
+
+        return app.command(*args, **kwargs)(wrapper)
+
+    return deco
+
+
+def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:
+    """Check output paths before any work, so a bad --out fails in a second, not after a render."""
+    check_writable(out, IMAGE_SUFFIXES, inputs)
+    if video is not None:
+        check_writable(video, VIDEO_SUFFIXES, inputs)
+
+
+def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False, image=None, **kwargs) -> RenderResult:
+    """Run a technique, save its image (or ``image(result)``) and video; on Ctrl-C save what stands."""
+    try:
+        result = fn(**kwargs)
+    except RenderInterrupted as stop:
+        path = save_image((image or _first)(stop.result), out, overwrite)
+        say(f"interrupted: saved the image as it stood to {path}")
+        raise typer.Exit(130) from None
+    path = save_image((image or _first)(result), out, overwrite)
+    say(f"saved {path}")
+    if video is not None and result.frames:
+        from ..io import make_grid
+
+        frames = [make_grid(f) if len(f) > 1 else f[0] for f in result.frames]
+        say(f"saved {save_video(frames, video, overwrite=overwrite)}")
+    if result.stopped == "nan":
+        say("note: the objective turned NaN; the last good image was kept (try a lower --lr)")
+    return result
+
+
+def _first(result: RenderResult):
+    return result.images[0]
+
+
+def frame_every(video: Path | None, steps: int | None, default_steps: int = 256) -> int:
+    """Frames for a video: about 60 over the render, none without --video."""
+    return max(1, (steps or default_steps) // 60) if video is not None else 0

@@ -1,0 +1,47 @@
+"""``synthviz models``, ``synthviz layers`` and ``synthviz classes``: what can be rendered."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..layers import layer_shapes
+from ..models import list_models, load_model
+from .app import app
+from .common import DEFAULTS, DeviceOpt, WeightsOpt, command
+
+
+@command(app, "models")
+def models_cmd() -> None:
+    """List the models: the embedded default (works offline) first, then torchvision's classifiers."""
+    names = list_models()
+    typer.echo(f"{names[0]}  (embedded default: ImageNet weights inside the package, no network needed)")
+    for name in names[1:]:
+        typer.echo(name)
+
+
+@command(app, "layers")
+def layers_cmd(
+    model: Annotated[str, typer.Argument(help="Model name.")] = DEFAULTS["model"],
+    size: Annotated[int, typer.Option(help="Input size used to compute the shapes.")] = 224,
+    weights: WeightsOpt = "random",
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Print every layer name of MODEL with its output shape (C, H, W) at --size."""
+    m = load_model(model, weights=weights, device=device)
+    m.check_size(size)
+    for name, shape in layer_shapes(m, size):
+        typer.echo(f"{name:48s} {tuple(shape)}")
+
+
+@command(app, "classes")
+def classes_cmd(
+    model: Annotated[str, typer.Argument(help="Model name.")] = DEFAULTS["model"],
+    grep: Annotated[Optional[str], typer.Option(help="Only classes whose name contains this.")] = None,
+) -> None:
+    """Print the class indices and names of MODEL."""
+    m = load_model(model, weights="random", device="cpu")
+    for i, name in enumerate(m.classes or []):
+        if grep is None or grep.lower() in name.lower():
+            typer.echo(f"{i:5d}  {name}")

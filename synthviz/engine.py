@@ -1,0 +1,231 @@
+"""The one optimization loop behind every technique.
+
+``render`` optimizes an image parameterization so that ``objective`` (a value per batch element)
+rises, through the model, with optional robustness transforms and between-step operations.
+Class visualization, neuron probing, fooling images, DeepDream, feature inversion, texture
+synthesis and style transfer are all recipes that call it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .callbacks import Callback, ProgressBar, StepInfo
+from .errors import SynthvizError
+from .layers import Tap
+from .models import Model, frozen, load_model, resolve_device
+from .objectives import Context, Objective
+from .optimizers import make_optimizer
+from .params import ImageParam
+from .transforms import Transform, identity
+
+StepOp = Callable[[ImageParam, int], None]
+
+
+@dataclass
+class RenderResult:
+    """What a render returns.
+
+    Attributes:
+        images: (B, 3, H, W) in [0, 1] on the CPU: the last good image.
+        history: (T, B) the objective of each batch element at each step.
+        frames: images taken every ``frame_every`` steps, for a GIF/MP4 of the optimization.
+        snapshots: {step: images} at the steps asked for.
+        steps: steps taken. ``stopped``: ``None``, ``"early"`` or ``"nan"``.
+        info: what a technique adds (unit labels, metrics, a report line).
+        param: the parameterization, for warm starts (e.g. the next scale of a ladder).
+        optimizer: the optimizer, whose state a later render can continue from.
+    """
+
+    images: torch.Tensor
+    history: torch.Tensor
+    objective: str
+    steps: int
+    stopped: str | None = None
+    frames: list[torch.Tensor] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    param: ImageParam | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    info: dict = field(default_factory=dict)  # what a technique adds: labels, metrics, report lines
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The objective per batch element at the last step, shape (B,)."""
+        return self.history[-1] if len(self.history) else torch.empty(0)
+
+
+class RenderInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a render; ``.result`` holds the image as it stood."""
+
+    def __init__(self, result: RenderResult):
+        super().__init__("render interrupted")
+        self.result = result
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Make everything random inside (init, transforms) reproducible, leaving the caller's RNG alone."""
+    if seed is None:
+        yield
+        return
+    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def render(
+    model: Model | str,
+    objective: Objective,
+    param: ImageParam | Callable[[], ImageParam],
+    *,
+    transforms: Transform | None = None,
+    step_ops: Sequence[StepOp] = (),
+    optimizer: str | torch.optim.Optimizer = "adam",
+    lr: float = 0.05,
+    steps: int = 256,
+    schedule: Callable[[int], float] | None = None,
+    snapshots: Sequence[int] = (),
+    frame_every: int = 0,
+    callbacks: Sequence[Callback] = (),
+    seed: int | None = 0,
+    device: str | torch.device | None = None,
+    progress: bool | str = False,
+    tile: int | None = None,
+) -> RenderResult:
+    """Optimize ``param`` to maximise ``objective``.
+
+    Args:
+        model: a :class:`Model` (or a name for :func:`load_model`); its parameters are frozen
+            for the render, so no weight gradient is ever computed.
+        objective: what to maximise; only the layers it names are hooked, and the forward pass
+            stops after the deepest of them.
+        param: an image parameterization, or a function that makes one (it is then made under
+            the seed, so the start is reproducible too).
+        transforms: robustness transforms applied before each forward pass.
+        step_ops: operations on the parameterization after each step ``op(param, step)``.
+        optimizer: ``adam``, ``lbfgs``, ``sgd``, ``l2step``, ``meanabs``, ``sign`` or an optimizer.
+        lr, steps: learning rate and number of steps; ``schedule(step)`` multiplies the rate.
+        snapshots: steps at which to keep the image; ``frame_every``: keep a frame every k steps.
+        callbacks: ``cb(StepInfo) -> bool``; returning True stops early.
+        seed: makes the render reproducible (``None``: use the global RNG as it is).
+        device: ``None`` keeps the model's device; ``"auto"`` means CUDA when present.
+        progress: show a progress bar (a string is its label).
+        tile: compute the gradient tile by tile (tiles of ``tile`` px, after the transforms) so
+            memory is bounded by the tile, not the image (DeepDream on large photos); the
+            objective is then summed over tiles.
+
+    Returns:
+        A :class:`RenderResult`. Raises :class:`RenderInterrupted` on Ctrl-C, carrying the
+        image as it stood. If the objective turns NaN/inf the last good image is kept, the
+        result says ``stopped="nan"`` and a warning is issued.
+    """
+    model = load_model(model) if isinstance(model, str) else model
+    dev = resolve_device(device) if device is not None else model.device
+    model.to(dev)
+    transforms = transforms or identity
+    callbacks = list(callbacks)
+    if progress:
+        callbacks.append(ProgressBar(steps, progress if isinstance(progress, str) else objective.name))
+
+    with seeded(seed, dev), frozen(model.net), Tap(model, objective.layers) as tap, contextlib.ExitStack() as stack:
+        for cb in callbacks:
+            if hasattr(cb, "__enter__"):
+                stack.enter_context(cb)
+        param = (param() if not isinstance(param, ImageParam) else param).to(dev)
+        opt = make_optimizer(optimizer, param.parameters(), lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule) if schedule else None
+        history: list[torch.Tensor] = []
+        frames: list[torch.Tensor] = []
+        shots: dict[int, torch.Tensor] = {}
+        last_good = [p.detach().clone() for p in param.parameters()]
+        stopped, step, values = None, 0, None
+
+        def closure() -> torch.Tensor:
+            nonlocal values
+            opt.zero_grad(set_to_none=True)
+            image = param()
+            x = transforms(image)
+            if tile and max(x.shape[-2:]) > tile:
+                v = _tiled_backward(x, tile, lambda t: objective(Context(t, tap(t))))
+                loss = -v.sum()
+            else:
+                v = objective(Context(image, tap(x)))
+                loss = -v.sum()
+                loss.backward()
+            if values is None:  # L-BFGS evaluates several times a step; keep the first
+                values = v.detach()
+            return loss
+
+        def result() -> RenderResult:
+            return RenderResult(param.image().cpu(), torch.stack(history) if history else torch.empty(0),
+                                objective.name, step, stopped, frames, shots, param, opt)
+
+        try:
+            for step in range(steps):
+                candidate = [p.detach().clone() for p in param.parameters()]
+                values = None
+                opt.step(closure)
+                if values is None or not torch.isfinite(values).all():
+                    _restore(param, last_good)
+                    stopped = "nan"
+                    warnings.warn(f"objective {objective.name} turned NaN/inf at step {step}: "
+                                  "kept the last good image; try a lower learning rate", stacklevel=2)
+                    break
+                last_good = candidate
+                param.project()
+                for op in step_ops:
+                    op(param, step)
+                if sched:
+                    sched.step()
+                history.append(values.cpu())
+                if frame_every and step % frame_every == 0:
+                    frames.append(param.image().cpu())
+                if step in snapshots:
+                    shots[step] = param.image().cpu()
+                info = StepInfo(step, values, param, steps)
+                if any([bool(cb(info)) for cb in callbacks]):
+                    stopped = "early"
+                    step += 1
+                    break
+            else:
+                step = steps
+        except KeyboardInterrupt:
+            _restore(param, last_good)
+            raise RenderInterrupted(result()) from None
+        if not all(torch.isfinite(p).all() for p in param.parameters()):
+            _restore(param, last_good)
+        if frame_every:
+            frames.append(param.image().cpu())
+        return result()
+
+
+def _tiled_backward(x: torch.Tensor, tile: int, score: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Backpropagate ``score`` tile by tile: only one tile's activations live at a time.
+    Returns the summed per-element values; ``x``'s graph receives the assembled gradient."""
+    xd = x.detach().requires_grad_(True)
+    h, w = x.shape[-2:]
+    total = torch.zeros(x.shape[0], device=x.device)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            v = score(xd[..., top : top + tile, left : left + tile])
+            (-v.sum()).backward()
+            total += v.detach()
+    x.backward(xd.grad)
+    return total
+
+
+@torch.no_grad()
+def _restore(param: ImageParam, saved: list[torch.Tensor]) -> None:
+    for p, s in zip(param.parameters(), saved):
+        p.copy_(s)
+
+
+def check_finite_model(model: Model) -> None:
+    if any(not torch.isfinite(p).all() for p in model.net.parameters()):
+        raise SynthvizError(f"{model.name} has NaN/inf weights; check --weights")

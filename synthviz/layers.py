@@ -1,0 +1,190 @@
+"""Layer addressing, hooks and truncation.
+
+Layers are named as in ``net.named_modules()`` (``"_blocks.8"``, ``"features.22"``); the
+pseudo-layer ``"logits"`` is the model's output. A :class:`Tap` hooks only the layers asked
+for, always removes its hooks, and stops the forward pass once the deepest of them has run,
+so an objective on an early layer costs only the early layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import SynthvizError, did_you_mean
+from .models import Model
+
+LOGITS = "logits"
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every needed layer has run: the rest of the network is skipped."""
+
+
+def get_layer(model: Model, name: str) -> nn.Module:
+    """The module called ``name`` in ``model.net``; an unknown name gets the closest real names."""
+    modules = dict(model.net.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    raise SynthvizError(
+        f"unknown layer '{name}' in {model.name}{did_you_mean(name, [n for n in modules if n])}; "
+        f"run `synthviz layers {model.name}` for the list"
+    )
+
+
+class Tap:
+    """Capture named layers' outputs during forward passes.
+
+    Use as a context manager, hooks live only inside it::
+
+        with Tap(model, ["_blocks.5", "logits"]) as tap:
+            acts = tap(images)          # images: (B, 3, H, W) in [0, 1]
+            acts["_blocks.5"]           # (B, C, h, w)
+
+    A module called several times in one pass (a shared activation) yields its first call.
+    Fully connected outputs are (B, C) and act as channels.
+    """
+
+    def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True):
+        self.model = model
+        self.names = list(dict.fromkeys(layers))
+        self.want_logits = LOGITS in self.names
+        self.hooked = [n for n in self.names if n != LOGITS]
+        self.modules = {n: get_layer(model, n) for n in self.hooked}
+        self.truncate = truncate and not self.want_logits
+        # A captured output that later in-place ops (ReLU(inplace=True)) could overwrite is cloned;
+        # the last captured layer never is, since the pass stops right after it.
+        self._clone = any(getattr(m, "inplace", False) for m in model.net.modules())
+        self._handles: list = []
+        self._acts: dict[str, torch.Tensor] = {}
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            if name in self._acts:
+                return
+            if not isinstance(output, torch.Tensor):  # (out, aux) style outputs
+                output = output[0]
+            last = len(self._acts) + 1 == len(self.hooked)
+            if last and self.truncate:
+                self._acts[name] = output
+                raise _StopForward
+            self._acts[name] = output.clone() if self._clone else output
+
+        return hook
+
+    def __enter__(self) -> "Tap":
+        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] -> {layer name: activation}."""
+        if not self._handles and self.hooked:
+            raise RuntimeError("Tap must be used inside a `with` block")
+        self._acts = {}
+        try:
+            logits = self.model(images)
+        except _StopForward:
+            logits = None
+        except RuntimeError as e:
+            if "size" in str(e).lower() and min(images.shape[-2:]) < 64:
+                raise SynthvizError(
+                    f"image size {min(images.shape[-2:])} is too small for {self.model.name}; use a larger --size"
+                ) from None
+            raise
+        if self.want_logits:
+            self._acts[LOGITS] = logits
+        missing = [n for n in self.names if n not in self._acts]
+        if missing:
+            raise SynthvizError(f"layer '{missing[0]}' is not used in {self.model.name}'s forward pass; pick another layer")
+        acts, self._acts = self._acts, {}
+        return acts
+
+
+def capture(model: Model, images: torch.Tensor, layers: Sequence[str], truncate: bool = True,
+            grad: bool = False) -> dict[str, torch.Tensor]:
+    """One forward pass returning the activations of ``layers`` (no gradient unless ``grad``)."""
+    with Tap(model, layers, truncate) as tap, torch.set_grad_enabled(grad):
+        return tap(images.to(model.device))
+
+
+def layer_shape(model: Model, layer: str, size: int = 224) -> tuple[int, ...]:
+    """The output shape of ``layer`` (batch dimension dropped) for a ``size`` x ``size`` input."""
+    x = torch.zeros(1, 3, size, size, device=model.device)
+    return tuple(capture(model, x, [layer])[layer].shape[1:])
+
+
+def layer_shapes(model: Model, size: int = 224) -> list[tuple[str, tuple[int, ...]]]:
+    """Every named module with its output shape, in the order the forward pass runs them."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            if name not in shapes and isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.net.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=model.device))
+    finally:
+        for h in handles:
+            h.remove()
+    shapes[LOGITS] = (model.num_classes,) if model.num_classes else shapes.get(LOGITS, ())
+    return list(shapes.items())
+
+
+def check_unit(model: Model, layer: str, channel: int, size: int,
+               x: int | None = None, y: int | None = None) -> tuple[int, ...]:
+    """Check a channel (and neuron position) against the layer's shape; returns the shape."""
+    shape = layer_shape(model, layer, size) if layer != LOGITS else (model.num_classes,)
+    if not 0 <= channel < shape[0]:
+        raise SynthvizError(f"channel {channel} is out of range for layer '{layer}' ({shape[0]} channels): use 0..{shape[0] - 1}")
+    if (x is not None or y is not None) and len(shape) == 3:
+        h, w = shape[1:]
+        if not (0 <= (x if x is not None else w // 2) < w and 0 <= (y if y is not None else h // 2) < h):
+            raise SynthvizError(f"neuron ({x}, {y}) is outside layer '{layer}' ({w}x{h} at size {size}): use x 0..{w - 1}, y 0..{h - 1}")
+    return shape
+
+
+def stage_layers(model: Model, size: int = 224) -> list[str]:
+    """The last layer of each spatial resolution (the network's stages), shallow to deep.
+
+    Used for per-model defaults when a model declares none.
+    """
+    shapes = [(n, s) for n, s in layer_shapes(model, size) if len(s) == 3 and n != LOGITS]
+    res = {n: s[1:] for n, s in shapes}
+    # a "block" never mixes resolutions: containers spanning stages are skipped
+    blocks = [n for n, _ in shapes
+              if all(res[d] == res[n] for d in res if d.startswith(n + "."))]
+    stages: dict[tuple, str] = {}
+    for n in blocks:
+        stages[res[n]] = n  # later in execution order wins
+    return list(stages.values())
+
+
+def default_layer(model: Model, role: str) -> str | list[str]:
+    """A model's layer for a role: ``mid``, ``early``, ``content``, ``gradcam`` or ``style`` (a list)."""
+    if role in model.layers:
+        return model.layers[role]
+    stages = stage_layers(model)
+    if not stages:
+        raise SynthvizError(f"{model.name} has no convolutional stages; pass --layer explicitly")
+    pick = {
+        "early": stages[min(1, len(stages) - 1)],
+        "mid": stages[len(stages) // 2],
+        "content": stages[max(0, len(stages) - 2)],
+        "gradcam": stages[-1],
+        "style": stages[:5],
+    }
+    if role not in pick:
+        raise SynthvizError(f"unknown layer role '{role}'{did_you_mean(role, pick)}")
+    return pick[role]

@@ -1,0 +1,219 @@
+"""Objectives: small composable values that score an image batch, to be maximised.
+
+An objective maps a :class:`Context` (the image and the activations of the layers it names)
+to one value per batch element, shape ``(B,)``. They compose like numbers::
+
+    obj = channel("_blocks.8", 3) - 0.5 * channel("_blocks.8", 7)
+    obj = sum(channel("_blocks.8", c, batch=i) for i, c in enumerate([3, 7, 11]))
+
+``batch=k`` makes an objective score only batch element ``k``, so one optimization renders
+a different unit in each element. A custom objective is a function of the context::
+
+    Objective(lambda ctx: ctx["_blocks.5"][:, 3].amax(dim=(1, 2)), "max(_blocks.5:3)", ["_blocks.5"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .layers import LOGITS
+from .registry import Registry
+
+
+@dataclass
+class Context:
+    """What an objective sees at one step: ``image`` (B, 3, H, W) in [0, 1], before the
+    robustness transforms, and ``acts``, the activations of the network on the transformed image."""
+
+    image: torch.Tensor
+    acts: dict[str, torch.Tensor]
+
+    def __getitem__(self, layer: str) -> torch.Tensor:
+        return self.acts[layer]
+
+
+class Objective:
+    """A value per batch element to maximise, with the layers it reads and a readable name."""
+
+    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str = "objective",
+                 layers: Sequence[str] = (), batch: int | None = None):
+        self.fn, self.name, self.layers, self.batch = fn, name, tuple(dict.fromkeys(layers)), batch
+
+    def __call__(self, ctx: Context) -> torch.Tensor:
+        value = self.fn(ctx)
+        size = ctx.image.shape[0]
+        if value.dim() == 0:
+            value = value.expand(size) / size  # a batch-wide value is shared among the elements
+        if self.batch is not None:
+            mask = torch.zeros(size, dtype=value.dtype, device=value.device)
+            mask[self.batch] = 1
+            value = value * mask
+        return value
+
+    # --- algebra: every result is itself an Objective ---
+    def _combine(self, other: "Objective | float", op, symbol: str, rev: bool = False) -> "Objective":
+        if isinstance(other, (int, float)):
+            if other == 0 and symbol in "+-":  # sum([...]) starts from 0
+                return self if not rev or symbol == "+" else -self
+            const = float(other)
+            return Objective(lambda c: op(const, self(c)) if rev else op(self(c), const),
+                             f"{const:g} {symbol} {self.name}" if rev else f"{self.name} {symbol} {const:g}",
+                             self.layers)
+        if not isinstance(other, Objective):
+            return NotImplemented
+        a, b = (other, self) if rev else (self, other)
+        return Objective(lambda c: op(a(c), b(c)), f"{a.name} {symbol} {b.name}", a.layers + b.layers)
+
+    def __add__(self, other):
+        return self._combine(other, torch.add, "+")
+
+    def __radd__(self, other):
+        return self._combine(other, torch.add, "+", rev=True)
+
+    def __sub__(self, other):
+        return self._combine(other, torch.sub, "-")
+
+    def __rsub__(self, other):
+        return self._combine(other, torch.sub, "-", rev=True)
+
+    def __mul__(self, k: float) -> "Objective":
+        if not isinstance(k, (int, float)):
+            return NotImplemented
+        return Objective(lambda c: k * self(c), f"{k:g} * {self.name}", self.layers)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k: float) -> "Objective":
+        return self * (1.0 / k)
+
+    def __neg__(self) -> "Objective":
+        return Objective(lambda c: -self(c), f"-{self.name}" if " " not in self.name else f"-({self.name})", self.layers)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+
+OBJECTIVES: Registry[Callable[..., Objective]] = Registry("objective")
+register_objective = OBJECTIVES.register
+
+
+def _batch_tag(batch: int | None) -> str:
+    return "" if batch is None else f"@{batch}"
+
+
+def _flat_unit(act: torch.Tensor, n: int) -> torch.Tensor:
+    """Channel ``n`` of an activation: (B, C, H, W) -> (B, H*W); (B, C) -> (B, 1)."""
+    return act[:, n].reshape(act.shape[0], -1)
+
+
+@register_objective()
+def channel(layer: str, n: int, batch: int | None = None) -> Objective:
+    """Mean activation of channel ``n`` of ``layer`` (a fully connected output's unit ``n``)."""
+    return Objective(lambda c: _flat_unit(c[layer], n).mean(1), f"channel({layer}:{n}){_batch_tag(batch)}",
+                     [layer], batch)
+
+
+@register_objective()
+def neuron(layer: str, n: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
+    """Activation of channel ``n`` at one position (default: the centre)."""
+
+    def fn(c: Context) -> torch.Tensor:
+        act = c[layer]
+        if act.dim() == 2:
+            return act[:, n]
+        h, w = act.shape[-2:]
+        return act[:, n, h // 2 if y is None else y, w // 2 if x is None else x]
+
+    return Objective(fn, f"neuron({layer}:{n}@x={x},y={y}){_batch_tag(batch)}", [layer], batch)
+
+
+@register_objective()
+def class_score(cls: int, kind: str = "logit", batch: int | None = None) -> Objective:
+    """The raw logit of class ``cls`` (``kind="logit"``) or its log-probability (``"logprob"``)."""
+    if kind not in ("logit", "logprob"):
+        raise ValueError("kind must be 'logit' or 'logprob'")
+
+    def fn(c: Context) -> torch.Tensor:
+        logits = c[LOGITS]
+        return (logits if kind == "logit" else logits.log_softmax(-1))[:, cls]
+
+    return Objective(fn, f"{kind}({cls}){_batch_tag(batch)}", [LOGITS], batch)
+
+
+@register_objective()
+def layer_amplify(layer: str, channel: int | None = None, batch: int | None = None) -> Objective:
+    """DeepDream: mean of squared activations of a layer (or of one of its channels)."""
+
+    def fn(c: Context) -> torch.Tensor:
+        act = c[layer] if channel is None else c[layer][:, channel : channel + 1]
+        return act.pow(2).reshape(act.shape[0], -1).mean(1)
+
+    unit = layer if channel is None else f"{layer}:{channel}"
+    return Objective(fn, f"dream({unit}){_batch_tag(batch)}", [layer], batch)
+
+
+@register_objective()
+def feature_match(layer: str, target: torch.Tensor, batch: int | None = None) -> Objective:
+    """Minus the relative feature error ``||Φ(x) − Φ₀||² / ||Φ₀||²`` against ``target`` (1 or B, ...)."""
+    norm = target.detach().pow(2).reshape(target.shape[0], -1).sum(1).clamp_min(1e-8)
+
+    def fn(c: Context) -> torch.Tensor:
+        diff = (c[layer] - target.to(c[layer])).pow(2).reshape(c[layer].shape[0], -1).sum(1)
+        return -diff / norm.to(diff)
+
+    return Objective(fn, f"feature_match({layer}){_batch_tag(batch)}", [layer], batch)
+
+
+def gram(act: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by the number of positions. (B, C, H, W) -> (B, C, C)."""
+    b, ch = act.shape[:2]
+    f = act.reshape(b, ch, -1)
+    return f @ f.transpose(1, 2) / f.shape[-1]
+
+
+@register_objective()
+def gram_match(layer: str, target: torch.Tensor, batch: int | None = None) -> Objective:
+    """Minus the relative Gram error ``||G(x) − G₀||² / ||G₀||²``; ``target`` is a Gram matrix
+    (1 or B, C, C) (see :func:`gram`), so the target image's size does not matter."""
+    norm = target.detach().pow(2).sum((-2, -1)).clamp_min(1e-12)
+
+    def fn(c: Context) -> torch.Tensor:
+        g = gram(c[layer])
+        return -(g - target.to(g)).pow(2).sum((-2, -1)) / norm.to(g)
+
+    return Objective(fn, f"gram_match({layer}){_batch_tag(batch)}", [layer], batch)
+
+
+@register_objective()
+def direction(layer: str, vector: torch.Tensor, cossim_pow: float = 0.0, batch: int | None = None) -> Objective:
+    """Activation along ``vector`` (C,): dot × max(0.1, cos)^p, averaged over positions."""
+
+    def fn(c: Context) -> torch.Tensor:
+        act = c[layer]
+        v = vector.to(act).reshape(1, -1, *([1] * (act.dim() - 2)))
+        dot = (act * v).sum(1)
+        if cossim_pow:
+            cos = dot / (act.norm(dim=1) * v.norm() + 1e-8)
+            dot = dot * cos.clamp_min(0.1) ** cossim_pow
+        return dot.reshape(act.shape[0], -1).mean(1)
+
+    return Objective(fn, f"direction({layer}){_batch_tag(batch)}", [layer], batch)
+
+
+@register_objective()
+def diversity(layer: str) -> Objective:
+    """Minus the mean cosine similarity of each element's Gram matrix to the others' (Lucid)."""
+
+    def fn(c: Context) -> torch.Tensor:
+        g = F.normalize(gram(c[layer]).flatten(1), dim=1)
+        sim = g @ g.T
+        n = sim.shape[0]
+        if n < 2:
+            return torch.zeros(n, device=sim.device)
+        return -(sim.sum(1) - sim.diagonal()) / (n - 1)
+
+    return Objective(fn, f"diversity({layer})", [layer])

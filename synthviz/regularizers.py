@@ -1,0 +1,112 @@
+"""Regularizers with literature defaults.
+
+Three kinds, all plain values:
+
+* **penalties** are :class:`~synthviz.objectives.Objective` values that are already negative,
+  so a recipe adds them: ``class_score(285) + l2(1e-4) + total_variation(0.05)``. They read
+  the image before the robustness transforms and are means over pixels, so their weights do
+  not depend on the image size.
+* **step operations** change the pixels between optimizer steps (blur every k steps,
+  Yosinski's clipping); they need the pixel parameterization.
+* **robustness transforms** are in :mod:`synthviz.transforms`.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.filters import gaussian_blur2d
+
+from .errors import SynthvizError
+from .objectives import Objective, register_objective
+from .params import ImageParam, PixelImage
+
+
+# ----------------------------------------------------------------------------- penalties
+def l2_norm(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance from grey. (B, 3, H, W) -> (B,)."""
+    return (x - 0.5).pow(2).flatten(1).mean(1)
+
+
+def alpha_norm_of(x: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
+    """Mean of ``|x − 0.5|^α`` (Mahendran & Vedaldi's bounded-range prior). (B, 3, H, W) -> (B,)."""
+    return (x - 0.5).abs().pow(alpha).flatten(1).mean(1)
+
+
+def tv_norm(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Total variation ``mean((dx² + dy²)^(β/2))``. (B, 3, H, W) -> (B,).
+
+    kornia's ``total_variation`` is the β = 1 anisotropic case only, hence this one.
+    """
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (dx * dx + dy * dy + 1e-8).pow(beta / 2).flatten(1).mean(1)
+
+
+@register_objective()
+def l2(weight: float = 1e-4) -> Objective:
+    """L2 decay (Yosinski: 1e-4)."""
+    return Objective(lambda c: -weight * l2_norm(c.image), f"{weight:g}*l2")
+
+
+@register_objective()
+def alpha_norm(weight: float = 1e-3, alpha: float = 6.0) -> Objective:
+    """α-norm penalty (Mahendran & Vedaldi: α = 6)."""
+    return Objective(lambda c: -weight * alpha_norm_of(c.image, alpha), f"{weight:g}*alpha{alpha:g}")
+
+
+@register_objective()
+def total_variation(weight: float = 1.0, beta: float = 2.0) -> Objective:
+    """Total variation with exponent β (Mahendran & Vedaldi: β = 2)."""
+    return Objective(lambda c: -weight * tv_norm(c.image, beta), f"{weight:g}*tv{beta:g}")
+
+
+# ------------------------------------------------------------------------ step operations
+def _pixels(param: ImageParam, what: str) -> torch.nn.Parameter:
+    if not isinstance(param, PixelImage):
+        raise SynthvizError(f"{what} works on the pixel parameterization only; use --param pixel")
+    return param.pixels
+
+
+class BlurEvery:
+    """Gaussian blur of the pixels every ``every`` steps (Yosinski: σ 1.0 every 4 steps)."""
+
+    def __init__(self, every: int = 4, sigma: float = 1.0):
+        self.every, self.sigma = every, sigma
+        k = 2 * int(3 * sigma) + 1
+        self.kernel = (max(k, 3), max(k, 3))
+
+    @torch.no_grad()
+    def __call__(self, param: ImageParam, step: int) -> None:
+        if self.every and (step + 1) % self.every == 0:
+            px = _pixels(param, "blur")
+            px.data = gaussian_blur2d(px.data, self.kernel, (self.sigma, self.sigma), border_type="reflect")
+
+
+class ClipSmallNorm:
+    """Set pixels whose colour norm (from grey) is below the ``percentile`` to grey (Yosinski: 20)."""
+
+    def __init__(self, percentile: float = 20.0):
+        self.q = percentile / 100
+
+    @torch.no_grad()
+    def __call__(self, param: ImageParam, step: int) -> None:
+        px = _pixels(param, "norm clipping")
+        norm = (px - 0.5).norm(dim=1, keepdim=True)  # (B, 1, H, W)
+        cut = torch.quantile(norm.flatten(1), self.q, dim=1).view(-1, 1, 1, 1)
+        px.data = torch.where(norm < cut, torch.full_like(px, 0.5), px)
+
+
+class ClipSmallContribution:
+    """Set pixels with small contribution ``|x · ∇x|`` (below the ``percentile``) to grey (Yosinski)."""
+
+    def __init__(self, percentile: float = 50.0):
+        self.q = percentile / 100
+
+    @torch.no_grad()
+    def __call__(self, param: ImageParam, step: int) -> None:
+        px = _pixels(param, "contribution clipping")
+        if px.grad is None:
+            return
+        contrib = ((px - 0.5) * px.grad).abs().sum(1, keepdim=True)
+        cut = torch.quantile(contrib.flatten(1), self.q, dim=1).view(-1, 1, 1, 1)
+        px.data = torch.where(contrib < cut, torch.full_like(px, 0.5), px)

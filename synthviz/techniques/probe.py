@@ -1,0 +1,84 @@
+"""Neuron probing: render channels or neurons of a layer, many units in one batched optimization."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..engine import RenderResult
+from ..errors import SynthvizError
+from ..io import make_grid
+from ..layers import LOGITS, check_unit, layer_shape
+from ..objectives import channel, neuron
+from . import register_technique
+from .common import get_model
+from .featureviz import visualize
+
+
+def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int]:
+    """``None``/``"all"`` -> every channel; ``"0,3,8-11"`` -> [0, 3, 8, 9, 10, 11]; checked against ``count``."""
+    if units is None or units == "all":
+        return list(range(count))
+    if isinstance(units, int):
+        units = [units]
+    if isinstance(units, str):
+        out: list[int] = []
+        for part in units.split(","):
+            part = part.strip()
+            try:
+                if "-" in part[1:]:
+                    a, b = part.split("-", 1)
+                    out += list(range(int(a), int(b) + 1))
+                elif part:
+                    out.append(int(part))
+            except ValueError:
+                raise SynthvizError(f"cannot read units '{units}'; write them like 0,3,8-11 or all") from None
+        units = out
+    for u in units:
+        if not 0 <= u < count:
+            raise SynthvizError(f"channel {u} is out of range for this layer ({count} channels): use 0..{count - 1}")
+    return list(units)
+
+
+@register_technique("probe")
+def probe(layer: str = "_blocks.8", units: str | int | Sequence[int] | None = 0, *, model="efficientnet_lite0",
+          weights: str = "default", kind: str = "channel", x: int | None = None, y: int | None = None,
+          recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
+          batch_size: int = 16, seed: int | None = 0, device: str | None = None,
+          progress: bool | str = False, frame_every: int = 0) -> RenderResult:
+    """Render channels (``kind="channel"``) or neurons (``kind="neuron"``, at ``x``, ``y``; default the
+    centre) of ``layer``. ``units``: one index, a list, ``"0,3,8-11"`` or ``"all"``/``None``.
+
+    Units are rendered ``batch_size`` at a time, each batch element optimizing its own unit.
+    Returns a :class:`~synthviz.engine.RenderResult` with one image per unit; ``info["grid"]`` is
+    the labelled grid (3, H, W) and ``info["units"]`` the unit indices.
+    """
+    if kind not in ("channel", "neuron"):
+        raise SynthvizError(f"unknown kind '{kind}'; use channel or neuron")
+    m = get_model(model, weights, device)
+    m.check_size(size)
+    shape = layer_shape(m, layer, size) if layer != LOGITS else (m.num_classes,)
+    chosen = parse_units(units, shape[0])
+    if kind == "neuron":
+        check_unit(m, layer, chosen[0], size, x, y)
+    results = []
+    for start in range(0, len(chosen), batch_size):
+        chunk = chosen[start : start + batch_size]
+        make = (lambda c, i: neuron(layer, c, x, y, batch=i)) if kind == "neuron" else (lambda c, i: channel(layer, c, batch=i))
+        objective = sum(make(c, i) for i, c in enumerate(chunk))
+        label = f"{layer} {start + 1}-{start + len(chunk)}/{len(chosen)}" if len(chosen) > 1 else objective.name
+        results.append(visualize(m, objective, batch=len(chunk), size=size, recipe=recipe, steps=steps, lr=lr,
+                                 seed=seed, device=device, progress=label if progress else False,
+                                 frame_every=frame_every))
+    result = results[0]
+    if len(results) > 1:
+        result.images = torch.cat([r.images for r in results])
+        steps_taken = min(len(r.history) for r in results)
+        result.history = torch.cat([r.history[:steps_taken] for r in results], 1)
+        result.frames = [torch.cat(fs) for fs in zip(*[r.frames for r in results])]
+        result.objective = f"{kind}s of {layer}"
+    labels = [f"{c}" for c in chosen]
+    result.info.update(units=chosen, layer=layer, kind=kind, model=m.name, labels=labels,
+                       grid=make_grid(result.images, labels) if len(chosen) > 1 else result.images[0])
+    return result
