@@ -217,3 +217,32 @@ def diversity(layer: str) -> Objective:
         return -(sim.sum(1) - sim.diagonal()) / (n - 1)
 
     return Objective(fn, f"diversity({layer})", [layer])
+
+
+def moments(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and covariance over positions. (B, C, H, W) -> ((B, C), (B, C, C))."""
+    b, ch = act.shape[:2]
+    f = act.reshape(b, ch, -1)
+    mean = f.mean(-1)
+    centred = f - mean[..., None]
+    return mean, centred @ centred.transpose(1, 2) / f.shape[-1]
+
+
+@register_objective()
+def moments_match(layer: str, target_mean: torch.Tensor, target_cov: torch.Tensor,
+                  batch: int | None = None) -> Objective:
+    """Minus the relative error of the feature mean and covariance (see :func:`moments`):
+    ``||μ − μ₀||² / tr(Σ₀) + ||Σ − Σ₀||² / ||Σ₀||²``. Targets are (1 or B, C) and (1 or B, C, C).
+
+    Unlike a Gram matrix (``Σ + μμᵀ``), the mean and the spread are matched separately, so blends of
+    several targets are linear in both and deep layers with large means do not drown the covariance."""
+    mean_norm = target_cov.detach().diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-12)
+    cov_norm = target_cov.detach().pow(2).sum((-2, -1)).clamp_min(1e-12)
+
+    def fn(c: Context) -> torch.Tensor:
+        mu, cov = moments(c[layer])
+        err_mu = (mu - target_mean.to(mu)).pow(2).sum(-1) / mean_norm.to(mu)
+        err_cov = (cov - target_cov.to(cov)).pow(2).sum((-2, -1)) / cov_norm.to(cov)
+        return -(err_mu + err_cov)
+
+    return Objective(fn, f"moments_match({layer}){_batch_tag(batch)}", [layer], batch)

@@ -1,0 +1,92 @@
+"""``synthviz presets``, ``synthviz run`` and ``synthviz gallery``: named recipes and galleries of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import SynthvizError
+from ..gallery import build_gallery, load_spec, summarize
+from ..presets import call_kwargs, list_presets, load_preset, main_image, parse_set
+from .app import app
+from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
+
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", "-s", help="Override a key: --set size=64 --set target='tabby' (values read as TOML, else text).")]
+
+presets_app = typer.Typer(help="List the shipped presets; `presets show NAME` prints one.", invoke_without_command=True,
+                          no_args_is_help=False)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.callback()
+def presets_cmd(ctx: typer.Context) -> None:
+    """List the shipped presets, one line each (run one with `synthviz run NAME`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    presets = list_presets()
+    width = max((len(p.name) for p in presets), default=0)
+    for p in presets:
+        missing = "" if p.available else f"  [technique {p.technique} not installed]"
+        typer.echo(f"{p.name:{width}s}  {p.technique:10s} {p.description}{missing}")
+
+
+@command(presets_app, "show")
+def show_cmd(name: Annotated[str, typer.Argument(help="Preset name or .toml file.")]) -> None:
+    """Print preset NAME as TOML (copy it to a file, edit it, and run the file)."""
+    typer.echo(load_preset(name, validate_params=False).to_toml().rstrip("\n"))
+
+
+@command(app, "run")
+def run_cmd(
+    name: Annotated[str, typer.Argument(help="Preset name (see `synthviz presets`) or a .toml preset file.")],
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output image (default: NAME.png). Never overwritten silently.")] = None,
+    video: VideoOpt = None, overwrite: OverwriteOpt = False,
+) -> None:
+    """Render preset NAME, with --set key=value overrides of its keys."""
+    preset = load_preset(name)
+    overrides = parse_set(set_ or [])
+    out = out or Path(f"{preset.name}.png")
+    prepare_outputs(out, video)
+    steps = overrides.get("steps", preset.params.get("steps"))
+    kwargs = call_kwargs(preset, overrides, progress=True,
+                         frame_every=frame_every(video, steps if isinstance(steps, int) else None) or None)
+    result = run_render(preset.function, out, video, overwrite, image=main_image, **kwargs)
+    report = result.info.get("report")
+    values = result.values
+    say(report if isinstance(report, str) else
+        f"{preset.name}: {result.objective}, final objective {values.mean():.4g}" if values.numel() else preset.name)
+
+
+@command(app, "gallery")
+def gallery_cmd(
+    spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("gallery"),
+    workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine (one per GPU when present).")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (auto, ray://HOST:10001, or local): each item a Ray task.")] = None,
+    cpus_per_item: Annotated[int, typer.Option(help="CPUs each Ray task asks for (a GPU instead when the cluster has GPUs).")] = 1,
+    set_: SetOpt = None,
+) -> None:
+    """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
+    parsed = load_spec(spec, parse_set(set_ or []))
+    total = len(parsed.items)
+    count = [0]
+
+    def report(entry: dict) -> None:
+        count[0] += 1
+        what = f"{entry['preset']} {entry['tiles'][0]['unit']}" if entry["status"] == "done" else entry["preset"]
+        status = f"{entry.get('seconds', 0):.1f} s" if entry["status"] == "done" else f"failed: {entry['error']}"
+        say(f"[{count[0]}] {what}: {status}")
+
+    say(f"{parsed.title}: {total} item(s) into {out}")
+    try:
+        run = build_gallery(parsed, out, workers=workers, ray=ray, cpus_per_item=cpus_per_item, on_item=report)
+    except KeyboardInterrupt:
+        say(f"interrupted: every finished item is kept in {out / 'manifest.json'}; run the same command to resume")
+        raise typer.Exit(130) from None
+    say(summarize(run))
+    if run.failed:
+        raise SynthvizError(f"{len(run.failed)} item(s) failed (errors in {run.index}); fix them and re-run to retry")

@@ -1,0 +1,649 @@
+"""Galleries: a spec (which presets, over which models, classes, layers, channels, images) expanded
+into independent items, rendered sequentially, in worker processes or as Ray tasks, recorded in a
+resumable manifest and shown on one self-contained ``index.html``.
+
+A spec is TOML::
+
+    title = "My gallery"
+    video = "gif"                 # optional: also save each optimization as a GIF (or "mp4")
+    [set]                         # applied to every item whose technique takes the key
+    size = 128
+
+    [[section]]
+    title = "Classes"
+    preset = "classviz-lucid"     # a preset name or a .toml path
+    set = { steps = 256 }         # fixed keys for this section
+    over = { target = ["Egyptian cat", "goldfish"], model = ["efficientnet_lite0"] }  # one item per combination
+    # split_units = 16            # probe: one item per 16 channels ("units = 'all'" = every channel)
+    # optional = true             # skip (instead of failing) when the technique is not installed
+
+Layout of ``OUT``: ``index.html``, ``manifest.json`` (every finished or failed item, written
+atomically), ``items/`` (full-size PNGs, GIF/MP4), ``thumbs/`` (thumbnails of large images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io as _io
+import itertools
+import json
+import math
+import os
+import re
+import tempfile
+import time
+import tomllib
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import torch
+
+from .errors import SynthvizError, did_you_mean
+from .presets import (Preset, load_preset, main_image, preset_dirs, resolve_params, technique_parameters,
+                      validate)
+from .techniques import TECHNIQUES
+
+SPEC_KEYS = ("title", "description", "video", "set", "section")
+SECTION_KEYS = ("title", "description", "preset", "set", "over", "split_units", "optional")
+THUMB_SIDE = 256  # larger images get a thumbnail of this longer side; smaller ones are their own thumbnail
+DEFAULT_SPEC = "showcase"
+
+
+# ------------------------------------------------------------------------------------------- spec
+
+@dataclass
+class Item:
+    """One independent render: ``technique(**params)``; plain data, so it pickles to processes and Ray."""
+
+    id: str
+    section: int
+    preset: str
+    technique: str
+    params: dict
+    base: str | None = None  # folder of a user's preset file, for relative image paths
+    video: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Section:
+    title: str
+    description: str
+    preset: str
+    items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class Spec:
+    title: str
+    description: str
+    sections: list[Section]
+    path: Path | None = None
+
+    @property
+    def items(self) -> list[Item]:
+        return [it for s in self.sections for it in s.items]
+
+
+def spec_dirs() -> list[Path]:
+    return [d / "galleries" for d in preset_dirs() if (d / "galleries").is_dir()]
+
+
+def find_spec(spec: str | os.PathLike | None) -> Path:
+    """A spec file by path, or a shipped spec by name (``showcase``, the default)."""
+    text = str(spec if spec is not None else DEFAULT_SPEC)
+    path = Path(text)
+    if path.is_file():
+        return path
+    if text.endswith(".toml"):
+        raise SynthvizError(f"gallery spec not found: {path}; check the path")
+    shipped = {p.stem: p for d in spec_dirs() for p in d.glob("*.toml")}
+    if text not in shipped:
+        raise SynthvizError(f"unknown gallery spec '{text}'{did_you_mean(text, shipped)}; pass a .toml file "
+                            f"(shipped: {', '.join(sorted(shipped)) or 'none'})")
+    return shipped[text]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "section"
+
+
+def _item_id(section: str, preset: str, technique: str, params: dict, video: str | None) -> str:
+    key = json.dumps([preset, technique, params, video], sort_keys=True, default=str)
+    return f"{_slug(section)}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def load_spec(spec: str | os.PathLike | dict | None = None, overrides: dict | None = None) -> Spec:
+    """Read and expand a spec (a path, a shipped name, or an already parsed dict) into items.
+
+    ``overrides`` are applied to every item whose technique takes the key (after the spec's own
+    keys), e.g. ``{"size": 64, "steps": 4}`` for a quick test build. Every item is validated here,
+    before anything renders.
+    """
+    path = None
+    if isinstance(spec, dict):
+        data = spec
+    else:
+        path = find_spec(spec)
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise SynthvizError(f"gallery spec {path} is not valid TOML ({e}); fix the file") from None
+    name = str(path or "gallery spec")
+    for key in data:
+        if key not in SPEC_KEYS:
+            raise SynthvizError(f"{name}: unknown key '{key}'{did_you_mean(key, SPEC_KEYS)}; use {', '.join(SPEC_KEYS)}")
+    video = data.get("video") or None
+    if video is not None and video not in ("gif", "mp4"):
+        raise SynthvizError(f"{name}: video must be \"gif\" or \"mp4\", not {video!r}")
+    common = {**data.get("set", {}), **(overrides or {})}
+    sections = []
+    for si, sec in enumerate(data.get("section", [])):
+        for key in sec:
+            if key not in SECTION_KEYS:
+                raise SynthvizError(f"{name}: section {si + 1} has unknown key '{key}'"
+                                    f"{did_you_mean(key, SECTION_KEYS)}; use {', '.join(SECTION_KEYS)}")
+        if "preset" not in sec:
+            raise SynthvizError(f"{name}: section {si + 1} names no preset; add preset = \"NAME\"")
+        preset = load_preset(_relative(sec["preset"], path), validate_params=False)
+        if not preset.available:
+            if sec.get("optional"):
+                continue
+            TECHNIQUES.get(preset.technique)  # raises the one-line unknown-technique error
+        title = str(sec.get("title", preset.name))
+        section = Section(title, str(sec.get("description", preset.description)), preset.name)
+        section.items = _expand(section, si, preset, sec, common, video, f"{name}: section '{title}'")
+        sections.append(section)
+    return Spec(str(data.get("title", "synthviz gallery")), str(data.get("description", "")), sections, path)
+
+
+def _relative(value: str, spec_path: Path | None) -> str:
+    """A preset path relative to the spec file's folder."""
+    if spec_path is not None and value.endswith(".toml") and not Path(value).is_absolute():
+        candidate = spec_path.parent / value
+        if candidate.is_file():
+            return str(candidate)
+    return value
+
+
+def _expand(section: Section, index: int, preset: Preset, sec: dict, common: dict, video: str | None,
+            where: str) -> list[Item]:
+    allowed = technique_parameters(preset.technique)
+    fixed = {**preset.params, **{k: v for k, v in common.items() if k in allowed}, **sec.get("set", {})}
+    over = sec.get("over", {})
+    if not isinstance(over, dict) or not all(isinstance(v, list) and v for v in over.values()):
+        raise SynthvizError(f"{where}: over must be a table of non-empty lists, e.g. over = {{ target = [1, 2] }}")
+    base = str(preset.path.parent) if preset.path is not None and preset.path.parent not in preset_dirs() else None
+    video = video if "frame_every" in allowed else None
+    items = []
+    for combo in itertools.product(*over.values()):
+        params = {**fixed, **dict(zip(over, combo))}
+        validate(preset.technique, params, where)
+        for p in _split_units(params, sec.get("split_units"), where):
+            # items whose params match an other section's are still distinct items: the id includes the section
+            items.append(Item(_item_id(section.title, preset.name, preset.technique, p, video), index,
+                              preset.name, preset.technique, p, base, video))
+    return items
+
+
+def _split_units(params: dict, chunk: int | None, where: str) -> list[dict]:
+    """One item per ``chunk`` units of a layer (``units = "all"`` means every channel)."""
+    if not chunk:
+        return [params]
+    if "units" not in params or "layer" not in params:
+        raise SynthvizError(f"{where}: split_units needs a preset with layer and units (e.g. channel-grid)")
+    from .layers import LOGITS, layer_shape
+    from .models import load_model
+    from .techniques.probe import parse_units
+
+    # shapes do not depend on weights: random ones avoid a download just to count channels
+    model = load_model(params.get("model", "efficientnet_lite0"), weights="random", device="cpu")
+    size = int(params.get("size", 128))
+    count = model.num_classes if params["layer"] == LOGITS else layer_shape(model, params["layer"], size)[0]
+    units = parse_units(params["units"], count)
+    return [{**params, "units": units[i : i + chunk]} for i in range(0, len(units), int(chunk))]
+
+
+# ------------------------------------------------------------------------------------------ render
+
+_WORKER = {"device": None}
+
+
+def render_item(item: dict, device: str | None = None) -> dict:
+    """Render one item and return plain data: ``files`` (relative path -> bytes, PNG/GIF/MP4),
+    ``tiles`` (captions) and what the manifest records. Errors are returned, not raised, so one bad
+    item never stops a gallery; Ctrl-C is raised."""
+    from . import __version__
+
+    start = time.time()
+    entry = {k: item[k] for k in ("id", "section", "preset", "technique", "params")}
+    device = device or _WORKER["device"]
+    try:
+        fn = TECHNIQUES.get(item["technique"])
+        allowed = technique_parameters(item["technique"])
+        kwargs = resolve_params(item["params"], Path(item["base"]) if item.get("base") else None)
+        if device is not None and "device" in allowed and "device" not in kwargs:
+            kwargs["device"] = device
+        if "progress" in allowed:
+            kwargs["progress"] = False
+        if item.get("video"):
+            steps = kwargs.get("steps") or technique_parameters(item["technique"]).get("steps", (None, 256))[1] or 256
+            kwargs["frame_every"] = max(1, int(steps) // 60)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fn(**kwargs)
+        entry.update(_describe(item, result))
+        entry["notes"] = sorted({str(w.message) for w in caught
+                                 if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
+        entry["files"] = _encode(item, result, entry)
+        entry["status"] = "done"
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # recorded per item: the rest of the gallery goes on
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        entry["status"] = "error"
+        entry["error"] = message if isinstance(e, SynthvizError) else f"{type(e).__name__}: {message}"
+        entry["files"] = {}
+    entry["seconds"] = round(time.time() - start, 3)
+    entry["synthviz"] = __version__
+    return entry
+
+
+def _number(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _plain(value):
+    """What of ``result.info`` is worth recording: scalars and short lists of scalars."""
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, (list, tuple)) and len(value) <= 64 and all(isinstance(v, (bool, int, float, str)) for v in value):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return _number(value.item())
+    return ...  # not recorded
+
+
+def _describe(item: dict, result) -> dict:
+    """Captions of the tiles an item shows: one per batch element (channels of a grid), or the
+    technique's single figure."""
+    info = result.info
+    values = [_number(v) for v in result.values.tolist()] if result.values.numel() else []
+    n = len(result.images)
+    per_image = n > 1 and not any(isinstance(info.get(k), torch.Tensor) and k != "grid" for k in ("figure", "panel"))
+    labels = info.get("labels") if isinstance(info.get("labels"), list) and len(info["labels"]) == n else None
+    params = item["params"]
+    model = str(info.get("model") or params.get("model") or "efficientnet_lite0")
+    recipe = str(info.get("recipe") or item["preset"])
+    if "label" in info and "cls" in info:
+        unit = f"class {info['cls']} {info['label']}"
+    elif "layer" in info:
+        unit = str(info["layer"])
+    elif isinstance(info.get("label"), str):
+        unit = info["label"]
+    else:
+        unit = str(params.get("target", params.get("layer", item["technique"])))
+    tiles = []
+    for i in range(n if per_image else 1):
+        tile_unit = unit
+        if per_image:
+            tile_unit = f"{unit} ch {labels[i]}" if labels and "layer" in info else f"{unit} #{i}"
+        value = values[i] if per_image and i < len(values) else (
+            (sum(v for v in values if v is not None) / len(values)) if values and None not in values else None)
+        tiles.append({"unit": tile_unit, "value": value})
+    recorded = {k: v for k, v in ((k, _plain(v)) for k, v in info.items()) if v is not ...}
+    return {"model": model, "recipe": recipe, "objective": str(result.objective), "steps": int(result.steps),
+            "stopped": result.stopped, "tiles": tiles, "info": recorded}
+
+
+def _png(image: torch.Tensor) -> bytes:
+    import imageio.v3 as iio
+
+    from .io import to_uint8
+
+    return iio.imwrite("<bytes>", to_uint8(image), extension=".png")
+
+
+def _encode(item: dict, result, entry: dict) -> dict[str, bytes]:
+    """PNG bytes of every tile (and the item's full picture, a thumbnail when large, the video)."""
+    from .io import make_grid, resize, save_video
+
+    files: dict[str, bytes] = {}
+    iid = item["id"]
+    tiles = entry["tiles"]
+    full = main_image(result)
+    files[f"items/{iid}.png"] = _png(full)
+    entry["full"] = f"items/{iid}.png"
+    images = [result.images[i] for i in range(len(tiles))] if len(tiles) > 1 else [full]
+    for i, (tile, image) in enumerate(zip(tiles, images)):
+        src = entry["full"] if len(tiles) == 1 else f"items/{iid}-{i}.png"
+        if len(tiles) > 1:
+            files[src] = _png(image)
+        tile["src"] = src
+        tile["size"] = [int(image.shape[-1]), int(image.shape[-2])]
+        if max(image.shape[-2:]) > THUMB_SIDE:
+            thumb = resize(image[None], THUMB_SIDE)[0]
+            tile["thumb"] = f"thumbs/{iid}-{i}.png"
+            tile["size"] = [int(thumb.shape[-1]), int(thumb.shape[-2])]
+            files[tile["thumb"]] = _png(thumb)
+        else:
+            tile["thumb"] = src
+    if item.get("video") and result.frames:
+        frames = [make_grid(f) if len(f) > 1 else f[0] for f in result.frames]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_video(frames, Path(tmp) / f"{iid}.{item['video']}")
+            files[f"items/{iid}.{item['video']}"] = path.read_bytes()
+        entry["video"] = f"items/{iid}.{item['video']}"
+    return files
+
+
+# ---------------------------------------------------------------------------------------- manifest
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``path`` so that a crash or kill at any moment leaves either the old or the new file:
+    a temporary file in the same folder, flushed to disk, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Manifest:
+    """``OUT/manifest.json``: every finished (or failed) item by id.
+
+    Each finished item is appended at once to a journal (``.manifest.journal``, one JSON line,
+    fsynced); the manifest itself is rewritten atomically at most every ``save_every`` seconds
+    and at the end, then the journal is emptied. Loading merges both (a torn last journal line,
+    from a kill mid-append, is ignored), so nothing finished is ever lost and a gallery of tens of
+    thousands of items does not rewrite a growing file after every item.
+    """
+
+    def __init__(self, out: Path, save_every: float = 2.0):
+        self.path = Path(out) / "manifest.json"
+        self.journal = Path(out) / ".manifest.journal"
+        self.save_every = save_every
+        self.items: dict[str, dict] = {}
+        self.title = ""
+        self._saved = time.monotonic()
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                self.items = dict(data["items"])
+                self.title = data.get("title", "")
+            except (ValueError, KeyError, TypeError):
+                raise SynthvizError(f"manifest {self.path} is unreadable; delete it to render the gallery again "
+                                    "from scratch") from None
+        if self.journal.exists():
+            for line in self.journal.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.items[entry["id"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a kill: its files are re-rendered
+
+    def done(self, item: Item, out: Path) -> bool:
+        entry = self.items.get(item.id)
+        return bool(entry and entry.get("status") == "done" and all((out / f).exists() for f in entry.get("paths", [])))
+
+    def record(self, entry: dict) -> None:
+        self.items[entry["id"]] = entry
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a") as f:
+            f.write(json.dumps(entry, allow_nan=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if time.monotonic() - self._saved >= self.save_every:
+            self.save()
+
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps({"title": self.title, "items": self.items}, indent=1, allow_nan=False))
+        self.journal.unlink(missing_ok=True)
+        self._saved = time.monotonic()
+
+
+# ----------------------------------------------------------------------------------------- running
+
+@dataclass
+class GalleryRun:
+    """What :func:`build_gallery` did: ids rendered now, skipped (already done), failed now."""
+
+    out: Path
+    index: Path
+    rendered: list[str]
+    skipped: list[str]
+    failed: list[str]
+    manifest: Manifest
+
+
+def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str | os.PathLike = "gallery", *,
+                  overrides: dict | None = None, workers: int = 1, ray: str | None = None,
+                  cpus_per_item: int = 1, on_item: Callable[[dict], None] | None = None) -> GalleryRun:
+    """Render a gallery into ``out`` and write ``out/index.html``; re-running resumes.
+
+    Args:
+        spec: a spec path, a shipped spec name (``None`` = the default showcase on the embedded
+            model), a parsed dict, or a :class:`Spec`.
+        overrides: keys applied to every item whose technique takes them (``{"size": 64}``).
+        workers: parallel worker processes on this machine (one per GPU when GPUs are present).
+        ray: a Ray cluster address (``auto``, ``ray://host:10001``, or ``local`` to start one here);
+            each item becomes a Ray task needing one GPU (when the cluster has GPUs) or
+            ``cpus_per_item`` CPUs. An already initialised Ray session is used as is.
+        on_item: called with each manifest entry as it is recorded (progress display).
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec, overrides)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SynthvizError(f"--out {out} is a file; give a folder for the gallery")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise SynthvizError(f"cannot create folder {out}; choose a writable --out") from None
+    if not os.access(out, os.W_OK):
+        raise SynthvizError(f"cannot write to {out}; choose a writable --out")
+    if workers < 1 or cpus_per_item < 1:
+        raise SynthvizError("--workers and --cpus-per-item must be at least 1")
+    manifest = Manifest(out)
+    manifest.title = spec.title
+    skipped = [it.id for it in spec.items if manifest.done(it, out)]
+    todo = [it for it in spec.items if it.id not in set(skipped)]
+    rendered, failed = [], []
+    last_page = time.monotonic()
+    results = (_run_ray(todo, ray, cpus_per_item) if ray else
+               _run_processes(todo, workers) if workers > 1 and len(todo) > 1 else
+               (render_item(it.as_dict()) for it in todo))
+    try:
+        for entry in results:
+            files = entry.pop("files", {})
+            for rel, data in files.items():
+                atomic_write(out / rel, data)
+            entry["paths"] = sorted(files)
+            manifest.record(entry)
+            (rendered if entry["status"] == "done" else failed).append(entry["id"])
+            if on_item:
+                on_item(entry)
+            if time.monotonic() - last_page > 30:  # a page to watch while a long gallery renders
+                write_index(spec, manifest, out)
+                last_page = time.monotonic()
+    finally:  # also on Ctrl-C or an error: everything finished so far is saved and shown
+        close = getattr(results, "close", None)
+        if close:
+            close()
+        manifest.save()
+        index = write_index(spec, manifest, out)
+    return GalleryRun(out, index, rendered, skipped, failed, manifest)
+
+
+def _init_worker(slots, threads: int, gpus: int) -> None:
+    slot = slots.get()
+    torch.set_num_threads(threads)
+    _WORKER["device"] = f"cuda:{slot % gpus}" if gpus else "cpu"
+
+
+def _run_processes(items: list[Item], workers: int) -> Iterator[dict]:
+    """Items in ``workers`` processes (spawned: safe with threads and CUDA), one GPU each when present."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    gpus = torch.cuda.device_count()
+    slots = ctx.Queue()
+    for i in range(workers):
+        slots.put(i)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, gpus))
+    try:
+        futures = {pool.submit(render_item, it.as_dict()): it for it in items}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as e:  # a worker that died (out of memory, segfault): record, go on
+                yield _failed(futures[future], f"worker process failed ({type(e).__name__}: {e})")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _failed(item: Item, message: str) -> dict:
+    return {"id": item.id, "section": item.section, "preset": item.preset, "technique": item.technique,
+            "params": item.params, "status": "error", "error": message, "files": {}}
+
+
+def _ray_task(item: dict, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    return render_item(item)
+
+
+def _run_ray(items: list[Item], address: str, cpus: int) -> Iterator[dict]:
+    """Items as Ray tasks (one GPU each on a GPU cluster, else ``cpus`` CPUs each); results stream
+    back as they finish, and the driver writes files and manifest, so workers need no shared disk."""
+    try:
+        import ray
+    except ImportError:
+        raise SynthvizError('--ray needs Ray: pip install "synthviz[ray]"') from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=None if address == "local" else address, log_to_driver=False)
+        except Exception as e:
+            raise SynthvizError(f"cannot connect to Ray at '{address}' ({str(e).splitlines()[0][:120]}); "
+                                "start a cluster with `ray start --head`, or use --ray local") from None
+    gpus = ray.cluster_resources().get("GPU", 0)
+    task = ray.remote(num_cpus=cpus, num_gpus=1 if gpus else 0, max_retries=1)(_ray_task)
+    pending = {task.remote(it.as_dict(), cpus): it for it in items}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            item = pending.pop(done[0])
+            try:
+                yield ray.get(done[0])
+            except Exception as e:  # the worker died (node lost, out of memory)
+                yield _failed(item, f"ray task failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# -------------------------------------------------------------------------------------------- page
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em;color:#222;background:#fafafa}
+h1{margin:.2em 0}h2{margin:1.4em 0 .2em;border-bottom:1px solid #ccc}nav a{margin-right:1em}
+.meta,.desc{color:#555}.grid{display:flex;flex-wrap:wrap;gap:10px}
+figure{margin:0;width:168px;background:#fff;border:1px solid #ddd;padding:4px;box-sizing:border-box}
+figure img{width:100%;height:auto;display:block;image-rendering:auto}
+figcaption{font-size:12px;word-wrap:break-word}.value{color:#036}
+.failed{color:#a00;font-size:12px}.pending{color:#777;font-size:12px}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _href(rel: str) -> str:
+    return _e(quote(rel))
+
+
+def write_index(spec: Spec, manifest: Manifest, out: Path) -> Path:
+    """``out/index.html``: sections of thumbnails with captions (recipe, model, unit, final
+    objective), links to full-size images and videos; no scripts, no external assets, every text
+    HTML-escaped, so it opens from the file system."""
+    from . import __version__
+
+    entries = [manifest.items.get(it.id) for it in spec.items]
+    n_done = sum(1 for e in entries if e and e["status"] == "done")
+    n_failed = sum(1 for e in entries if e and e["status"] == "error")
+    n_pending = len(entries) - n_done - n_failed
+    parts = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">', f"<title>{_e(spec.title)}</title>", f"<style>{CSS}</style></head><body>",
+        f"<header><h1>{_e(spec.title)}</h1>",
+        f'<p class="desc">{_e(spec.description)}</p>' if spec.description else "",
+        f'<p class="meta">{n_done} rendered, {n_failed} failed, {n_pending} pending · synthviz {_e(__version__)}</p>',
+        "<nav>" + "".join(f'<a href="#s{i}">{_e(s.title)}</a>' for i, s in enumerate(spec.sections)) + "</nav></header>",
+    ]
+    for i, section in enumerate(spec.sections):
+        parts.append(f'<section id="s{i}"><h2>{_e(section.title)}</h2>')
+        if section.description:
+            parts.append(f'<p class="desc">{_e(section.description)}</p>')
+        parts.append('<div class="grid">')
+        failed, pending = [], 0
+        for item in section.items:
+            entry = manifest.items.get(item.id)
+            if entry is None:
+                pending += 1
+            elif entry["status"] != "done":
+                failed.append(entry)
+            else:
+                parts.extend(_figure(entry, tile) for tile in entry["tiles"])
+        parts.append("</div>")
+        if failed:
+            parts.append('<ul class="failed">' + "".join(
+                f"<li>{_e(e['preset'])} {_e(json.dumps(e['params'], default=str)[:200])}: {_e(e['error'])}</li>"
+                for e in failed) + "</ul>")
+        if pending:
+            parts.append(f'<p class="pending">{pending} item(s) not rendered yet: re-run the same command to resume.</p>')
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    index = out / "index.html"
+    atomic_write(index, "\n".join(p for p in parts if p))
+    return index
+
+
+def _figure(entry: dict, tile: dict) -> str:
+    width, height = tile.get("size", [128, 128])
+    value = tile.get("value")
+    lines = [f"<b>{_e(tile['unit'])}</b>", f"{_e(entry.get('recipe', entry['preset']))} · {_e(entry.get('model', ''))}"]
+    if value is not None:
+        lines.append(f'<span class="value">objective {value:.4g}</span>')
+    links = [f'<a href="{_href(entry["full"])}">full size</a>'] if entry.get("full") != tile["src"] else []
+    if entry.get("video"):
+        links.append(f'<a href="{_href(entry["video"])}">optimization ({_e(entry["video"].rsplit(".", 1)[-1].upper())})</a>')
+    if links:
+        lines.append(" · ".join(links))
+    alt = f"{entry['preset']}: {tile['unit']}"
+    return (f'<figure><a href="{_href(tile["src"])}"><img src="{_href(tile["thumb"])}" alt="{_e(alt)}" '
+            f'width="{int(width)}" height="{int(height)}"></a><figcaption>{"<br>".join(lines)}</figcaption></figure>')
+
+
+def summarize(run: GalleryRun) -> str:
+    return (f"{len(run.rendered)} rendered, {len(run.skipped)} already done, {len(run.failed)} failed; "
+            f"open {run.index}")
