@@ -150,8 +150,10 @@ def check_unit(model: Model, layer: str, channel: int, size: int,
         raise SynthvizError(f"channel {channel} is out of range for layer '{layer}' ({shape[0]} channels): use 0..{shape[0] - 1}")
     if (x is not None or y is not None) and len(shape) == 3:
         h, w = shape[1:]
-        if not (0 <= (x if x is not None else w // 2) < w and 0 <= (y if y is not None else h // 2) < h):
-            raise SynthvizError(f"neuron ({x}, {y}) is outside layer '{layer}' ({w}x{h} at size {size}): use x 0..{w - 1}, y 0..{h - 1}")
+        x, y = (w // 2 if x is None else x), (h // 2 if y is None else y)  # default: the centre
+        if not (0 <= x < w and 0 <= y < h):
+            raise SynthvizError(f"neuron ({x}, {y}) is outside layer '{layer}' ({w}x{h} at size {size}): "
+                                f"use x 0..{w - 1}, y 0..{h - 1}")
     return shape
 
 

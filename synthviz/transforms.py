@@ -58,6 +58,16 @@ def random_affine(scales: Sequence[float] = (0.9, 1.1), degrees: float = 10.0,
     return fn
 
 
+def random_scale(scales: Sequence[float] = (0.9, 1.1)) -> Transform:
+    """Random zoom in ``scales`` inside the same canvas."""
+    return random_affine(scales, 0.0)
+
+
+def random_rotate(degrees: float = 10.0) -> Transform:
+    """Random rotation in ±``degrees`` inside the same canvas."""
+    return random_affine((1.0, 1.0), degrees)
+
+
 def compose(*transforms: Transform) -> Transform:
     def fn(x: torch.Tensor) -> torch.Tensor:
         for t in transforms:

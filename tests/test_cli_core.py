@@ -83,7 +83,7 @@ def bad_weights(tmp_path):
     (["classviz", "--model", "resnet5O"], ["unknown model 'resnet5O'", "resnet50", "synthviz models"]),
     (["probe", "_blocks.99"], ["unknown layer '_blocks.99'", "synthviz layers"]),
     (["probe", "_blocks.8", "500"], ["channel 500 is out of range", "0..111"]),
-    (["probe", "_blocks.8", "3", "--neuron", "--x", "40"], ["neuron (40, None) is outside", "x 0..7"]),
+    (["probe", "_blocks.8", "3", "--neuron", "--x", "40"], ["neuron (40, 4) is outside", "x 0..7"]),
     (["classviz", "tabbby"], ["unknown class 'tabbby'", "tabby"]),
     (["classviz", "cat"], ["ambiguous", "'Egyptian cat' (285)"]),
     (["classviz", "1000"], ["class 1000 is out of range", "0..999"]),
