@@ -246,3 +246,19 @@ def moments_match(layer: str, target_mean: torch.Tensor, target_cov: torch.Tenso
         return -(err_mu + err_cov)
 
     return Objective(fn, f"moments_match({layer}){_batch_tag(batch)}", [layer], batch)
+
+
+@register_objective()
+def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None) -> Objective:
+    """Guided DeepDream (Mordvintsev 2015): at each position, the dot product of the features with
+    the best-matching guide feature, averaged over positions. ``guide``: the guide image's
+    activations at ``layer`` (1, C, h, w) (any size). Its gradient is the matching guide vector."""
+    g = guide.detach().reshape(guide.shape[0], guide.shape[1], -1)[0]  # (C, h*w)
+
+    def fn(c: Context) -> torch.Tensor:
+        act = c[layer]
+        x = act.reshape(act.shape[0], act.shape[1], -1).transpose(1, 2)  # (B, HW, C)
+        dots = x @ g.to(x)  # (B, HW, h*w)
+        return dots.amax(-1).mean(1)
+
+    return Objective(fn, f"guided_dream({layer}){_batch_tag(batch)}", [layer], batch)

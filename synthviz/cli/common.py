@@ -49,7 +49,7 @@ def command(app: typer.Typer, *args, **kwargs):
                     raise typer.Exit(2) from None
                 finally:
                     for w in caught:
-                        if not issubclass(w.category, (DeprecationWarning, FutureWarning)):
+                        if not issubclass(w.category, (DeprecationWarning, FutureWarning, ResourceWarning)):
                             say(f"note: {w.message}")
 
         return app.command(*args, **kwargs)(wrapper)
