@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from ..errors import SynthvizError, did_you_mean
-from ..io import label_image, load_image, make_grid, resize
+from ..io import load_image, make_grid, resize
 from ..layers import capture, default_layer, get_layer
 from ..models import Model, frozen
 from ..registry import Registry
@@ -54,6 +54,10 @@ ALIASES = {"vanilla": "gradient", "saliency": "gradient", "gxi": "grad_x_input",
            "guided": "guided_backprop", "gbp": "guided_backprop", "ig": "integrated_gradients",
            "integrated": "integrated_gradients", "grad_cam": "gradcam", "guided_grad_cam": "guided_gradcam"}
 
+# "all", in the comparison figure's order (methods registered later come after these)
+ORDER = ["gradient", "smoothgrad", "grad_x_input", "integrated_gradients", "guided_backprop", "gradcam",
+         "guided_gradcam", "occlusion"]
+
 # Every method option with its default: the Python API, the CLI and the sanity check share these.
 DEFAULTS: dict = dict(
     layer=None,            # gradcam / guided_gradcam layer (None: the model's "gradcam" layer)
@@ -63,7 +67,7 @@ DEFAULTS: dict = dict(
     squared=False,         # smoothgrad: mean of squared maps (SmoothGrad-SQ)
     steps=64,              # integrated gradients: path points
     baseline="black",      # integrated gradients: black, white, blurred, or an image (path / tensor)
-    rule="riemann",        # integrated gradients: riemann (midpoint) or gauss-legendre
+    rule="gauss-legendre", # integrated gradients: gauss-legendre or riemann (midpoint)
     window=32,             # occlusion: square window side in pixels
     stride=16,             # occlusion: window step in pixels
     value=0.5,             # occlusion: the fill value in [0, 1] (0.5 = grey)
@@ -83,6 +87,7 @@ class Attribution:
             pixel-space methods, (B, 1, h, w) the pre-ReLU weighted sum at the layer for Grad-CAM.
         targets: the class explained, per image. ``display``: ``"abs"`` or ``"positive"`` — what a
             heatmap shows. ``info``: method extras (IG completeness gap, the Grad-CAM layer...).
+        reduction: the :data:`REDUCTIONS` entry that made ``maps`` from ``raw``, or None.
     """
 
     maps: torch.Tensor
@@ -91,6 +96,7 @@ class Attribution:
     targets: list[int] = field(default_factory=list)
     display: str = "abs"
     info: dict = field(default_factory=dict)
+    reduction: str | None = None  # how maps came from raw over colour ("max", "sum"), None if not so
 
 
 REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -104,7 +110,7 @@ REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def method_names(methods: str | Sequence[str] | None = "all") -> list[str]:
     """``"all"`` -> every method; ``"gradient,ig"`` -> ``["gradient", "integrated_gradients"]`` (checked)."""
     if methods is None or methods == "all":
-        return SALIENCY_METHODS.names()
+        return [n for n in ORDER if n in SALIENCY_METHODS] + [n for n in SALIENCY_METHODS if n not in ORDER]
     if isinstance(methods, str):
         methods = [m for m in methods.split(",")]
     out = []
@@ -302,7 +308,7 @@ def check_conv_layer(model: Model, layer: str, images: torch.Tensor) -> None:
 def gradient(model: Model, x: torch.Tensor, targets: torch.Tensor) -> Attribution:
     """Vanilla gradient: max over colour of |∂score/∂x|; raw = the signed gradient."""
     grad, _ = input_gradient(model, x, targets)
-    return Attribution(REDUCTIONS["max"](grad), grad)
+    return Attribution(REDUCTIONS["max"](grad), grad, reduction="max")
 
 
 @register_method("grad_x_input")
@@ -310,14 +316,14 @@ def grad_x_input(model: Model, x: torch.Tensor, targets: torch.Tensor) -> Attrib
     """Gradient × input, summed over colour (signed)."""
     grad, _ = input_gradient(model, x, targets)
     raw = grad * x
-    return Attribution(REDUCTIONS["sum"](raw), raw)
+    return Attribution(REDUCTIONS["sum"](raw), raw, reduction="sum")
 
 
 @register_method("guided_backprop")
 def guided_backprop(model: Model, x: torch.Tensor, targets: torch.Tensor) -> Attribution:
     """Guided backpropagation: max over colour of |guided gradient|; raw = the guided gradient."""
     grad, _ = input_gradient(model, x, targets, guided=True)
-    return Attribution(REDUCTIONS["max"](grad), grad)
+    return Attribution(REDUCTIONS["max"](grad), grad, reduction="max")
 
 
 @register_method("gradcam")
@@ -342,7 +348,7 @@ def guided_gradcam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: 
     cam = gradcam(model, x, targets, layer)
     guided, _ = input_gradient(model, x, targets, guided=True)
     raw = guided * cam.maps
-    return Attribution(REDUCTIONS["max"](raw), raw, info=cam.info)
+    return Attribution(REDUCTIONS["max"](raw), raw, info=cam.info, reduction="max")
 
 
 def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
@@ -407,7 +413,7 @@ def integrated_gradients(model: Model, x: torch.Tensor, targets: torch.Tensor, s
     info = {"completeness_gap": gap.tolist(), "delta": delta.tolist(),
             "relative_gap": (gap.abs() / delta.abs().clamp(min=1e-12)).tolist(),
             "steps": int(steps), "rule": rule, "baseline": baseline if isinstance(baseline, str) else "image"}
-    return Attribution(REDUCTIONS["sum"](raw), raw, info=info)
+    return Attribution(REDUCTIONS["sum"](raw), raw, info=info, reduction="sum")
 
 
 def _windows(side: int, window: int, stride: int) -> list[int]:
@@ -454,7 +460,11 @@ def smoothgrad(model: Model, x: torch.Tensor, targets: torch.Tensor, base: str =
                noise: float = 0.15, squared: bool = False, seed: int | None = 0, batch_size: int = 16,
                _options: dict | None = None) -> Attribution:
     """Mean of ``base``'s maps (or of their squares) over ``samples`` copies of each image with
-    Gaussian noise of σ = ``noise`` × (max − min) of that image; raw is averaged the same way."""
+    Gaussian noise of σ = ``noise`` × (max − min) of that image.
+
+    For pixel-space bases the signed per-colour maps (``raw``) are averaged, then reduced over colour
+    as the base does (as in the SmoothGrad paper: noise in the sign averages out); Grad-CAM and
+    occlusion maps are averaged as they are."""
     base = method_names(base)[0]
     if base == "smoothgrad":
         raise SynthvizError("smoothgrad cannot smooth itself; use --base gradient, guided_backprop, gradcam...")
@@ -478,14 +488,16 @@ def smoothgrad(model: Model, x: torch.Tensor, targets: torch.Tensor, base: str =
         eps = torch.randn(xs.shape, generator=gen, device=x.device)
         noisy = xs + sigma.repeat(k).view(-1, 1, 1, 1) * eps
         att = call_method(base, model, noisy, targets.repeat(k), options)
-        m = att.maps.view(k, len(x), *att.maps.shape[1:])
+        reduction = att.reduction
+        m = (att.raw if reduction else att.maps).view(k, len(x), *(att.raw if reduction else att.maps).shape[1:])
         r = att.raw.view(k, len(x), *att.raw.shape[1:])
         m, r = (m ** 2, r ** 2) if squared else (m, r)
         maps_sum = m.sum(0) if maps_sum is None else maps_sum + m.sum(0)
         raw_sum = r.sum(0) if raw_sum is None else raw_sum + r.sum(0)
         done += k
+    maps = REDUCTIONS[reduction](maps_sum / n) if reduction else maps_sum / n
     info = {"base": base, "samples": n, "noise": noise, "squared": bool(squared)}
-    return Attribution(maps_sum / n, raw_sum / n, display="abs", info=info)
+    return Attribution(maps, raw_sum / n, display=att.display, info=info, reduction=reduction)
 
 
 def _expands(method: str) -> bool:
@@ -568,7 +580,7 @@ def _batch(images, size: int | None) -> torch.Tensor:
 def saliency(model="efficientnet_lite0", images=None, *, method: str = "gradient", target=None,
              weights: str = "default", size: int | None = None, device: str | None = None,
              layer: str | None = None, base: str = "gradient", samples: int = 25, noise: float = 0.15,
-             squared: bool = False, steps: int = 64, baseline="black", rule: str = "riemann", window: int = 32,
+             squared: bool = False, steps: int = 64, baseline="black", rule: str = "gauss-legendre", window: int = 32,
              stride: int = 16, value: float = 0.5, batch_size: int = 16, seed: int | None = 0,
              reduce: str | None = None) -> torch.Tensor:
     """Saliency maps of ``images`` (a (B, 3, H, W) tensor in [0, 1], a path, or a list of paths).

@@ -1,0 +1,203 @@
+"""The sanity check of Adebayo et al. (2018): cascading randomization of the model's parameters.
+
+The layers are re-initialised from the logits down, one block at a time, on a copy of the model
+(the user's model is never touched). A saliency method that explains the model, not the image,
+must give maps that decorrelate from the original map as more of the network is randomized; the
+Spearman rank correlation of |map| measures it. Guided backprop famously fails; the vanilla
+gradient passes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..engine import seeded
+from ..errors import SynthvizError
+from ..io import make_grid, resize
+from ..models import Model
+from . import register_technique
+from .common import get_model
+from .saliency import _batch, attribute, check_options, method_names, overlay, resolve_targets
+
+
+def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
+    """The model's blocks with parameters, in forward order (shallow to deep).
+
+    Containers (``Sequential``, ``ModuleList``, ``ModuleDict``) are opened, other modules are
+    blocks: EfficientNet-Lite0 gives ``_conv_stem, _bn0, _blocks.0 .. _blocks.15, _conv_head,
+    _bn1, _fc``; VGG its convolutions and linears; ResNet ``conv1, bn1, layer1.0, ..., fc``.
+    """
+    def units(prefix: str, module: nn.Module):
+        for name, child in module.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(child, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+                yield from units(full, child)
+            elif any(True for _ in child.parameters()):
+                yield full, child
+
+    candidates = dict(units("", model.net))
+    order: list[str] = []
+
+    def record(name):
+        def hook(module, inputs, output):
+            if name not in order:
+                order.append(name)
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in candidates.items()]
+    try:
+        with torch.no_grad():
+            model(images[:1].to(model.device))
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise SynthvizError(f"{model.name} has no layers with parameters to randomize")
+    return order
+
+
+def reinitialize(module: nn.Module) -> None:
+    """Fresh random parameters (each layer's own ``reset_parameters``; BatchNorm statistics reset too)."""
+    for sub in module.modules():
+        if hasattr(sub, "reset_parameters"):
+            sub.reset_parameters()
+        elif hasattr(sub, "reset_running_stats"):
+            sub.reset_running_stats()
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of |a| and |b| (any shapes with the same number of values)."""
+    from scipy.stats import spearmanr
+
+    x, y = a.abs().flatten().double().cpu().numpy(), b.abs().flatten().double().cpu().numpy()
+    if np.ptp(x) == 0 or np.ptp(y) == 0:  # a constant map has no ranking: no correlation
+        return 0.0
+    return float(spearmanr(x, y).statistic)
+
+
+def line_plot(values: list[float], xs: list[float], width: int, height: int = 200,
+              title: str = "") -> torch.Tensor:
+    """A small line chart (3, height, width): points at pixel columns ``xs``, y from min(-0.2, values) to 1."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    lo = min(-0.2, float(np.floor(min(values) * 10) / 10))
+    top, bottom, left = 22, height - 14, 30
+
+    def y_of(v: float) -> float:
+        return top + (1.0 - v) * (bottom - top) / (1.0 - lo)
+
+    draw.text((left, 4), title, fill="black")
+    for tick in [t for t in (1.0, 0.5, 0.0, -0.5, -1.0) if t >= lo]:
+        y = y_of(tick)
+        draw.line([(left, y), (width - 4, y)], fill=(200, 200, 200) if tick else (120, 120, 120))
+        draw.text((2, y - 6), f"{tick:+.1f}"[:4], fill="black")
+    pts = [(x, y_of(v)) for x, v in zip(xs, values)]
+    draw.line(pts, fill=(200, 40, 40), width=2)
+    for x, y in pts:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(200, 40, 40))
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+@dataclass
+class SanityResult:
+    """The cascading randomization of one image.
+
+    Attributes:
+        images: (1, 3, H', W') the figure: the photo, the original map, the map after each step
+            (labelled with the block randomized last and the correlation), the correlation plot.
+        correlations: Spearman rank correlation of |map| with the original, per step (the first,
+            the original itself, is 1).
+        layers: ``"original"``, then the block randomized at each step (top down).
+        maps: (S + 1, C, H, W) the maps, original first.
+    """
+
+    images: torch.Tensor
+    correlations: list[float]
+    layers: list[str]
+    maps: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+    @property
+    def figure(self) -> torch.Tensor:
+        return self.images[0]
+
+
+@register_technique("sanity")
+def sanity(image=None, method: str = "gradient", target=None, *, model="efficientnet_lite0",
+           weights: str = "default", size: int = 224, device: str | None = None, depth: int | None = None,
+           tile: int = 112, progress: bool = False, **options) -> SanityResult:
+    """Cascading randomization (Adebayo et al. 2018) of ``method`` on ``image``.
+
+    ``target``: the class explained (default: the prediction of the intact model), kept for every
+    step. ``depth``: randomize only the top ``depth`` blocks (default: all, down to the input layer).
+    ``tile``: the height of each map in the figure. ``options``: the saliency options
+    (``seed`` also seeds the re-initialisation). ``progress``: one line per step on stderr.
+    """
+    if image is None:
+        raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
+    name = method_names(method)
+    if len(name) != 1:
+        raise SynthvizError("the sanity check takes one method; pass --method NAME")
+    name = name[0]
+    opts = check_options(options)
+    m = get_model(model, weights, device)
+    photo = _batch(image, size)[:1]
+    m.check_size(min(photo.shape[-2:]))
+    x = photo.to(m.device)
+    cls = resolve_targets(m, x, target)[0].item()
+    blocks = randomization_blocks(m, x)
+    if depth is not None and depth < 1:
+        raise SynthvizError(f"depth must be at least 1, not {depth}")
+    top = list(reversed(blocks))[:depth]
+    # a private copy: the user's model keeps its weights whatever happens here
+    work = Model(copy.deepcopy(m.net), m.mean.flatten().tolist(), m.std.flatten().tolist(), m.classes,
+                 name=m.name, min_size=m.min_size, layers=m.layers).to(m.device)
+    modules = dict(work.net.named_modules())
+    original = attribute(work, x, name, cls, **opts).maps.cpu()
+    maps, corrs, layers = [original], [1.0], ["original"]
+    with seeded(opts["seed"]):
+        for block in top:
+            reinitialize(modules[block])
+            current = attribute(work, x, name, cls, **opts).maps.cpu()
+            if not torch.isfinite(current).all():
+                current = torch.nan_to_num(current)
+            maps.append(current)
+            corrs.append(spearman(original, current))
+            layers.append(block)
+            if progress:
+                import sys
+
+                print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
+    maps_t = torch.cat(maps)
+    figure = _figure(photo.cpu(), maps_t, corrs, layers, name, tile)
+    info = {"cls": cls, "label": m.class_name(cls), "model": m.name, "method": name, "blocks": blocks}
+    return SanityResult(figure[None], corrs, layers, maps_t, info)
+
+
+def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,
+            tile: int) -> torch.Tensor:
+    """The row of maps over the correlation plot, one (3, H, W) image."""
+    from .saliency import LABELS
+
+    display = "positive" if method in ("gradcam", "occlusion") else "abs"
+    small = resize(photo, (tile, max(1, round(photo.shape[-1] * tile / photo.shape[-2]))))
+    heat = resize(overlay(photo.expand(len(maps), -1, -1, -1), maps, display), tuple(small.shape[-2:]))
+    tiles = torch.cat([small, heat])
+    labels = ["photo"] + [f"{LABELS.get(method, method)}" if i == 0 else f"{layer} {c:+.2f}"
+                          for i, (layer, c) in enumerate(zip(layers, corrs))]
+    grid = make_grid(tiles, labels, ncol=len(tiles))
+    w = small.shape[-1]
+    xs = [2 + (i + 1) * (w + 2) + w / 2 for i in range(len(corrs))]  # under each map's tile
+    plot = line_plot(corrs, xs, grid.shape[-1], 200,
+                     "Spearman rank correlation of |map| with the original, layers randomized top down")
+    return torch.cat([grid, plot], 1)
+
+
+__all__ = ["SanityResult", "randomization_blocks", "reinitialize", "sanity", "spearman"]
