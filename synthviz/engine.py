@@ -59,6 +59,10 @@ class RenderResult:
         return self.history[-1] if len(self.history) else torch.empty(0)
 
 
+class _NonFinite(Exception):
+    """The objective turned NaN/inf: stop and keep the last good image."""
+
+
 class RenderInterrupted(KeyboardInterrupt):
     """Ctrl-C during a render; ``.result`` holds the image as it stood."""
 
@@ -143,7 +147,8 @@ def render(
         history: list[torch.Tensor] = []
         frames: list[torch.Tensor] = []
         shots: dict[int, torch.Tensor] = {}
-        last_good = [p.detach().clone() for p in param.parameters()]
+        params = list(param.parameters())
+        last_good = [p.detach().clone() for p in params]  # one preallocated copy, refreshed each step
         stopped, step, values = None, 0, None
 
         def closure() -> torch.Tensor:
@@ -157,9 +162,14 @@ def render(
             else:
                 v = objective(Context(image, tap(x)))
                 loss = -v.sum()
-                loss.backward()
-            if values is None:  # L-BFGS evaluates several times a step; keep the first
+            if values is None:  # the first evaluation of a step (L-BFGS makes several)
+                if not torch.isfinite(v).all():
+                    raise _NonFinite
                 values = v.detach()
+                for saved, p in zip(last_good, params):  # this image scored fine: it is the last good one
+                    saved.copy_(p.detach())
+            if loss.requires_grad:
+                loss.backward()
             return loss
 
         def result() -> RenderResult:
@@ -168,16 +178,15 @@ def render(
 
         try:
             for step in range(steps):
-                candidate = [p.detach().clone() for p in param.parameters()]
                 values = None
-                opt.step(closure)
-                if values is None or not torch.isfinite(values).all():
+                try:
+                    opt.step(closure)
+                except _NonFinite:
                     _restore(param, last_good)
                     stopped = "nan"
                     warnings.warn(f"objective {objective.name} turned NaN/inf at step {step}: "
                                   "kept the last good image; try a lower learning rate", stacklevel=2)
                     break
-                last_good = candidate
                 param.project()
                 for op in step_ops:
                     op(param, step)
@@ -196,9 +205,10 @@ def render(
             else:
                 step = steps
         except KeyboardInterrupt:
-            _restore(param, last_good)
+            if not all(torch.isfinite(p).all() for p in params):
+                _restore(param, last_good)
             raise RenderInterrupted(result()) from None
-        if not all(torch.isfinite(p).all() for p in param.parameters()):
+        if not all(torch.isfinite(p).all() for p in params):  # the last update itself blew up
             _restore(param, last_good)
         if frame_every:
             frames.append(param.image().cpu())
