@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import io as _io
 import itertools
 import json
 import math
@@ -35,7 +34,7 @@ import tempfile
 import time
 import tomllib
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -43,13 +42,13 @@ from urllib.parse import quote
 import torch
 
 from .errors import SynthvizError, did_you_mean
-from .presets import (Preset, load_preset, main_image, preset_dirs, resolve_params, technique_parameters,
-                      validate)
+from .presets import (Preset, as_result, check_complete, load_preset, main_image, preset_dirs, resolve_params,
+                      technique_parameters, validate)
 from .techniques import TECHNIQUES
 
 SPEC_KEYS = ("title", "description", "video", "set", "section")
 SECTION_KEYS = ("title", "description", "preset", "set", "over", "split_units", "optional")
-THUMB_SIDE = 256  # larger images get a thumbnail of this longer side; smaller ones are their own thumbnail
+THUMB_SIDE = 256  # taller images get a thumbnail of this height; smaller ones are their own thumbnail
 DEFAULT_SPEC = "showcase"
 
 
@@ -142,7 +141,7 @@ def load_spec(spec: str | os.PathLike | dict | None = None, overrides: dict | No
     video = data.get("video") or None
     if video is not None and video not in ("gif", "mp4"):
         raise SynthvizError(f"{name}: video must be \"gif\" or \"mp4\", not {video!r}")
-    common = {**data.get("set", {}), **(overrides or {})}
+    common = data.get("set", {})
     sections = []
     for si, sec in enumerate(data.get("section", [])):
         for key in sec:
@@ -158,8 +157,14 @@ def load_spec(spec: str | os.PathLike | dict | None = None, overrides: dict | No
             TECHNIQUES.get(preset.technique)  # raises the one-line unknown-technique error
         title = str(sec.get("title", preset.name))
         section = Section(title, str(sec.get("description", preset.description)), preset.name)
-        section.items = _expand(section, si, preset, sec, common, video, f"{name}: section '{title}'")
+        section.items = _expand(section, si, preset, sec, common, overrides or {}, video,
+                                f"{name}: section '{title}'")
         sections.append(section)
+    known = {k for s in sections for k in technique_parameters(s.items[0].technique)} if any(
+        s.items for s in sections) else set()
+    for key in [*common, *(overrides or {})]:
+        if known and key not in known:  # a key no technique of this gallery takes is a typo, not a no-op
+            raise SynthvizError(f"{name}: no technique in this gallery takes '{key}'{did_you_mean(key, known)}")
     return Spec(str(data.get("title", "synthviz gallery")), str(data.get("description", "")), sections, path)
 
 
@@ -172,10 +177,11 @@ def _relative(value: str, spec_path: Path | None) -> str:
     return value
 
 
-def _expand(section: Section, index: int, preset: Preset, sec: dict, common: dict, video: str | None,
-            where: str) -> list[Item]:
+def _expand(section: Section, index: int, preset: Preset, sec: dict, common: dict, overrides: dict,
+            video: str | None, where: str) -> list[Item]:
     allowed = technique_parameters(preset.technique)
     fixed = {**preset.params, **{k: v for k, v in common.items() if k in allowed}, **sec.get("set", {})}
+    last = {k: v for k, v in overrides.items() if k in allowed}  # the caller's overrides win over the spec
     over = sec.get("over", {})
     if not isinstance(over, dict) or not all(isinstance(v, list) and v for v in over.values()):
         raise SynthvizError(f"{where}: over must be a table of non-empty lists, e.g. over = {{ target = [1, 2] }}")
@@ -183,8 +189,9 @@ def _expand(section: Section, index: int, preset: Preset, sec: dict, common: dic
     video = video if "frame_every" in allowed else None
     items = []
     for combo in itertools.product(*over.values()):
-        params = {**fixed, **dict(zip(over, combo))}
+        params = {**fixed, **dict(zip(over, combo)), **last}
         validate(preset.technique, params, where)
+        check_complete(preset.technique, params, where)
         for p in _split_units(params, sec.get("split_units"), where):
             # items whose params match an other section's are still distinct items: the id includes the section
             items.append(Item(_item_id(section.title, preset.name, preset.technique, p, video), index,
@@ -215,10 +222,21 @@ def _split_units(params: dict, chunk: int | None, where: str) -> list[dict]:
 _WORKER = {"device": None}
 
 
-def render_item(item: dict, device: str | None = None) -> dict:
+def render_item(item: dict, device: str | None = None, threads: int | None = None) -> dict:
     """Render one item and return plain data: ``files`` (relative path -> bytes, PNG/GIF/MP4),
     ``tiles`` (captions) and what the manifest records. Errors are returned, not raised, so one bad
-    item never stops a gallery; Ctrl-C is raised."""
+    item never stops a gallery; Ctrl-C is raised. ``threads``: CPU threads for this item (the same
+    count gives the same pixels whichever process or machine renders it)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _render_item(item, device)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _render_item(item: dict, device: str | None) -> dict:
     from . import __version__
 
     start = time.time()
@@ -230,6 +248,9 @@ def render_item(item: dict, device: str | None = None) -> dict:
         kwargs = resolve_params(item["params"], Path(item["base"]) if item.get("base") else None)
         if device is not None and "device" in allowed and "device" not in kwargs:
             kwargs["device"] = device
+        if isinstance(kwargs.get("model", "efficientnet_lite0"), str) and "model" in allowed:
+            kwargs["model"] = _cached_model(kwargs.get("model", allowed["model"][1] or "efficientnet_lite0"),
+                                            kwargs.pop("weights", "default"), kwargs.get("device"))
         if "progress" in allowed:
             kwargs["progress"] = False
         if item.get("video"):
@@ -237,7 +258,7 @@ def render_item(item: dict, device: str | None = None) -> dict:
             kwargs["frame_every"] = max(1, int(steps) // 60)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = fn(**kwargs)
+            result = as_result(fn(**kwargs))
         entry.update(_describe(item, result))
         entry["notes"] = sorted({str(w.message) for w in caught
                                  if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
@@ -253,6 +274,22 @@ def render_item(item: dict, device: str | None = None) -> dict:
     entry["seconds"] = round(time.time() - start, 3)
     entry["synthviz"] = __version__
     return entry
+
+
+_MODELS: dict = {}
+
+
+def _cached_model(name: str, weights, device):
+    """Models stay loaded between the items of one process (a gallery renders many items per
+    model); techniques leave a model exactly as they found it (``frozen``, restored patches)."""
+    from .models import load_model
+
+    key = (name, str(weights), str(device))
+    if key not in _MODELS:
+        if len(_MODELS) >= 2:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = load_model(name, weights=weights, device=device)
+    return _MODELS[key]
 
 
 def _number(x) -> float | None:
@@ -279,7 +316,10 @@ def _describe(item: dict, result) -> dict:
     info = result.info
     values = [_number(v) for v in result.values.tolist()] if result.values.numel() else []
     n = len(result.images)
-    per_image = n > 1 and not any(isinstance(info.get(k), torch.Tensor) and k != "grid" for k in ("figure", "panel"))
+    # a batch of units (channels of a grid, several renders of a class) shows one tile per image; a
+    # technique's own figure (inversions beside the original, the fooling panel) shows as one tile
+    figure = any(isinstance(info.get(k), torch.Tensor) for k in ("figure", "grid", "panel"))
+    per_image = n > 1 and ("units" in info or not figure)
     labels = info.get("labels") if isinstance(info.get("labels"), list) and len(info["labels"]) == n else None
     params = item["params"]
     model = str(info.get("model") or params.get("model") or "efficientnet_lite0")
@@ -288,6 +328,8 @@ def _describe(item: dict, result) -> dict:
         unit = f"class {info['cls']} {info['label']}"
     elif "layer" in info:
         unit = str(info["layer"])
+    elif isinstance(info.get("layers"), list):
+        unit = ", ".join(map(str, info["layers"]))
     elif isinstance(info.get("label"), str):
         unit = info["label"]
     else:
@@ -330,8 +372,9 @@ def _encode(item: dict, result, entry: dict) -> dict[str, bytes]:
             files[src] = _png(image)
         tile["src"] = src
         tile["size"] = [int(image.shape[-1]), int(image.shape[-2])]
-        if max(image.shape[-2:]) > THUMB_SIDE:
-            thumb = resize(image[None], THUMB_SIDE)[0]
+        h, w = image.shape[-2:]
+        if h > THUMB_SIDE:  # by height: wide figures (a row of panels) stay sharp at the page's row height
+            thumb = resize(image[None], (THUMB_SIDE, max(1, round(w * THUMB_SIDE / h))))[0]
             tile["thumb"] = f"thumbs/{iid}-{i}.png"
             tile["size"] = [int(thumb.shape[-1]), int(thumb.shape[-2])]
             files[tile["thumb"]] = _png(thumb)
@@ -381,6 +424,8 @@ class Manifest:
         self.items: dict[str, dict] = {}
         self.title = ""
         self._saved = time.monotonic()
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text())
@@ -433,7 +478,8 @@ class GalleryRun:
 
 def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str | os.PathLike = "gallery", *,
                   overrides: dict | None = None, workers: int = 1, ray: str | None = None,
-                  cpus_per_item: int = 1, on_item: Callable[[dict], None] | None = None) -> GalleryRun:
+                  cpus_per_item: int = 1, threads: int | None = None,
+                  on_item: Callable[[dict], None] | None = None) -> GalleryRun:
     """Render a gallery into ``out`` and write ``out/index.html``; re-running resumes.
 
     Args:
@@ -444,6 +490,9 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
         ray: a Ray cluster address (``auto``, ``ray://host:10001``, or ``local`` to start one here);
             each item becomes a Ray task needing one GPU (when the cluster has GPUs) or
             ``cpus_per_item`` CPUs. An already initialised Ray session is used as is.
+        threads: CPU threads per item (default: this process's setting when sequential, the
+            cores divided among the workers, ``cpus_per_item`` on Ray). Renders are deterministic
+            for a given seed and thread count, so equal ``threads`` give equal galleries.
         on_item: called with each manifest entry as it is recorded (progress display).
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec, overrides)
@@ -456,17 +505,19 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
         raise SynthvizError(f"cannot create folder {out}; choose a writable --out") from None
     if not os.access(out, os.W_OK):
         raise SynthvizError(f"cannot write to {out}; choose a writable --out")
-    if workers < 1 or cpus_per_item < 1:
-        raise SynthvizError("--workers and --cpus-per-item must be at least 1")
+    if workers < 1 or cpus_per_item < 1 or (threads is not None and threads < 1):
+        raise SynthvizError("--workers, --cpus-per-item and --threads must be at least 1")
+    if ray:
+        _import_ray()  # before any work: a missing extra is a one-line error, not a failed gallery
     manifest = Manifest(out)
     manifest.title = spec.title
     skipped = [it.id for it in spec.items if manifest.done(it, out)]
     todo = [it for it in spec.items if it.id not in set(skipped)]
     rendered, failed = [], []
     last_page = time.monotonic()
-    results = (_run_ray(todo, ray, cpus_per_item) if ray else
-               _run_processes(todo, workers) if workers > 1 and len(todo) > 1 else
-               (render_item(it.as_dict()) for it in todo))
+    results = (_run_ray(todo, ray, cpus_per_item, threads) if ray else
+               _run_processes(todo, workers, threads) if workers > 1 and len(todo) > 1 else
+               (render_item(it.as_dict(), threads=threads) for it in todo))
     try:
         for entry in results:
             files = entry.pop("files", {})
@@ -495,7 +546,7 @@ def _init_worker(slots, threads: int, gpus: int) -> None:
     _WORKER["device"] = f"cuda:{slot % gpus}" if gpus else "cpu"
 
 
-def _run_processes(items: list[Item], workers: int) -> Iterator[dict]:
+def _run_processes(items: list[Item], workers: int, threads: int | None = None) -> Iterator[dict]:
     """Items in ``workers`` processes (spawned: safe with threads and CUDA), one GPU each when present."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -505,7 +556,7 @@ def _run_processes(items: list[Item], workers: int) -> Iterator[dict]:
     slots = ctx.Queue()
     for i in range(workers):
         slots.put(i)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, gpus))
     try:
         futures = {pool.submit(render_item, it.as_dict()): it for it in items}
@@ -524,17 +575,21 @@ def _failed(item: Item, message: str) -> dict:
 
 
 def _ray_task(item: dict, threads: int) -> dict:
-    torch.set_num_threads(threads)
-    return render_item(item)
+    return render_item(item, threads=threads)
 
 
-def _run_ray(items: list[Item], address: str, cpus: int) -> Iterator[dict]:
-    """Items as Ray tasks (one GPU each on a GPU cluster, else ``cpus`` CPUs each); results stream
-    back as they finish, and the driver writes files and manifest, so workers need no shared disk."""
+def _import_ray():
     try:
         import ray
     except ImportError:
-        raise SynthvizError('--ray needs Ray: pip install "synthviz[ray]"') from None
+        raise SynthvizError('--ray needs Ray, an optional extra: pip install "synthviz[ray]"') from None
+    return ray
+
+
+def _run_ray(items: list[Item], address: str, cpus: int, threads: int | None = None) -> Iterator[dict]:
+    """Items as Ray tasks (one GPU each on a GPU cluster, else ``cpus`` CPUs each); results stream
+    back as they finish, and the driver writes files and manifest, so workers need no shared disk."""
+    ray = _import_ray()
     started = not ray.is_initialized()
     if started:
         try:
@@ -544,7 +599,7 @@ def _run_ray(items: list[Item], address: str, cpus: int) -> Iterator[dict]:
                                 "start a cluster with `ray start --head`, or use --ray local") from None
     gpus = ray.cluster_resources().get("GPU", 0)
     task = ray.remote(num_cpus=cpus, num_gpus=1 if gpus else 0, max_retries=1)(_ray_task)
-    pending = {task.remote(it.as_dict(), cpus): it for it in items}
+    pending = {task.remote(it.as_dict(), threads or cpus): it for it in items}
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -566,7 +621,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em;color:#222;background:#fafafa}
 h1{margin:.2em 0}h2{margin:1.4em 0 .2em;border-bottom:1px solid #ccc}nav a{margin-right:1em}
 .meta,.desc{color:#555}.grid{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0;width:168px;background:#fff;border:1px solid #ddd;padding:4px;box-sizing:border-box}
+figure{margin:0;max-width:100%;background:#fff;border:1px solid #ddd;padding:4px;box-sizing:border-box}
 figure img{width:100%;height:auto;display:block;image-rendering:auto}
 figcaption{font-size:12px;word-wrap:break-word}.value{color:#036}
 .failed{color:#a00;font-size:12px}.pending{color:#777;font-size:12px}
@@ -634,13 +689,15 @@ def _figure(entry: dict, tile: dict) -> str:
     lines = [f"<b>{_e(tile['unit'])}</b>", f"{_e(entry.get('recipe', entry['preset']))} · {_e(entry.get('model', ''))}"]
     if value is not None:
         lines.append(f'<span class="value">objective {value:.4g}</span>')
-    links = [f'<a href="{_href(entry["full"])}">full size</a>'] if entry.get("full") != tile["src"] else []
+    links = [f'<a href="{_href(entry["full"])}">whole grid</a>'] if entry.get("full") != tile["src"] else []
     if entry.get("video"):
         links.append(f'<a href="{_href(entry["video"])}">optimization ({_e(entry["video"].rsplit(".", 1)[-1].upper())})</a>')
     if links:
         lines.append(" · ".join(links))
     alt = f"{entry['preset']}: {tile['unit']}"
-    return (f'<figure><a href="{_href(tile["src"])}"><img src="{_href(tile["thumb"])}" alt="{_e(alt)}" '
+    # wide figures (inversions in a row, saliency comparisons) keep the thumbnails' height
+    box = min(1100, max(160, round(160 * width / max(1, height)))) + 8
+    return (f'<figure style="width:{box}px"><a href="{_href(tile["src"])}"><img src="{_href(tile["thumb"])}" alt="{_e(alt)}" '
             f'width="{int(width)}" height="{int(height)}"></a><figcaption>{"<br>".join(lines)}</figcaption></figure>')
 
 

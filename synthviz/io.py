@@ -44,7 +44,7 @@ def to_tensor(array: np.ndarray, source: str = "image") -> torch.Tensor:
         a = np.repeat(a[..., :1] * a[..., 1:] + (1 - a[..., 1:]), 3, axis=2)
     if a.ndim != 3 or a.shape[2] != 3:
         raise SynthvizError(f"{source} has an unsupported shape {a.shape}; use an RGB, greyscale or RGBA image")
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp(0, 1)
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp(0, 1).contiguous()
 
 
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:

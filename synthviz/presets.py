@@ -155,11 +155,34 @@ def technique_parameters(technique: str) -> dict[str, tuple[object, object]]:
     fn = TECHNIQUES.get(technique)
     out = {}
     for name, p in inspect.signature(fn).parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if p.kind == p.VAR_POSITIONAL:
+            continue
+        if p.kind == p.VAR_KEYWORD:  # ``**options``: the keys of the technique module's DEFAULTS table
+            for key, default in _options_table(fn).items():
+                out.setdefault(key, (type(default) if isinstance(default, (bool, int, float, str)) else None, default))
             continue
         default = None if p.default is p.empty else p.default
         out[name] = (_annotation(fn, p.annotation, default), default)
     return out
+
+
+def required_keys(technique: str) -> list[str]:
+    """Keys a technique cannot do without (positional arguments with no default)."""
+    fn = TECHNIQUES.get(technique)
+    return [n for n, p in inspect.signature(fn).parameters.items()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _options_table(fn) -> dict:
+    """A technique taking ``**options`` documents them as a module-level ``DEFAULTS`` dict (its own
+    module's, or that of the ``check_options`` it validates them with)."""
+    scope = getattr(fn, "__globals__", {})
+    table = scope.get("DEFAULTS")
+    if not isinstance(table, dict) and callable(scope.get("check_options")):
+        import sys
+
+        table = getattr(sys.modules.get(scope["check_options"].__module__), "DEFAULTS", None)
+    return table if isinstance(table, dict) else {}
 
 
 def _annotation(fn, annotation, default):
@@ -249,11 +272,31 @@ def validate(technique: str, params: dict, name: str = "preset") -> None:
     allowed = technique_parameters(technique)
     for key, value in params.items():
         if key not in allowed:
+            if _open_ended(technique):
+                continue  # **kwargs with no documented table: the technique checks them itself
             raise SynthvizError(f"{name}: unknown key '{key}' for technique {technique}"
                                 f"{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}")
         tp, _ = allowed[key]
         if not accepts(tp, value):
             raise SynthvizError(f"{name}: '{key}' must be {type_name(tp)}, not {_show(value)}")
+
+
+def _open_ended(technique: str) -> bool:
+    fn = TECHNIQUES.get(technique)
+    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()) and not _options_table(fn)
+
+
+def check_complete(technique: str, params: dict, name: str = "preset") -> None:
+    """Every required key of the technique is given (a required ``model`` defaults to the embedded
+    model, as on the command line: it is filled in here)."""
+    if "model" in required_keys(technique) and "model" not in params:
+        from .models import DEFAULT_MODEL
+
+        params["model"] = DEFAULT_MODEL
+    missing = [k for k in required_keys(technique) if k not in params]
+    if missing:
+        raise SynthvizError(f"{name}: technique {technique} needs {', '.join(repr(k) for k in missing)}; "
+                            f"add {missing[0]} = ... under [params] or --set {missing[0]}=...")
 
 
 def parse_set(items: list[str] | tuple[str, ...]) -> dict:
@@ -293,7 +336,7 @@ def skimage_image(name: str) -> torch.Tensor:
     except Exception as e:  # samples that are not bundled need a download
         raise SynthvizError(f"cannot load scikit-image sample '{name}' ({type(e).__name__}); "
                             "use a bundled one (chelsea, astronaut, coffee, brick) or a file path") from None
-    return to_tensor(array, source=f"{SKIMAGE_PREFIX}{name}")
+    return to_tensor(array, source=f"{SKIMAGE_PREFIX}{name}").contiguous()
 
 
 def resolve_value(value, base: Path | None = None):
@@ -317,7 +360,8 @@ def resolve_params(params: dict, base: Path | None = None) -> dict:
 def call_kwargs(preset: Preset, overrides: dict | None = None, **extra) -> dict:
     """The keyword arguments to call the technique with: preset params + ``overrides`` (validated),
     then ``extra`` keys (progress, frame_every, device...) only where the technique takes them."""
-    p = preset.with_params(overrides)
+    p = preset.with_params(overrides)  # a copy: check_complete may fill in the model
+    check_complete(p.technique, p.params, p.name)
     allowed = technique_parameters(p.technique)
     base = p.path.parent if p.path is not None and p.path.parent not in preset_dirs() else None
     kwargs = resolve_params(p.params, base)
@@ -337,9 +381,32 @@ def run_preset(preset: str | os.PathLike | Preset, overrides: dict | None = None
     return p.function(**call_kwargs(p, overrides, **extra))
 
 
+def as_result(out) -> RenderResult:
+    """Any technique's return value as a :class:`RenderResult` for saving and galleries: a
+    RenderResult as is; a figure object with ``images`` and ``info`` (saliency comparison, sanity
+    check); a tensor of maps (B, 1 or 3, H, W), each min-max scaled to [0, 1] for display."""
+    if isinstance(out, RenderResult):
+        return out
+    if isinstance(out, torch.Tensor):
+        maps = out.detach().float().cpu()
+        maps = maps if maps.dim() == 4 else maps[None]
+        lo = maps.amin(dim=(1, 2, 3), keepdim=True)
+        hi = maps.amax(dim=(1, 2, 3), keepdim=True)
+        maps = (maps - lo) / (hi - lo).clamp_min(1e-12)
+        images = maps.expand(-1, 3, -1, -1) if maps.shape[1] == 1 else maps[:, :3]
+        return RenderResult(images.contiguous(), torch.empty(0, len(images)), "maps", 0)
+    images = getattr(out, "images", None)
+    if not isinstance(images, torch.Tensor):
+        raise SynthvizError(f"technique returned {type(out).__name__}, which has no images to save")
+    images = images.detach().float().cpu()
+    return RenderResult(images if images.dim() == 4 else images[None], torch.empty(0, 1 if images.dim() == 3 else len(images)),
+                        type(out).__name__, 0, info=dict(getattr(out, "info", {}) or {}))
+
+
 def main_image(result: RenderResult) -> torch.Tensor:
     """The one picture that stands for a result, (3, H, W): the technique's ``info["grid"]`` or
     ``info["figure"]`` when it made one, else the image, else a labelled grid of the batch."""
+    result = as_result(result)
     for key in ("figure", "grid", "panel"):
         image = result.info.get(key)
         if isinstance(image, torch.Tensor) and image.dim() in (3, 4):

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SynthvizError
 from ..gallery import build_gallery, load_spec, summarize
-from ..presets import call_kwargs, list_presets, load_preset, main_image, parse_set
+from ..presets import as_result, call_kwargs, list_presets, load_preset, main_image, parse_set
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
 
@@ -28,9 +28,10 @@ def presets_cmd(ctx: typer.Context) -> None:
         return
     presets = list_presets()
     width = max((len(p.name) for p in presets), default=0)
+    twidth = max((len(p.technique) for p in presets), default=0)
     for p in presets:
         missing = "" if p.available else f"  [technique {p.technique} not installed]"
-        typer.echo(f"{p.name:{width}s}  {p.technique:10s} {p.description}{missing}")
+        typer.echo(f"{p.name:{width}s}  {p.technique:{twidth}s}  {p.description}{missing}")
 
 
 @command(presets_app, "show")
@@ -54,7 +55,8 @@ def run_cmd(
     steps = overrides.get("steps", preset.params.get("steps"))
     kwargs = call_kwargs(preset, overrides, progress=True,
                          frame_every=frame_every(video, steps if isinstance(steps, int) else None) or None)
-    result = run_render(preset.function, out, video, overwrite, image=main_image, **kwargs)
+    # the technique's keys go through a closure: some (image, out...) share names with run_render's own
+    result = run_render(lambda: as_result(preset.function(**kwargs)), out, video, overwrite, image=main_image)
     report = result.info.get("report")
     values = result.values
     say(report if isinstance(report, str) else
@@ -68,6 +70,7 @@ def gallery_cmd(
     workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine (one per GPU when present).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (auto, ray://HOST:10001, or local): each item a Ray task.")] = None,
     cpus_per_item: Annotated[int, typer.Option(help="CPUs each Ray task asks for (a GPU instead when the cluster has GPUs).")] = 1,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads per item (default: shared out among the workers).")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
@@ -83,7 +86,8 @@ def gallery_cmd(
 
     say(f"{parsed.title}: {total} item(s) into {out}")
     try:
-        run = build_gallery(parsed, out, workers=workers, ray=ray, cpus_per_item=cpus_per_item, on_item=report)
+        run = build_gallery(parsed, out, workers=workers, ray=ray, cpus_per_item=cpus_per_item, threads=threads,
+                            on_item=report)
     except KeyboardInterrupt:
         say(f"interrupted: every finished item is kept in {out / 'manifest.json'}; run the same command to resume")
         raise typer.Exit(130) from None
