@@ -46,7 +46,7 @@ class NormalizedStep(torch.optim.Optimizer):
 OPTIMIZERS.register("adam")(lambda params, lr: torch.optim.Adam(params, lr=lr))
 OPTIMIZERS.register("sgd")(lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9))
 OPTIMIZERS.register("lbfgs")(lambda params, lr: torch.optim.LBFGS(
-    params, lr=lr, max_iter=1, history_size=50, line_search_fn="strong_wolfe"))
+    params, lr=lr, max_iter=1, max_eval=20, history_size=50, line_search_fn="strong_wolfe"))
 OPTIMIZERS.register("l2step")(lambda params, lr: NormalizedStep(params, lr, "l2"))
 OPTIMIZERS.register("meanabs")(lambda params, lr: NormalizedStep(params, lr, "mean_abs"))
 OPTIMIZERS.register("sign")(lambda params, lr: NormalizedStep(params, lr, "sign"))

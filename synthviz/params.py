@@ -37,7 +37,7 @@ def _as_batch(init: torch.Tensor, batch: int, h: int, w: int) -> torch.Tensor:
         init = init[None]
     if init.shape[-2:] != (h, w):
         init = F.interpolate(init, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-    return init.clamp(0, 1).expand(batch, -1, -1, -1).clone()
+    return init.clamp(0, 1).expand(batch, -1, -1, -1).contiguous().clone()
 
 
 class ImageParam(nn.Module):

@@ -55,7 +55,8 @@ def load_input(image: torch.Tensor | str | os.PathLike, what: str, size: int | N
             raise SynthvizError(f"{what} has {channels} channel(s) but RGB (3) is needed; {fix}")
         if image.dtype == torch.uint8 or float(image.max()) > 1.0 + 1e-3 or float(image.min()) < -1e-3:
             raise SynthvizError(f"{what} is not in [0, 1] (an 8-bit image?); divide it by 255")
-    return get_image(image, size, what)
+    # contiguous: a channels-last photo would give a pixel parameter whose gradient L-BFGS cannot view
+    return get_image(image, size, what).contiguous()
 
 
 def check_min_side(image: torch.Tensor, what: str, minimum: int = MIN_STYLE_SIDE) -> None:
@@ -301,12 +302,18 @@ def periodic_resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the ladder
 def ladder_sizes(h: int, w: int, scales: int | None = None, start: int = 128, factor: float = 2.0) -> list[tuple[int, int]]:
     """Sizes from coarse to fine, each ``factor`` smaller than the next, ending at (h, w).
-    ``scales=None``: as many as keep the coarsest shorter side at ``start`` px or more."""
+    ``scales=None``: as many as keep the coarsest longer side at ``start`` px or more (and its
+    shorter side at ``MIN_SIDE``)."""
+    def sizes_for(n: int) -> list[tuple[int, int]]:
+        return [(round(h / factor ** k), round(w / factor ** k)) for k in reversed(range(n))]
+
     if scales is None:
-        scales = 1 + max(0, int(math.floor(math.log(min(h, w) / start, factor) + 1e-9)))
+        scales = 1 + max(0, int(math.floor(math.log(max(h, w) / start, factor) + 1e-9)))
+        while scales > 1 and min(sizes_for(scales)[0]) < MIN_SIDE:
+            scales -= 1
     if scales < 1:
         raise SynthvizError(f"scales must be 1 or more, not {scales}")
-    sizes = [(round(h / factor ** k), round(w / factor ** k)) for k in reversed(range(scales))]
+    sizes = sizes_for(scales)
     if min(sizes[0]) < MIN_SIDE:
         raise SynthvizError(f"{scales} scales make the coarsest image {sizes[0][1]}x{sizes[0][0]} px, too small; "
                             f"use fewer --scales or a larger --size")
@@ -333,11 +340,12 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
                start: Callable[[int, int], ImageParam], *, steps: Sequence[int], optimizer: str, lr: float,
                transforms_at: Callable[[int, int], Callable] | None = None, periodic: bool = False,
                seed: int | None = 0, device=None, progress: bool | str = False, frame_every: int = 0,
-               label: str = "render") -> RenderResult:
+               label: str = "render", measure_at: Callable[[int, int], Objective] | None = None) -> RenderResult:
     """Render at each size in turn, each scale starting from the previous result upsampled
     (``param.resized``; a periodic resize for tileable images). Returns the last scale's result
     with ``history`` and ``frames`` of all scales (frames resized to the final size) and
-    ``info["scales"]``: per scale its size, steps and objective at start and end."""
+    ``info["scales"]``: per scale its size, steps and ``measure_at(h, w)`` (default the objective)
+    at the start and the end."""
     result: RenderResult | None = None
     frames, history, per_scale = [], [], []
     for i, (h, w) in enumerate(sizes):
@@ -351,12 +359,13 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
                 param = result.param.resized(h, w)
         param = param.to(model.device)
         tag = f"{label} {w}x{h}" + (f" ({i + 1}/{len(sizes)})" if len(sizes) > 1 else "")
-        before = score(model, objective, param.image())
+        measure = measure_at(h, w) if measure_at else objective
+        before = score(model, measure, param.image())
         result = render(model, objective, param, transforms=transforms_at(h, w) if transforms_at else None,
                         optimizer=make_optimizer(optimizer, param, lr), lr=lr, steps=steps[i],
                         seed=None if seed is None else seed + i, device=device,
                         progress=tag if progress else False, frame_every=frame_every)
-        after = score(model, objective, result.images)
+        after = score(model, measure, result.images)
         per_scale.append({"size": (h, w), "steps": result.steps, "start": before, "end": after})
         frames += result.frames
         history.append(result.history)

@@ -1,0 +1,84 @@
+"""``synthviz texture`` and ``synthviz style``: texture synthesis and neural style transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..techniques.style import style
+from ..techniques.texture import texture
+from .app import app
+from .common import (DEFAULTS, DeviceOpt, LrOpt, ModelOpt, OutOpt, OverwriteOpt, SeedOpt, VideoOpt, WeightsOpt,
+                     command, frame_every, prepare_outputs, run_render, say)
+
+StatOpt = Annotated[str, typer.Option(help="Style statistics: gram (Gatys) or moments (mean + covariance).")]
+LayerWeightsOpt = Annotated[Optional[str], typer.Option(help="One weight per style layer, e.g. 4,2,1,1,1 (default equal).")]
+ScalesOpt = Annotated[Optional[int], typer.Option(help="Sizes in the coarse-to-fine ladder, each twice the previous (default: from 128 px up; 1 = full size only).")]
+ParamOpt = Annotated[str, typer.Option(help="Parameterization: pixel or fourier.")]
+OptimizerOpt = Annotated[str, typer.Option(help="lbfgs (lr 1) or adam.")]
+LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarsest scale; each finer scale gets half (default 200).")]
+PoolOpt = Annotated[str, typer.Option(help="max, or avg to swap the model's max-pooling for average pooling during the render.")]
+
+
+@command(app, "texture")
+def texture_cmd(
+    example: Annotated[Path, typer.Argument(help="Example texture image.")],
+    size: Annotated[int, typer.Option(help="Output side in pixels (any size, not tied to the example's).")] = 256,
+    tileable: Annotated[bool, typer.Option("--tileable", help="Make the texture wrap seamlessly.")] = False,
+    histogram: Annotated[bool, typer.Option("--match-histogram", help="Match the example's colour histogram at the end.")] = False,
+    example_size: Annotated[Optional[int], typer.Option(help="Resize the example's longer side first (sets the texture's scale).")] = None,
+    layers: Annotated[Optional[str], typer.Option(help="Style layers, comma-separated (default: the model's preset).")] = None,
+    layer_weights: LayerWeightsOpt = None, stat: StatOpt = "gram", scales: ScalesOpt = None,
+    param: ParamOpt = "fourier", optimizer: OptimizerOpt = "lbfgs", steps: LadderStepsOpt = None, lr: LrOpt = None,
+    tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0 = off).")] = 0.0,
+    pool: PoolOpt = "max", model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", out: OutOpt = Path("texture.png"), video: VideoOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Synthesize a new image with the texture of EXAMPLE."""
+    prepare_outputs(out, video, inputs=[example])
+    result = run_render(texture, out, video, overwrite, example=example, size=size, tileable=tileable,
+                        histogram=histogram, example_size=example_size, layers=layers, layer_weights=layer_weights,
+                        stat=stat, scales=scales, param=param, optimizer=optimizer, steps=steps, lr=lr,
+                        tv_weight=tv_weight, pool=pool, model=model, weights=weights, seed=seed, device=device,
+                        progress=True, frame_every=frame_every(video, steps, 200))
+    say(result.info["report"])
+
+
+@command(app, "style")
+def style_cmd(
+    content: Annotated[Path, typer.Argument(help="Content image.")],
+    styles: Annotated[list[Path], typer.Argument(help="One or more style images.")],
+    size: Annotated[int, typer.Option(help="Output's longer side in pixels.")] = 512,
+    content_weight: Annotated[float, typer.Option(help="Weight of the (relative) content error.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Weight of the (relative) style error.")] = 3.0,
+    tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0 = off).")] = 1.0,
+    blend: Annotated[Optional[str], typer.Option(help="One weight per style image, e.g. 0.7,0.3 (default equal).")] = None,
+    style_scale: Annotated[float, typer.Option(help="Style images' size as a fraction of the output's.")] = 1.0,
+    content_layer: Annotated[Optional[str], typer.Option(help="Content layer (default: the model's preset).")] = None,
+    style_layers: Annotated[Optional[str], typer.Option(help="Style layers, comma-separated (default: the model's preset).")] = None,
+    layer_weights: LayerWeightsOpt = None, stat: StatOpt = "gram",
+    init: Annotated[str, typer.Option(help="Start from the content or from noise.")] = "content",
+    preserve_colors: Annotated[bool, typer.Option("--preserve-colors", help="Keep the content's colours.")] = False,
+    color_method: Annotated[str, typer.Option(help="With --preserve-colors: luminance (transfer on luma only) or match (recolour the styles first).")] = "luminance",
+    scales: ScalesOpt = None, param: ParamOpt = "pixel", optimizer: OptimizerOpt = "lbfgs",
+    steps: LadderStepsOpt = None, lr: LrOpt = None, pool: PoolOpt = "max", model: ModelOpt = DEFAULTS["model"],
+    weights: WeightsOpt = "default", seed: SeedOpt = 0, device: DeviceOpt = "auto",
+    out: OutOpt = Path("style.png"), video: VideoOpt = None, overwrite: OverwriteOpt = False,
+) -> None:
+    """Paint CONTENT in the style of one or more STYLES images."""
+    prepare_outputs(out, video, inputs=[content, *styles])
+    if color_method not in ("luminance", "match"):
+        from ..errors import SynthvizError
+
+        raise SynthvizError(f"unknown --color-method '{color_method}'; use luminance or match")
+    result = run_render(style, out, video, overwrite, content=content, styles=styles, size=size,
+                        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, blend=blend,
+                        style_scale=style_scale, content_layer=content_layer, style_layers=style_layers,
+                        layer_weights=layer_weights, stat=stat, init=init,
+                        preserve_colors=color_method if preserve_colors else False, scales=scales, param=param,
+                        optimizer=optimizer, steps=steps, lr=lr, pool=pool, model=model, weights=weights, seed=seed,
+                        device=device, progress=True, frame_every=frame_every(video, steps, 200))
+    say(result.info["report"])
