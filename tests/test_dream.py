@@ -6,28 +6,15 @@ import imageio.v3 as iio
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
 import synthviz
-from synthviz.cli import app
 from synthviz.io import load_image, resize, to_uint8
 from synthviz.layers import capture
 from synthviz.techniques.dream import tile_size, zoom_in
 
-runner = CliRunner()
+from clihelp import one_line_error, run
+
 LAYER = "_blocks.5"
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def rms(model, image, layer=LAYER):

@@ -9,28 +9,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import synthviz
-from synthviz.cli import app
 from synthviz.errors import SynthvizError
 from synthviz.io import load_image, quantize, resize, save_image, to_uint8
 from synthviz.techniques.fool import grid_ball, parse_epsilon
 
-runner = CliRunner()
+from clihelp import one_line_error, run
+
 GOLDFISH = 1
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,12 @@ import imageio.v3 as iio
 import pytest
 import torch
 from kornia.metrics import psnr
-from typer.testing import CliRunner
 
 import synthviz
-from synthviz.cli import app
 from synthviz.io import load_image, to_uint8
 from synthviz.layers import capture
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
+from clihelp import one_line_error, run
 
 
 @pytest.fixture(scope="module")
