@@ -81,8 +81,11 @@ class PixelImage(ImageParam):
 
     @torch.no_grad()
     def project(self) -> None:
-        self.pixels.data = torch.maximum(torch.minimum(self.pixels, torch.as_tensor(self.upper).to(self.pixels)),
-                                         torch.as_tensor(self.lower).to(self.pixels))
+        if isinstance(self.lower, float) and isinstance(self.upper, float):
+            self.pixels.clamp_(self.lower, self.upper)  # in place: no allocation in the hot loop
+        else:
+            self.pixels.data = torch.maximum(torch.minimum(self.pixels, torch.as_tensor(self.upper).to(self.pixels)),
+                                             torch.as_tensor(self.lower).to(self.pixels))
 
     def resized(self, h: int, w: int) -> "PixelImage":
         return PixelImage(self.batch, h, w, self.sd, init=self.image()).to(self.pixels.device)

@@ -3,17 +3,12 @@ for tests whose point is mechanics."""
 
 from __future__ import annotations
 
-import os
+import pytest
+import torch
+from torch import nn
 
-# OpenMP threads busy-wait by default; on a small shared machine that dominates the run time
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from synthviz.io import resize, to_tensor  # noqa: E402
-from synthviz.models import Model, load_model  # noqa: E402
+from synthviz.io import resize, to_tensor
+from synthviz.models import Model, load_model
 
 torch.set_num_threads(2)
 
