@@ -93,3 +93,18 @@ def test_unwritable_output(tmp_path):
     blocker.write_text("a file, not a folder")
     one_line_error(run("classviz", "--steps", "1", "--out", blocker / "out.png"), "--out")
     one_line_error(run("classviz", "--steps", "1", "--out", tmp_path / "out.txt"), "cannot write", ".png")
+
+
+def test_ctrl_c_saves_the_image_as_it_stands(tmp_path, monkeypatch):
+    from synthviz.callbacks import ProgressBar
+
+    def interrupt(self, info):
+        if info.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProgressBar, "__call__", interrupt)
+    out = tmp_path / "stopped.png"
+    result = run("classviz", "285", "--size", "48", "--steps", "50", "--out", out)
+    assert result.exit_code == 130
+    assert "interrupted: saved the image as it stood" in result.output
+    assert load_image(out).shape == (1, 3, 48, 48)
