@@ -45,8 +45,12 @@ class NormalizedStep(torch.optim.Optimizer):
 
 OPTIMIZERS.register("adam")(lambda params, lr: torch.optim.Adam(params, lr=lr))
 OPTIMIZERS.register("sgd")(lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9))
+# One L-BFGS iteration per engine step, its state carried across steps; up to 20 evaluations for
+# the line search (with max_iter=1 torch would allow just one, and a rejected trial stalls it for
+# good); no tolerance stop: the engine's step count decides when to stop.
 OPTIMIZERS.register("lbfgs")(lambda params, lr: torch.optim.LBFGS(
-    params, lr=lr, max_iter=1, max_eval=20, history_size=50, line_search_fn="strong_wolfe"))
+    params, lr=lr, max_iter=1, max_eval=20, history_size=50, tolerance_grad=0.0, tolerance_change=0.0,
+    line_search_fn="strong_wolfe"))
 OPTIMIZERS.register("l2step")(lambda params, lr: NormalizedStep(params, lr, "l2"))
 OPTIMIZERS.register("meanabs")(lambda params, lr: NormalizedStep(params, lr, "mean_abs"))
 OPTIMIZERS.register("sign")(lambda params, lr: NormalizedStep(params, lr, "sign"))

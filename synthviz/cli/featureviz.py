@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..io import save_image
 from ..techniques.classviz import classviz
 from ..techniques.probe import probe
 from .app import app

@@ -326,16 +326,6 @@ def scale_steps(steps: int, count: int) -> list[int]:
     return [steps] + [max(1, steps // 2)] * (count - 1)
 
 
-def make_optimizer(name: str, param: ImageParam, lr: float) -> torch.optim.Optimizer | str:
-    """The optimizer for a ladder scale. L-BFGS gets a line search of up to 20 evaluations per
-    step: the registry's ``lbfgs`` allows none beyond the first trial (``max_eval`` = 1), so one
-    rejected trial would leave it at the same point for good."""
-    if name == "lbfgs":
-        return torch.optim.LBFGS(param.parameters(), lr=lr, max_iter=1, max_eval=20, history_size=50,
-                                 tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-    return name
-
-
 def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Callable[[int, int], Objective],
                start: Callable[[int, int], ImageParam], *, steps: Sequence[int], optimizer: str, lr: float,
                transforms_at: Callable[[int, int], Callable] | None = None, periodic: bool = False,
@@ -362,7 +352,7 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
         measure = measure_at(h, w) if measure_at else objective
         before = score(model, measure, param.image())
         result = render(model, objective, param, transforms=transforms_at(h, w) if transforms_at else None,
-                        optimizer=make_optimizer(optimizer, param, lr), lr=lr, steps=steps[i],
+                        optimizer=optimizer, lr=lr, steps=steps[i],
                         seed=None if seed is None else seed + i, device=device,
                         progress=tag if progress else False, frame_every=frame_every)
         after = score(model, measure, result.images)
