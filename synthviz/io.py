@@ -7,6 +7,7 @@ refuse to write over an input image.
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 from collections.abc import Sequence
@@ -60,10 +61,16 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         raise SynthvizError(f"image not found: {path}; check the path")
     if path.is_dir():
         raise SynthvizError(f"{path} is a folder, not an image; pass an image file")
-    try:
-        array = iio.imread(path, index=0) if path.suffix.lower() == ".gif" else iio.imread(path)
-    except Exception:
-        raise SynthvizError(f"cannot read {path} as an image (corrupt or not an image); use a PNG or JPEG file") from None
+    with warnings.catch_warnings():
+        # imageio's plugins each try the file and leave it open when they fail on a non-image
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            array = iio.imread(path, index=0) if path.suffix.lower() == ".gif" else iio.imread(path)
+        except Exception:
+            array = None
+            gc.collect()  # close the files the failed attempts hold, here rather than at a random later time
+    if array is None:
+        raise SynthvizError(f"cannot read {path} as an image (corrupt or not an image); use a PNG or JPEG file")
     image = to_tensor(array, source=str(path))
     return resize(image, size) if size else image
 

@@ -28,8 +28,7 @@ from ..objectives import guided_dream, layer_amplify
 from ..params import PixelImage
 from ..transforms import roll
 from . import register_technique
-from .common import get_model, positive
-from .fool import read_photo
+from .common import get_image, get_model, positive
 
 MIN_OCTAVE = 64  # smaller octaves carry too little to dream on
 GUIDE_SIZE = 224  # the guide is read at the network's native scale
@@ -119,12 +118,12 @@ def dream(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer:
     layer = layer or default_layer(m, "mid")
     if layer == LOGITS:
         raise SynthvizError("DeepDream needs a convolutional layer, not the logits; pick one with `synthviz layers`")
-    x0 = read_photo(image, size).to(m.device)
+    x0 = get_image(image, size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     if channel is not None:
         check_unit(m, layer, channel, min(min(x0.shape[-2:]), 224))
     if guide is not None:
-        g = read_photo(guide, GUIDE_SIZE, what="guide image").to(m.device)
+        g = get_image(guide, GUIDE_SIZE, what="guide image").to(m.device)
         with torch.no_grad(), Tap(m, [layer]) as tap:
             objective = guided_dream(layer, tap(g)[layer])
     else:

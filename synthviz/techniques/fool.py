@@ -16,7 +16,6 @@ read back, and still lies within ε.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import warnings
@@ -39,19 +38,6 @@ MAX_EPSILON = 64 / 255  # beyond this the change is no longer small: leave epsil
 # RdBu (reversed): blue for a decrease, white for no change, red for an increase
 _DIVERGING = torch.tensor([[0.020, 0.188, 0.380], [0.263, 0.576, 0.765], [0.969, 0.969, 0.969],
                            [0.839, 0.376, 0.302], [0.404, 0.000, 0.122]])
-
-
-def read_photo(image: torch.Tensor | str | os.PathLike, size: int | None = None, what: str = "image") -> torch.Tensor:
-    """:func:`~synthviz.techniques.common.get_image`, minus the ``ResourceWarning`` flood imageio's
-    plugins leave behind on a file that is not an image (each would print as a CLI note)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            return get_image(image, size, what)
-        except SynthvizError as e:
-            e.__context__ = None  # imageio's failed attempts hold open files: release them here, not later
-            gc.collect()
-            raise
 
 
 def parse_epsilon(epsilon: float | str | None) -> float | None:
@@ -135,7 +121,7 @@ def fool(model: Model | str, image: torch.Tensor | str | os.PathLike, *, target:
     if not 0 <= confidence < 1:
         raise SynthvizError(f"confidence must be in [0, 1), not {confidence}")
     m = get_model(model, weights, device)
-    x0 = read_photo(image, size).to(m.device)
+    x0 = get_image(image, size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     with torch.no_grad():
         p0 = m(x0).softmax(-1)[0]

@@ -25,8 +25,7 @@ from ..objectives import Context, Objective, feature_match
 from ..params import PixelImage
 from ..regularizers import alpha_norm, total_variation
 from . import register_technique
-from .common import get_model, positive
-from .fool import read_photo
+from .common import get_image, get_model, positive
 
 
 def parse_layers(layers: str | Sequence[str] | None) -> list[str]:
@@ -88,7 +87,7 @@ def invert(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer
         raise SynthvizError("give layer or layers, not both")
     m = get_model(model, weights, device)
     names = parse_layers(layers) or [layer or default_layer(m, "mid")]
-    x0 = read_photo(image, size).to(m.device)
+    x0 = get_image(image, size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     h, w = x0.shape[-2:]
     cosine = lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * s / steps))  # noqa: E731 - lr from 1x down to 0.1x

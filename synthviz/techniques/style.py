@@ -24,9 +24,9 @@ from ..objectives import feature_match
 from ..params import FourierImage, PixelImage, make_param
 from ..regularizers import total_variation
 from . import register_technique
-from .common import get_model, positive
+from .common import get_image, get_model, positive
 from .stylestats import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
-                         get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights, load_input,
+                         get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
                          luminance, match_color, pooling, run_ladder, scale_steps, score, style_layers as
                          get_style_layers, style_objective, style_targets, warn_grey_style, with_chroma)
 
@@ -103,8 +103,8 @@ def style(content: torch.Tensor | str | os.PathLike,
     c_layer = get_content_layer(m, content_layer)
     lw = get_layer_weights(layer_weights, s_layers)
 
-    base = load_input(content, "content image")
-    style_imgs = [load_input(s, f"style image {i + 1}") for i, s in enumerate(style_list)]
+    base = get_image(content, what="content image")
+    style_imgs = [get_image(s, what=f"style image {i + 1}") for i, s in enumerate(style_list)]
     for i, s in enumerate(style_imgs):
         check_min_side(s, f"style image {i + 1}")
     warn_grey_style(base, style_imgs, mode is not None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -26,7 +25,6 @@ from ..layers import LOGITS, Tap, capture, default_layer, get_layer
 from ..models import Model
 from ..objectives import Context, Objective, gram, gram_match, moments, moments_match
 from ..params import ImageParam, make_param
-from .common import get_image
 
 STATS = ("gram", "moments")
 MIN_STYLE_SIDE = 64  # below this the deepest style layers see a handful of positions: statistics are noise
@@ -41,22 +39,6 @@ def as_list(value: str | Sequence | None) -> list | None:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     return list(value)
-
-
-def load_input(image: torch.Tensor | str | os.PathLike, what: str, size: int | None = None) -> torch.Tensor:
-    """An image path or tensor as (1, 3, H, W) in [0, 1], with one-line errors for tensors
-    of the wrong mode (grey/RGBA channels, 0-255 values, several images in one tensor)."""
-    if isinstance(image, torch.Tensor):
-        if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
-            raise SynthvizError(f"{what} has shape {tuple(image.shape)}; give one image as a (1, 3, H, W) tensor")
-        channels = image.shape[-3]
-        if channels != 3:
-            fix = "repeat the grey channel 3 times" if channels == 1 else "drop the alpha channel" if channels == 4 else "convert it to RGB"
-            raise SynthvizError(f"{what} has {channels} channel(s) but RGB (3) is needed; {fix}")
-        if image.dtype == torch.uint8 or float(image.max()) > 1.0 + 1e-3 or float(image.min()) < -1e-3:
-            raise SynthvizError(f"{what} is not in [0, 1] (an 8-bit image?); divide it by 255")
-    # contiguous: a channels-last photo would give a pixel parameter whose gradient L-BFGS cannot view
-    return get_image(image, size, what).contiguous()
 
 
 def check_min_side(image: torch.Tensor, what: str, minimum: int = MIN_STYLE_SIDE) -> None:

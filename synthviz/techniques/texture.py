@@ -20,9 +20,9 @@ from ..io import resize
 from ..regularizers import total_variation
 from ..transforms import roll
 from . import register_technique
-from .common import get_model, positive
+from .common import get_image, get_model, positive
 from .stylestats import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
-                         layer_weights as get_layer_weights, load_input, match_histogram, pooling, run_ladder,
+                         layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
                          scale_steps, score, style_layers, style_objective, style_targets, default_lr)
 
 
@@ -82,7 +82,7 @@ def texture(example: torch.Tensor | str | os.PathLike, *, size: int | Sequence[i
     m.check_size(min(h, w))
     names = style_layers(m, layers)
     lw = get_layer_weights(layer_weights, names)
-    ex = load_input(example, "texture example", example_size)
+    ex = get_image(example, example_size, "texture example")
     check_min_side(ex, "texture example")
     sizes = ladder_sizes(h, w, scales)
     lr = default_lr(optimizer, param, lr)
