@@ -1,5 +1,5 @@
-"""Peak memory of a tiled DeepDream at 1024 and 2048 px: tiles bound it, so it grows far slower
-than the pixel count (4x from 1024 to 2048). An untiled 1024 px dream is measured for contrast.
+"""Peak memory of a tiled DeepDream at 1024, 2048 and 4096 px: tiles bound the activations, so it
+grows far slower than the pixel count (4x and 16x). An untiled 1024 px dream is measured for contrast.
 
 Each case runs in a fresh process. On CUDA the figure is ``torch.cuda.max_memory_allocated``;
 on the CPU it is the rise of the process's peak resident memory (``ru_maxrss``) over its level
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-CASES = [(1024, 512), (2048, 512), (1024, 0)]  # (side px, tile px; 0 = untiled)
+CASES = [(1024, 512), (2048, 512), (4096, 512), (1024, 0)]  # (side px, tile px; 0 = untiled)
 
 
 def measure(size: int, tile: int, device: str, steps: int) -> dict:
@@ -65,9 +65,10 @@ def main() -> None:
         r = rows[-1]
         print(f"{r['size']:5d} px  {'tile ' + str(r['tile']) if r['tile'] else 'untiled':9s}  "
               f"peak {r['peak_mb']:8.1f} MB  ({r['kind']})  {r['seconds']:6.1f} s", flush=True)
-    t1024, t2048, whole = rows
-    print(f"pixels 2048/1024: {(2048 / 1024) ** 2:.1f}x;  tiled peak memory 2048/1024: "
-          f"{t2048['peak_mb'] / t1024['peak_mb']:.2f}x;  untiled/tiled at 1024: {whole['peak_mb'] / t1024['peak_mb']:.2f}x")
+    t1024, t2048, t4096, whole = rows
+    print(f"pixels 2048/1024: 4.0x, tiled peak memory {t2048['peak_mb'] / t1024['peak_mb']:.2f}x;  "
+          f"pixels 4096/1024: 16.0x, tiled peak memory {t4096['peak_mb'] / t1024['peak_mb']:.2f}x;  "
+          f"untiled/tiled at 1024: {whole['peak_mb'] / t1024['peak_mb']:.2f}x")
     # peak = fixed (one tile's activations) + per pixel (the image copies optimizer and engine keep)
     per_px = (t2048["peak_mb"] - t1024["peak_mb"]) * 2**20 / (2048**2 - 1024**2)
     fixed = t1024["peak_mb"] - per_px * 1024**2 / 2**20
