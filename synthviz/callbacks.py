@@ -23,11 +23,13 @@ class ProgressBar:
     """A rich progress bar showing the objective; a context manager the engine enters."""
 
     def __init__(self, steps: int, label: str = "render"):
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # on stderr, so a command's printed results can be piped
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[value]}"), TimeRemainingColumn(),
-                                 transient=False)
+                                 console=Console(stderr=True), transient=False)
         self.task = self.progress.add_task(label[:40], total=steps, value="")
 
     def __enter__(self):

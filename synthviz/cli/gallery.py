@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SynthvizError
-from ..gallery import build_gallery, load_spec, summarize
+from ..gallery import Manifest, build_gallery, load_spec, summarize
 from ..presets import as_result, call_kwargs, list_presets, load_preset, main_image, parse_set
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
@@ -74,20 +74,27 @@ def gallery_cmd(
     set_: SetOpt = None,
 ) -> None:
     """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     parsed = load_spec(spec, parse_set(set_ or []))
     total = len(parsed.items)
-    count = [0]
+    done = sum(Manifest(out).done(it, out) for it in parsed.items) if out.is_dir() else 0
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True))
+    task = bar.add_task("gallery", total=total, completed=done)
 
     def report(entry: dict) -> None:
-        count[0] += 1
         what = f"{entry['preset']} {entry['tiles'][0]['unit']}" if entry["status"] == "done" else entry["preset"]
         status = f"{entry.get('seconds', 0):.1f} s" if entry["status"] == "done" else f"failed: {entry['error']}"
-        say(f"[{count[0]}] {what}: {status}")
+        bar.console.print(f"{what}: {status}", markup=False, highlight=False)
+        bar.advance(task)
 
-    say(f"{parsed.title}: {total} item(s) into {out}")
+    say(f"{parsed.title}: {total} item(s) into {out}" + (f", {done} already done" if done else ""))
     try:
-        run = build_gallery(parsed, out, workers=workers, ray=ray, cpus_per_item=cpus_per_item, threads=threads,
-                            on_item=report)
+        with bar:
+            run = build_gallery(parsed, out, workers=workers, ray=ray, cpus_per_item=cpus_per_item,
+                                threads=threads, on_item=report)
     except KeyboardInterrupt:
         say(f"interrupted: every finished item is kept in {out / 'manifest.json'}; run the same command to resume")
         raise typer.Exit(130) from None
