@@ -16,8 +16,8 @@ from synthviz.cli.app import app
 from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
 from synthviz.models import IMAGENET_MEAN, IMAGENET_STD, Model
-from synthviz.techniques.saliency import (DEFAULTS, GuidedReLU, attribute, colormap, method_names,
-                                          saliency_figure)
+from synthviz.techniques.saliency import DEFAULTS, GuidedReLU, attribute, method_names
+from synthviz.techniques.saliency_figure import colormap, saliency_figure
 from synthviz.techniques.sanity import randomization_blocks
 
 

@@ -10,7 +10,7 @@ import typer
 
 from ..io import free_path, save_image
 from ..techniques.saliency import DEFAULTS as S
-from ..techniques.saliency import save_maps, saliency_figure
+from ..techniques.saliency_figure import save_maps, saliency_figure
 from ..techniques.sanity import sanity
 from .app import app
 from .common import DEFAULTS, DeviceOpt, ModelOpt, OutOpt, OverwriteOpt, WeightsOpt, command, prepare_outputs, say

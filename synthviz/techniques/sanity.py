@@ -22,7 +22,8 @@ from ..io import make_grid, resize
 from ..models import Model
 from . import register_technique
 from .common import get_model
-from .saliency import _batch, attribute, check_options, method_names, overlay, resolve_targets
+from .saliency import _batch, attribute, check_options, method_names, resolve_targets
+from .saliency_figure import overlay
 
 
 def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
@@ -184,7 +185,7 @@ def sanity(image=None, method: str = "gradient", target=None, *, model="efficien
 def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,
             tile: int) -> torch.Tensor:
     """The row of maps over the correlation plot, one (3, H, W) image."""
-    from .saliency import LABELS
+    from .saliency_figure import LABELS
 
     display = "positive" if method in ("gradcam", "occlusion") else "abs"
     small = resize(photo, (tile, max(1, round(photo.shape[-1] * tile / photo.shape[-2]))))
