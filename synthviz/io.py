@@ -182,3 +182,19 @@ def label_image(image: torch.Tensor, text: str) -> torch.Tensor:
     ImageDraw.Draw(strip).text((2, 1), text, fill="black")
     band = torch.from_numpy(np.asarray(strip, dtype=np.float32) / 255).permute(2, 0, 1)
     return torch.cat([image, band], 1)[None]
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``path`` so that a crash or kill at any moment leaves either the old or the new file:
+    a temporary file in the same folder, flushed to disk, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from ..models import Model
 from . import register_technique
 from .common import get_model
 from .saliency import _batch, attribute, check_options, method_names, resolve_targets
-from .saliency_figure import overlay
+from .saliency_figure import LABELS, overlay
 
 
 def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
@@ -185,8 +185,6 @@ def sanity(image=None, method: str = "gradient", target=None, *, model="efficien
 def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,
             tile: int) -> torch.Tensor:
     """The row of maps over the correlation plot, one (3, H, W) image."""
-    from .saliency_figure import LABELS
-
     display = "positive" if method in ("gradcam", "occlusion") else "abs"
     small = resize(photo, (tile, max(1, round(photo.shape[-1] * tile / photo.shape[-2]))))
     heat = resize(overlay(photo.expand(len(maps), -1, -1, -1), maps, display), tuple(small.shape[-2:]))
