@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from .errors import SynthvizError, did_you_mean
-from .io import atomic_write
+from .io import atomic_write, encode_image
 from .presets import (Preset, as_result, check_complete, load_preset, main_image, preset_dirs, resolve_params,
                       technique_parameters, validate)
 from .gallery_page import write_index
@@ -347,14 +347,6 @@ def _describe(item: dict, result) -> dict:
             "stopped": result.stopped, "tiles": tiles, "info": recorded}
 
 
-def _png(image: torch.Tensor) -> bytes:
-    import imageio.v3 as iio
-
-    from .io import to_uint8
-
-    return iio.imwrite("<bytes>", to_uint8(image), extension=".png")
-
-
 def _encode(item: dict, result, entry: dict) -> dict[str, bytes]:
     """PNG bytes of every tile (and the item's full picture, a thumbnail when large, the video)."""
     from .io import make_grid, resize, save_video
@@ -363,13 +355,13 @@ def _encode(item: dict, result, entry: dict) -> dict[str, bytes]:
     iid = item["id"]
     tiles = entry["tiles"]
     full = main_image(result)
-    files[f"items/{iid}.png"] = _png(full)
+    files[f"items/{iid}.png"] = encode_image(full)
     entry["full"] = f"items/{iid}.png"
     images = [result.images[i] for i in range(len(tiles))] if len(tiles) > 1 else [full]
     for i, (tile, image) in enumerate(zip(tiles, images)):
         src = entry["full"] if len(tiles) == 1 else f"items/{iid}-{i}.png"
         if len(tiles) > 1:
-            files[src] = _png(image)
+            files[src] = encode_image(image)
         tile["src"] = src
         tile["size"] = [int(image.shape[-1]), int(image.shape[-2])]
         h, w = image.shape[-2:]
@@ -377,7 +369,7 @@ def _encode(item: dict, result, entry: dict) -> dict[str, bytes]:
             thumb = resize(image[None], (THUMB_SIDE, max(1, round(w * THUMB_SIDE / h))))[0]
             tile["thumb"] = f"thumbs/{iid}-{i}.png"
             tile["size"] = [int(thumb.shape[-1]), int(thumb.shape[-2])]
-            files[tile["thumb"]] = _png(thumb)
+            files[tile["thumb"]] = encode_image(thumb)
         else:
             tile["thumb"] = src
     if item.get("video") and result.frames:

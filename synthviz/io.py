@@ -128,20 +128,30 @@ def check_writable(path: str | os.PathLike, suffixes: set[str] | None = None,
     return path
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Save (3, H, W) or (1, 3, H, W) in [0, 1] as an 8-bit image; returns the path written
-    (a free variant of ``path`` if it exists and ``overwrite`` is False)."""
+def encode_image(image: torch.Tensor, suffix: str = ".png") -> bytes:
+    """(3, H, W) or (1, 3, H, W) in [0, 1] -> the bytes of an 8-bit image file (``.png``, ``.jpg``...)."""
     import imageio.v3 as iio
 
-    path = free_path(check_writable(path, IMAGE_SUFFIXES), overwrite)
-    tmp = path.with_name(f".{path.name}.part{path.suffix}")
+    return iio.imwrite("<bytes>", to_uint8(image), extension=suffix.lower())
+
+
+def write_file(path: str | os.PathLike, data: bytes | str, overwrite: bool = False) -> Path:
+    """Write ``data`` atomically to ``path`` (or a free variant of it unless ``overwrite``), with a
+    one-line error if it cannot be written; returns the path written."""
+    path = free_path(path, overwrite)
     try:
-        iio.imwrite(tmp, to_uint8(image))
-        os.replace(tmp, path)  # atomic: a crash never leaves half a file under the real name
+        atomic_write(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise SynthvizError(f"cannot write {path} ({e.strerror}); choose a writable --out") from None
     return path
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save (3, H, W) or (1, 3, H, W) in [0, 1] as an 8-bit image; returns the path written
+    (a free variant of ``path`` if it exists and ``overwrite`` is False). A crash never leaves
+    half a file under the real name."""
+    path = check_writable(path, IMAGE_SUFFIXES)
+    return write_file(path, encode_image(image, path.suffix), overwrite)
 
 
 def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: int = 12,

@@ -147,20 +147,15 @@ def saliency_figure(image=None, methods: str | Sequence[str] = "all", target=Non
 def save_maps(attributions: dict, out: str | os.PathLike, overwrite: bool = False) -> list:
     """Save each method's maps (B, C, H, W) float32 as ``<out stem>-<method>.npy`` beside ``out``
     (never over an existing file unless ``overwrite``); returns the paths written."""
+    import io as _io
     from pathlib import Path
 
-    from ..io import free_path
+    from ..io import write_file
 
     out = Path(out)
     paths = []
     for name, att in attributions.items():
-        path = free_path(out.with_name(f"{out.stem}-{name}.npy"), overwrite)
-        tmp = path.with_name(f".{path.name}.part.npy")
-        try:
-            np.save(tmp, att.maps.cpu().float().numpy())
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise SynthvizError(f"cannot write {path} ({e.strerror}); choose a writable --out") from None
-        paths.append(path)
+        buffer = _io.BytesIO()
+        np.save(buffer, att.maps.cpu().float().numpy())
+        paths.append(write_file(out.with_name(f"{out.stem}-{name}.npy"), buffer.getvalue(), overwrite))
     return paths
