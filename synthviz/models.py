@@ -161,7 +161,8 @@ def load_model(
     Args:
         name: a registered name (``efficientnet_lite0``, the embedded default that needs no
             network), any torchvision classification model (``vgg19``, ``resnet50``, ...), an
-            already loaded :class:`Model`, or a plain ``nn.Module`` (ImageNet preprocessing assumed).
+            already loaded :class:`Model`, or a plain ``nn.Module`` (ImageNet preprocessing assumed;
+            like every :class:`Model`, it is put in eval mode with frozen parameters).
         weights: ``"default"`` (the model's pretrained weights; torchvision downloads them to the
             torch cache on first use), ``"random"`` (random initialisation, for tests and sanity
             checks) or the path of a local checkpoint (loaded with ``weights_only=True``).

@@ -147,7 +147,7 @@ def style_objective(targets: StyleTargets, weights: Sequence[float], stat: str =
 def score(model: Model, objective: Objective, image: torch.Tensor) -> float:
     """The objective of one image (1, 3, H, W), no transforms, no gradient."""
     image = image.to(model.device)
-    with Tap(model, objective.layers) as tap:
+    with torch.no_grad(), Tap(model, objective.layers) as tap:
         return float(objective(Context(image, tap(image))).sum())
 
 
