@@ -17,9 +17,14 @@ class Registry(Generic[F]):
         self.hint = hint  # how to list the valid names, for error messages
         self._items: dict[str, F] = {}
 
-    def register(self, name: str | None = None) -> Callable[[F], F]:
+    def register(self, name: str | None = None, *, replace: bool = False) -> Callable[[F], F]:
+        """``@registry.register("name")``; a second entry with the same name is refused unless
+        ``replace=True`` (two plugins silently shadowing each other is a bug, not a feature)."""
         def deco(fn: F) -> F:
-            self._items[name or fn.__name__] = fn
+            key = name or fn.__name__
+            if key in self._items and not replace and self._items[key] is not fn:
+                raise SynthvizError(f"{self.kind} '{key}' is already registered; pass replace=True to replace it")
+            self._items[key] = fn
             return fn
 
         return deco
