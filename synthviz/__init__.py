@@ -4,8 +4,8 @@ One optimization engine (:func:`render`) with pluggable objectives, parameteriza
 regularizers and transforms drives every technique::
 
     import synthviz
-    result = synthviz.classviz("Egyptian cat", size=128)   # embedded EfficientNet-Lite0
-    synthviz.save_image(result.images[0], "cat.png")
+    result = synthviz.classviz(target="Egyptian cat", size=128)   # embedded EfficientNet-Lite0
+    result.save("cat.png")                                        # the image + cat.json
 
     from synthviz import objectives as obj
     model = synthviz.load_model("efficientnet_lite0")
@@ -13,19 +13,19 @@ regularizers and transforms drives every technique::
                              synthviz.FourierImage(1, 128), transforms=synthviz.transforms.standard_transforms())
 """
 
-from . import objectives, params, regularizers, transforms
-from .engine import RenderInterrupted, RenderResult, render
+from . import objectives, params, presets, regularizers, transforms
+from .engine import RenderInterrupted, render
 from .errors import SynthvizError
 from .io import load_image, make_grid, save_image, save_video
 from .layers import Tap, capture, layer_shapes
 from .models import Model, list_models, load_model, register_model
 from .objectives import Objective, register_objective
 from .params import FourierImage, PixelImage, make_param
+from .result import Result
 from .techniques import TECHNIQUES, load_all, register_technique
+from .version import __version__
 
 load_all()
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
@@ -39,8 +39,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(TECHNIQUES.names()))
 
 __all__ = [
-    "FourierImage", "Model", "Objective", "PixelImage", "RenderInterrupted", "RenderResult", "SynthvizError",
+    "FourierImage", "Model", "Objective", "PixelImage", "RenderInterrupted", "Result", "SynthvizError",
     "TECHNIQUES", "Tap", "capture", "layer_shapes", "list_models", "load_model", "load_image",
-    "make_grid", "make_param", "objectives", "params", "register_model", "register_objective",
-    "register_technique", "regularizers", "render", "save_image", "save_video", "transforms",
+    "make_grid", "make_param", "objectives", "params", "presets", "register_model", "register_objective",
+    "register_technique", "regularizers", "render", "save_image", "save_video", "transforms", "__version__",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import torch
 
@@ -22,41 +21,10 @@ from .models import Model, frozen, load_model, resolve_device
 from .objectives import Context, Objective
 from .optimizers import make_optimizer
 from .params import ImageParam
+from .result import Result
 from .transforms import Transform, identity
 
 StepOp = Callable[[ImageParam, int], None]
-
-
-@dataclass
-class RenderResult:
-    """What a render returns.
-
-    Attributes:
-        images: (B, 3, H, W) in [0, 1] on the CPU: the last good image.
-        history: (T, B) the objective of each batch element at each step.
-        frames: images taken every ``frame_every`` steps, for a GIF/MP4 of the optimization.
-        snapshots: {step: images} at the steps asked for.
-        steps: steps taken. ``stopped``: ``None``, ``"early"`` or ``"nan"``.
-        info: what a technique adds (unit labels, metrics, a report line).
-        param: the parameterization, for warm starts (e.g. the next scale of a ladder).
-        optimizer: the optimizer, whose state a later render can continue from.
-    """
-
-    images: torch.Tensor
-    history: torch.Tensor
-    objective: str
-    steps: int
-    stopped: str | None = None
-    frames: list[torch.Tensor] = field(default_factory=list)
-    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
-    param: ImageParam | None = None
-    optimizer: torch.optim.Optimizer | None = None
-    info: dict = field(default_factory=dict)  # what a technique adds: labels, metrics, report lines
-
-    @property
-    def values(self) -> torch.Tensor:
-        """The objective per batch element at the last step, shape (B,)."""
-        return self.history[-1] if len(self.history) else torch.empty(0)
 
 
 class _NonFinite(Exception):
@@ -66,7 +34,7 @@ class _NonFinite(Exception):
 class RenderInterrupted(KeyboardInterrupt):
     """Ctrl-C during a render; ``.result`` holds the image as it stood."""
 
-    def __init__(self, result: RenderResult):
+    def __init__(self, result: Result):
         super().__init__("render interrupted")
         self.result = result
 
@@ -101,7 +69,7 @@ def render(
     device: str | torch.device | None = None,
     progress: bool | str = False,
     tile: int | None = None,
-) -> RenderResult:
+) -> Result:
     """Optimize ``param`` to maximise ``objective``.
 
     Args:
@@ -118,26 +86,28 @@ def render(
         snapshots: steps at which to keep the image; ``frame_every``: keep a frame every k steps.
         callbacks: ``cb(StepInfo) -> bool``; returning True stops early.
         seed: makes the render reproducible (``None``: use the global RNG as it is).
-        device: ``None`` keeps the model's device; ``"auto"`` means CUDA when present.
+        device: ``None`` keeps the model's device; ``"auto"`` means CUDA when present. The model
+            is moved there for the render only and given back on the device it was found on.
         progress: show a progress bar (a string is its label).
         tile: compute the gradient tile by tile (tiles of ``tile`` px, after the transforms) so
             memory is bounded by the tile, not the image (DeepDream on large photos); the
             objective is then summed over tiles.
 
     Returns:
-        A :class:`RenderResult`. Raises :class:`RenderInterrupted` on Ctrl-C, carrying the
+        A :class:`Result`. Raises :class:`RenderInterrupted` on Ctrl-C, carrying the
         image as it stood. If the objective turns NaN/inf the last good image is kept, the
         result says ``stopped="nan"`` and a warning is issued.
     """
     model = load_model(model) if isinstance(model, str) else model
-    dev = resolve_device(device) if device is not None else model.device
-    model.to(dev)
+    home = model.device
+    dev = resolve_device(device) if device is not None else home
     transforms = transforms or identity
     callbacks = list(callbacks)
     if progress:
         callbacks.append(ProgressBar(steps, progress if isinstance(progress, str) else objective.name))
 
-    with seeded(seed, dev), frozen(model.net), Tap(model, objective.layers) as tap, contextlib.ExitStack() as stack:
+    with on_device(model, dev), seeded(seed, dev), frozen(model.net), Tap(model, objective.layers) as tap, \
+            contextlib.ExitStack() as stack:
         for cb in callbacks:
             if hasattr(cb, "__enter__"):
                 stack.enter_context(cb)
@@ -157,7 +127,7 @@ def render(
             image = param()
             x = transforms(image)
             if tile and max(x.shape[-2:]) > tile:
-                v = _tiled_backward(x, tile, lambda t: objective(Context(t, tap(t))))
+                v = _tiled_backward(x, tile, lambda t: objective(Context(t, tap(t))))  # see Context.image
                 loss = -v.sum()
             else:
                 v = objective(Context(image, tap(x)))
@@ -172,9 +142,9 @@ def render(
                 loss.backward()
             return loss
 
-        def result() -> RenderResult:
-            return RenderResult(param.image().cpu(), torch.stack(history) if history else torch.empty(0),
-                                objective.name, step, stopped, frames, shots, param, opt)
+        def result() -> Result:
+            return Result(param.image().cpu(), torch.stack(history) if history else torch.empty(0),
+                          objective.name, step, stopped, frames, shots, param=param, optimizer=opt)
 
         try:
             for step in range(steps):
@@ -228,6 +198,20 @@ def _tiled_backward(x: torch.Tensor, tile: int, score: Callable[[torch.Tensor], 
             total += v.detach()
     x.backward(xd.grad)
     return total
+
+
+@contextlib.contextmanager
+def on_device(model: Model, device: torch.device) -> Iterator[Model]:
+    """Move ``model`` to ``device`` for the duration and give it back where it was found."""
+    home = model.device
+    if device == home:
+        yield model
+        return
+    model.to(device)
+    try:
+        yield model
+    finally:
+        model.to(home)
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Union
 from pathlib import Path
 
 import torch
@@ -46,6 +47,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 class Model:
     """A classifier that reads RGB images in [0, 1].
 
+    Every forward pass runs in eval mode with frozen parameters (:meth:`evaluating`) and the
+    network is given back exactly as it was: a user's module is never left changed.
+
     Args:
         net: the network; it is put in eval mode with frozen parameters.
         mean, std: per-channel normalisation the network was trained with.
@@ -66,7 +70,8 @@ class Model:
         min_size: int = 32,
         layers: dict | None = None,
     ):
-        self.net = net.eval().requires_grad_(False)
+        self.net = net
+        self._evaluating = 0  # nesting depth of evaluating(): forwards inside skip re-freezing
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.classes = list(classes) if classes is not None else None
@@ -89,9 +94,24 @@ class Model:
         """(B, 3, H, W) in [0, 1] -> the network's input space."""
         return (x - self.mean) / self.std
 
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator["Model"]:
+        """Eval mode and frozen parameters for the duration (BatchNorm statistics never move, no
+        weight gradient is computed), then every flag exactly as it was."""
+        if self._evaluating:
+            yield self
+            return
+        with frozen(self.net):
+            self._evaluating += 1
+            try:
+                yield self
+            finally:
+                self._evaluating -= 1
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> logits (B, K)."""
-        return self.net(self.normalize(x))
+        """(B, 3, H, W) RGB in [0, 1] -> logits (B, K), in eval mode with frozen parameters."""
+        with self.evaluating():
+            return self.net(self.normalize(x))
 
     @property
     def num_classes(self) -> int:
@@ -134,6 +154,9 @@ class Model:
         return f"Model({self.name}, {self.num_classes} classes, device={self.device})"
 
 
+ModelLike = Union[str, Model, nn.Module]  # what every technique takes as its model
+
+
 # --------------------------------------------------------------------------- registry
 
 MODELS: Registry[Callable[..., Model]] = Registry("model", "run `synthviz models` for the list")
@@ -171,7 +194,8 @@ def load_model(
     if isinstance(name, Model):
         return name.to(device) if device is not None else name
     if isinstance(name, nn.Module):
-        return Model(name, classes=imagenet_classes(), name=type(name).__name__).to(device)
+        model = Model(name, classes=imagenet_classes(), name=type(name).__name__)
+        return model.to(device) if device is not None else model
     weights = "default" if weights is None else weights
     if name in MODELS:
         model = MODELS.get(name)(weights=weights)

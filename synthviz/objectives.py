@@ -26,8 +26,11 @@ from .registry import Registry
 
 @dataclass
 class Context:
-    """What an objective sees at one step: ``image`` (B, 3, H, W) in [0, 1], before the
-    robustness transforms, and ``acts``, the activations of the network on the transformed image."""
+    """What an objective sees at one step: ``acts``, the activations of the network on the
+    transformed image, and ``image`` (B, 3, H, W) in [0, 1], the image they come from: the whole
+    image before the robustness transforms, or, when ``render(tile=...)`` computes the gradient
+    tile by tile, the tile itself (image penalties then add up over the tiles, as the layer
+    terms do; a tile never holds the whole image, so there is nothing else to give them)."""
 
     image: torch.Tensor
     acts: dict[str, torch.Tensor]

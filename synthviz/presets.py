@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .engine import RenderResult
+from .result import Result
 from .errors import SynthvizError, did_you_mean
 from .techniques import TECHNIQUES
 
@@ -150,52 +150,32 @@ def _read(path: Path, name: str) -> Preset:
 # --------------------------------------------------------------------------------------- validation
 
 def technique_parameters(technique: str) -> dict[str, tuple[object, object]]:
-    """``{key: (type, default)}`` for a technique's keyword arguments; the type is the evaluated
-    annotation, the default's type when there is none, or ``None`` (anything) when unknown."""
+    """``{key: (type, default)}`` for a technique's keyword arguments: the type from
+    ``typing.get_type_hints`` (the default's type when a parameter has no hint); for a technique
+    taking ``**options``, the options it registered (``register_technique(options=...)``)."""
     fn = TECHNIQUES.get(technique)
+    hints = typing.get_type_hints(fn)
     out = {}
     for name, p in inspect.signature(fn).parameters.items():
         if p.kind == p.VAR_POSITIONAL:
             continue
-        if p.kind == p.VAR_KEYWORD:  # ``**options``: the keys of the technique module's DEFAULTS table
-            for key, default in _options_table(fn).items():
+        if p.kind == p.VAR_KEYWORD:
+            for key, default in fn.options().items():
                 out.setdefault(key, (type(default) if isinstance(default, (bool, int, float, str)) else None, default))
             continue
         default = None if p.default is p.empty else p.default
-        out[name] = (_annotation(fn, p.annotation, default), default)
+        fallback = type(default) if isinstance(default, (bool, int, float, str)) else None
+        out[name] = (hints.get(name, fallback), default)
     return out
 
 
 def required_keys(technique: str) -> list[str]:
-    """Keys a technique cannot do without (positional arguments with no default)."""
+    """Keys a technique cannot do without: arguments with no default, and its inputs (the
+    positional arguments after the model) that default to None."""
     fn = TECHNIQUES.get(technique)
     return [n for n, p in inspect.signature(fn).parameters.items()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def _options_table(fn) -> dict:
-    """A technique taking ``**options`` documents them as a module-level ``DEFAULTS`` dict (its own
-    module's, or that of the ``check_options`` it validates them with)."""
-    scope = getattr(fn, "__globals__", {})
-    table = scope.get("DEFAULTS")
-    if not isinstance(table, dict) and callable(scope.get("check_options")):
-        import sys
-
-        table = getattr(sys.modules.get(scope["check_options"].__module__), "DEFAULTS", None)
-    return table if isinstance(table, dict) else {}
-
-
-def _annotation(fn, annotation, default):
-    if annotation is inspect.Parameter.empty:
-        return type(default) if isinstance(default, (bool, int, float, str)) else None
-    if isinstance(annotation, str):  # `from __future__ import annotations`: evaluate in the function's module
-        scope = {**vars(typing), **vars(collections.abc), "os": os, "torch": torch, "Path": Path,
-                 **getattr(fn, "__globals__", {})}
-        try:
-            return eval(annotation, scope)  # noqa: S307 - an annotation of our own code, not user input
-        except Exception:  # a name only imported under TYPE_CHECKING: fall back to the default's type
-            return None
-    return annotation
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (p.default is p.empty or (p.default is None and p.kind != p.KEYWORD_ONLY and n != "model"))]
 
 
 def _is_union(tp) -> bool:
@@ -283,7 +263,7 @@ def validate(technique: str, params: dict, name: str = "preset") -> None:
 
 def _open_ended(technique: str) -> bool:
     fn = TECHNIQUES.get(technique)
-    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()) and not _options_table(fn)
+    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()) and not fn.options()
 
 
 def check_complete(technique: str, params: dict, name: str = "preset") -> None:
@@ -371,7 +351,7 @@ def call_kwargs(preset: Preset, overrides: dict | None = None, **extra) -> dict:
     return kwargs
 
 
-def run_preset(preset: str | os.PathLike | Preset, overrides: dict | None = None, **extra) -> RenderResult:
+def run_preset(preset: str | os.PathLike | Preset, overrides: dict | None = None, **extra) -> Result:
     """Render a preset (a name, a ``.toml`` path or a :class:`Preset`), with ``overrides`` (keys of
     the technique, validated) and ``extra`` keys passed only where the technique accepts them.
 
@@ -379,41 +359,3 @@ def run_preset(preset: str | os.PathLike | Preset, overrides: dict | None = None
     """
     p = load_preset(preset)
     return p.function(**call_kwargs(p, overrides, **extra))
-
-
-def as_result(out) -> RenderResult:
-    """Any technique's return value as a :class:`RenderResult` for saving and galleries: a
-    RenderResult as is; a figure object with ``images`` and ``info`` (saliency comparison, sanity
-    check); a tensor of maps (B, 1 or 3, H, W), each min-max scaled to [0, 1] for display."""
-    if isinstance(out, RenderResult):
-        return out
-    if isinstance(out, torch.Tensor):
-        maps = out.detach().float().cpu()
-        maps = maps if maps.dim() == 4 else maps[None]
-        lo = maps.amin(dim=(1, 2, 3), keepdim=True)
-        hi = maps.amax(dim=(1, 2, 3), keepdim=True)
-        maps = (maps - lo) / (hi - lo).clamp_min(1e-12)
-        images = maps.expand(-1, 3, -1, -1) if maps.shape[1] == 1 else maps[:, :3]
-        return RenderResult(images.contiguous(), torch.empty(0, len(images)), "maps", 0)
-    images = getattr(out, "images", None)
-    if not isinstance(images, torch.Tensor):
-        raise SynthvizError(f"technique returned {type(out).__name__}, which has no images to save")
-    images = images.detach().float().cpu()
-    return RenderResult(images if images.dim() == 4 else images[None], torch.empty(0, 1 if images.dim() == 3 else len(images)),
-                        type(out).__name__, 0, info=dict(getattr(out, "info", {}) or {}))
-
-
-def main_image(result: RenderResult) -> torch.Tensor:
-    """The one picture that stands for a result, (3, H, W): the technique's ``info["grid"]`` or
-    ``info["figure"]`` when it made one, else the image, else a labelled grid of the batch."""
-    result = as_result(result)
-    for key in ("figure", "grid", "panel"):
-        image = result.info.get(key)
-        if isinstance(image, torch.Tensor) and image.dim() in (3, 4):
-            return image[0] if image.dim() == 4 else image
-    if len(result.images) == 1:
-        return result.images[0]
-    from .io import make_grid
-
-    labels = result.info.get("labels")
-    return make_grid(result.images, labels if isinstance(labels, list) and len(labels) == len(result.images) else None)

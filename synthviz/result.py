@@ -34,6 +34,8 @@ class Result:
         figure: (3, H, W) the one picture standing for the result (a grid, a panel); ``None``:
             the image itself (B = 1) or a labelled grid of the batch.
         info: JSON-serialisable facts a technique adds (class, layer, metrics, a report line).
+        extras: named secondary pictures (3, H, W) or (B, 3, H, W), e.g. the fooling image's
+            magnified difference; ``save`` writes each as ``<stem>-<name>.png``.
         technique: the registered technique that made it.
         param, optimizer: the parameterization and optimizer, for warm starts (not saved).
     """
@@ -49,6 +51,7 @@ class Result:
     labels: list[str] = field(default_factory=list)
     figure: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
     technique: str = ""
     param: Any = None
     optimizer: Any = None
@@ -59,6 +62,24 @@ class Result:
         if self.scores is not None:
             return self.scores
         return self.history[-1] if len(self.history) else torch.empty(0)
+
+    @classmethod
+    def concat(cls, results: list["Result"], objective: str | None = None) -> "Result":
+        """Several renders of one technique as one result: images, scores, labels and frames
+        side by side, history cut to the shortest; the first one's info."""
+        first = results[0]
+        if len(results) == 1:
+            return first
+        taken = min(len(r.history) for r in results)
+        scored = all(r.scores is not None for r in results)
+        return cls(torch.cat([r.images for r in results]),
+                   torch.cat([r.history[:taken] for r in results], 1) if taken else torch.empty(0),
+                   objective or first.objective, max(r.steps for r in results),
+                   next((r.stopped for r in results if r.stopped), None),
+                   [torch.cat(fs) for fs in zip(*[r.frames for r in results])],
+                   scores=torch.cat([r.scores for r in results]) if scored else None,
+                   labels=[label for r in results for label in r.labels], info=dict(first.info),
+                   technique=first.technique, param=first.param, optimizer=first.optimizer)
 
     def picture(self) -> torch.Tensor:
         """(3, H, W): the figure, the single image, or a labelled grid of the batch."""
@@ -78,15 +99,16 @@ class Result:
                 "info": plain(self.info)}
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the picture (PNG/JPEG by the suffix) and ``<stem>.json`` beside it; an existing
-        file is never overwritten silently (a free name is used unless ``overwrite``).
-        Returns the image's path."""
-        from .io import free_path, save_image, write_file
+        """Write the picture (PNG/JPEG by the suffix), each extra as ``<stem>-<name>.png`` and
+        ``<stem>.json`` beside it; an existing file is never overwritten silently (a free name is
+        used unless ``overwrite``). Returns the image's path."""
+        from .io import save_image, write_file
 
         image_path = save_image(self.picture(), path, overwrite)
-        sidecar = image_path.with_suffix(".json")
-        sidecar = sidecar if overwrite else free_path(sidecar)
-        write_file(sidecar, json.dumps(self.to_dict(), indent=2) + "\n", overwrite=True)
+        for name, extra in self.extras.items():
+            save_image(extra if extra.dim() == 3 or len(extra) > 1 else extra[0],
+                       image_path.with_name(f"{image_path.stem}-{name}.png"), overwrite)
+        write_file(image_path.with_suffix(".json"), json.dumps(self.to_dict(), indent=2) + "\n", overwrite)
         return image_path
 
     def _repr_png_(self) -> bytes:

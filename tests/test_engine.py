@@ -25,7 +25,7 @@ def test_classviz_reaches_class_285_on_the_embedded_model(embedded):
     with torch.no_grad():
         p0 = embedded(start.image()).softmax(-1)[0, 285].item()
     assert p0 < 0.01
-    result = synthviz.classviz(285, model=embedded, size=128, steps=48, seed=0)
+    result = synthviz.classviz(target=285, model=embedded, size=128, steps=48, seed=0)
     with torch.no_grad():
         p = embedded(result.images).softmax(-1)[0, 285].item()
     assert p >= 0.9, p
@@ -34,7 +34,7 @@ def test_classviz_reaches_class_285_on_the_embedded_model(embedded):
 
 
 def test_classic_recipe_raises_the_class_score(embedded):
-    result = synthviz.classviz("Egyptian cat", model=embedded, recipe="classic", size=96, steps=30)
+    result = synthviz.classviz(target="Egyptian cat", model=embedded, recipe="classic", size=96, steps=30)
     assert result.info["cls"] == 285
     assert result.history[-1].item() > result.history[0].item() + 5
 
@@ -85,7 +85,7 @@ def test_early_layer_on_the_embedded_model_skips_the_rest(embedded):
 
 def test_batched_render_of_four_channels(embedded):
     channels = [0, 5, 9, 17]
-    result = synthviz.probe("_blocks.3", channels, model=embedded, size=64, steps=40, seed=0)
+    result = synthviz.probe(layer="_blocks.3", units=channels, model=embedded, size=64, steps=40, seed=0)
     images = result.images
     assert images.shape == (4, 3, 64, 64)
     for i in range(4):
@@ -96,7 +96,7 @@ def test_batched_render_of_four_channels(embedded):
     own = acts[:, channels].mean((2, 3))  # (image, channel)
     for i in range(4):  # image i is the best of the four for its own channel
         assert own[i, i] == own[:, i].max(), own
-    assert result.info["grid"].shape[0] == 3
+    assert result.picture().shape[0] == 3
 
 
 def test_seed_makes_a_render_reproducible(tiny):

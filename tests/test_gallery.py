@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import synthviz.gallery as gallery
+import synthviz.gallery.build as gallery  # build_gallery looks render_item up here
 from synthviz.cli import app
 from synthviz.errors import SynthvizError
 from synthviz.gallery import Manifest, build_gallery, load_spec

@@ -23,7 +23,7 @@ def cat_png(tmp_path_factory, chelsea):
 
 def test_early_layer_reconstructs_the_photo_and_the_feature_error_falls(embedded, chelsea):
     r = synthviz.invert(embedded, chelsea, layer="_blocks.1", size=128, steps=100)
-    original = r.info["original"]
+    original = r.extras["original"]
     assert r.images.shape == original.shape == (1, 3, 85, 128)
     # measured here, independently of the technique's own report
     assert float(psnr(r.images, original, 1.0)) >= 20.0

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from synthviz.cli import app
 from synthviz.errors import SynthvizError
 from synthviz.io import load_image
-from synthviz.presets import (as_result, list_presets, load_preset, main_image, parse_set, preset_names,
+from synthviz.result import Result
+from synthviz.presets import (list_presets, load_preset, parse_set, preset_names,
                               resolve_value, run_preset, technique_parameters)
 
 runner = CliRunner()
@@ -58,17 +59,17 @@ def test_every_shipped_preset_renders(name):
     preset = load_preset(name)
     if not preset.available:
         pytest.skip(f"technique {preset.technique} is not installed")
-    out = run_preset(name, fast(name))
-    result = as_result(out)
+    result = run_preset(name, fast(name))
+    assert isinstance(result, Result) and result.technique == preset.technique
     images = result.images
     assert images.dim() == 4 and images.shape[1] == 3
     assert torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
     assert images.std() > 1e-3, "a blank picture"
-    figure = main_image(result)
+    figure = result.picture()
     assert figure.dim() == 3 and figure.shape[0] == 3
     if len(result.history):  # an optimization: one objective per batch element, finite
         assert result.history.shape[1] == len(images) and torch.isfinite(result.values).all()
-    if not any(k in result.info for k in ("figure", "grid", "panel")) and type(out).__name__ == "RenderResult":
+    if result.figure is None and len(result.history):
         assert max(images.shape[-2:]) == 64, "size override ignored"
     if name == "channel-grid":
         assert result.info["units"] == [0, 1, 2, 3] and len(images) == 4

@@ -12,7 +12,7 @@ from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
 from synthviz.layers import capture
 from synthviz.objectives import feature_match
-from synthviz.techniques.stylestats import (chroma, score, style_layers, layer_weights, style_objective,
+from synthviz.painting import (chroma, score, style_layers, layer_weights, style_objective,
                                             style_targets)
 
 SIZE = 96
@@ -39,7 +39,7 @@ def losses(model, image, content, style):
 @pytest.mark.parametrize("init", ["content", "noise"])
 def test_style_is_closer_to_content_and_style_than_either_start(embedded, photos, init):
     content, style = photos["chelsea"], photos["gravel"]
-    result = synthviz.style(content, style, size=SIZE, steps=40, scales=1, init=init, model=embedded)
+    result = synthviz.style(content=content, styles=style, size=SIZE, steps=40, scales=1, init=init, model=embedded)
     out = result.images
     assert out.shape == (1, 3, 64, 96)  # the content's aspect ratio
     c_out, s_out = losses(embedded, out, content, style)
@@ -60,9 +60,9 @@ def test_style_is_closer_to_content_and_style_than_either_start(embedded, photos
 def test_preserve_colors_keeps_the_content_chroma(embedded, photos):
     content, style = photos["astronaut"], photos["chelsea"]  # a brown/orange cat on a white/red/blue photo
     kw = dict(size=SIZE, steps=30, scales=1, model=embedded)
-    plain = synthviz.style(content, style, **kw).images
-    luma = synthviz.style(content, style, preserve_colors=True, **kw).images
-    matched = synthviz.style(content, style, preserve_colors="match", **kw).images
+    plain = synthviz.style(content=content, styles=style, **kw).images
+    luma = synthviz.style(content=content, styles=style, preserve_colors=True, **kw).images
+    matched = synthviz.style(content=content, styles=style, preserve_colors="match", **kw).images
     target = chroma(resize(content, (SIZE, SIZE)))
     err = {k: float((chroma(v) - target).abs().mean()) for k, v in (("plain", plain), ("luma", luma), ("match", matched))}
     assert err["luma"] < 0.01 and err["luma"] < 0.25 * err["plain"], err
@@ -75,16 +75,16 @@ def test_preserve_colors_keeps_the_content_chroma(embedded, photos):
 def test_blend_weights_pick_the_styles(embedded, photos):
     content = photos["chelsea"]
     kw = dict(size=64, steps=5, scales=1, model=embedded)
-    only_brick = synthviz.style(content, [photos["brick"], photos["grass"]], blend=[1, 0], **kw).images
-    brick = synthviz.style(content, photos["brick"], **kw).images
-    grass_heavy = synthviz.style(content, [photos["brick"], photos["grass"]], blend="1,3", **kw)
+    only_brick = synthviz.style(content=content, styles=[photos["brick"], photos["grass"]], blend=[1, 0], **kw).images
+    brick = synthviz.style(content=content, styles=photos["brick"], **kw).images
+    grass_heavy = synthviz.style(content=content, styles=[photos["brick"], photos["grass"]], blend="1,3", **kw)
     assert torch.allclose(only_brick, brick, atol=1e-5)
     assert grass_heavy.info["blend"] == pytest.approx([0.25, 0.75])
     assert not torch.allclose(grass_heavy.images, brick, atol=1e-2)
 
 
 def test_ladder_upsamples_and_continues(embedded, photos):
-    result = synthviz.style(photos["chelsea"], photos["brick"], size=128, steps=16, scales=2, model=embedded)
+    result = synthviz.style(content=photos["chelsea"], styles=photos["brick"], size=128, steps=16, scales=2, model=embedded)
     scales = result.info["scales"]
     assert [s["size"] for s in scales] == [(42, 64), (85, 128)]
     assert [s["steps"] for s in scales] == [16, 8]
@@ -95,7 +95,7 @@ def test_ladder_upsamples_and_continues(embedded, photos):
 
 def test_vgg19_presets_and_avg_pool_swap(photos):
     model = synthviz.load_model("vgg19", weights="random")
-    result = synthviz.style(photos["chelsea"], photos["brick"], size=64, steps=2, scales=1, model=model, pool="avg")
+    result = synthviz.style(content=photos["chelsea"], styles=photos["brick"], size=64, steps=2, scales=1, model=model, pool="avg")
     assert result.info["style_layers"] == ["features.1", "features.6", "features.11", "features.20", "features.29"]
     assert result.info["content_layer"] == "features.22"
     assert sum(type(m).__name__ == "MaxPool2d" for m in model.net.modules()) == 5  # restored
@@ -110,7 +110,7 @@ def test_vgg19_presets_and_avg_pool_swap(photos):
 ])
 def test_style_bad_arguments(embedded, photos, styles, kwargs, message):
     with pytest.raises(SynthvizError, match=message):
-        synthviz.style(photos["chelsea"], [photos[s] for s in styles], size=64, steps=1, model=embedded, **kwargs)
+        synthviz.style(content=photos["chelsea"], styles=[photos[s] for s in styles], size=64, steps=1, model=embedded, **kwargs)
 
 
 @pytest.mark.parametrize("make_style, message", [
@@ -121,13 +121,13 @@ def test_style_bad_arguments(embedded, photos, styles, kwargs, message):
 ])
 def test_style_bad_images(embedded, photos, make_style, message):
     with pytest.raises(SynthvizError, match=message):
-        synthviz.style(photos["chelsea"], make_style(photos), size=64, steps=1, model=embedded)
+        synthviz.style(content=photos["chelsea"], styles=make_style(photos), size=64, steps=1, model=embedded)
 
 
 def test_greyscale_style_on_colour_content_warns(embedded, photos):
     grey = photos["brick"]  # brick is a greyscale photo
     with pytest.warns(UserWarning, match="--preserve-colors"):
-        synthviz.style(photos["chelsea"], grey, size=64, steps=1, scales=1, model=embedded)
+        synthviz.style(content=photos["chelsea"], styles=grey, size=64, steps=1, scales=1, model=embedded)
 
 
 def test_style_cli(tmp_path, photos):

@@ -12,7 +12,7 @@ from synthviz.cli.app import app
 from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
 from synthviz.models import load_model
-from synthviz.techniques.stylestats import circular_padding, match_histogram, pooling
+from synthviz.painting import circular_padding, match_histogram, pooling
 
 
 def min_shift_mse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -35,7 +35,7 @@ def seam_ratio(image: torch.Tensor) -> float:
 @pytest.mark.parametrize("name", ["brick", "gravel"])
 def test_texture_lowers_style_loss_90pct_and_is_not_a_copy(embedded, skimage_image, name):
     example = resize(skimage_image(name), (96, 96))
-    result = synthviz.texture(example, size=96, steps=60, scales=1, model=embedded)
+    result = synthviz.texture(example=example, size=96, steps=60, scales=1, model=embedded)
     info = result.info
     assert result.images.shape == (1, 3, 96, 96)
     assert info["style_loss"] <= 0.1 * info["style_loss_start"], info["report"]
@@ -46,7 +46,7 @@ def test_texture_lowers_style_loss_90pct_and_is_not_a_copy(embedded, skimage_ima
 
 def test_texture_any_size_ladder_moments_and_histogram(embedded, skimage_image):
     example = skimage_image("grass")  # 512 x 512, used at 128 px
-    result = synthviz.texture(example, size=(64, 128), example_size=128, steps=40, scales=2, stat="moments",
+    result = synthviz.texture(example=example, size=(64, 128), example_size=128, steps=40, scales=2, stat="moments",
                               histogram=True, model=embedded)
     assert result.images.shape == (1, 3, 64, 128)
     assert [s["size"] for s in result.info["scales"]] == [(32, 64), (64, 128)]
@@ -61,7 +61,7 @@ def test_texture_any_size_ladder_moments_and_histogram(embedded, skimage_image):
 
 def test_tileable_texture_wraps_seamlessly(embedded, skimage_image):
     example = resize(skimage_image("brick"), 128)
-    result = synthviz.texture(example, size=96, steps=80, scales=1, tileable=True, model=embedded)
+    result = synthviz.texture(example=example, size=96, steps=80, scales=1, tileable=True, model=embedded)
     assert result.info["style_loss"] <= 0.15 * result.info["style_loss_start"], result.info["report"]
     assert seam_ratio(result.images) <= 1.15
     # the measure can fail: a photo crop's opposite edges do not continue each other
@@ -98,7 +98,7 @@ def test_avg_pool_swap_is_temporary(skimage_image):
         assert not torch.allclose(model(x), before)
     with pytest.raises(ValueError), pooling(model, "avg"):
         raise ValueError("boom")
-    result = synthviz.texture(x, size=48, steps=10, scales=1, model=model, pool="avg")
+    result = synthviz.texture(example=x, size=48, steps=10, scales=1, model=model, pool="avg")
     assert result.info["style_loss"] < result.info["style_loss_start"]
     assert [m for m in model.net.modules() if isinstance(m, nn.MaxPool2d)] == pools
     assert torch.equal(model(x), before)
@@ -126,7 +126,7 @@ def test_match_histogram_is_exact_by_rank(skimage_image):
 ])
 def test_texture_bad_arguments(embedded, skimage_image, kwargs, message):
     with pytest.raises(SynthvizError, match=message):
-        synthviz.texture(resize(skimage_image("brick"), 96), size=64, steps=1, model=embedded, **kwargs)
+        synthviz.texture(example=resize(skimage_image("brick"), 96), size=64, steps=1, model=embedded, **kwargs)
 
 
 @pytest.mark.parametrize("example, message", [
@@ -137,7 +137,7 @@ def test_texture_bad_arguments(embedded, skimage_image, kwargs, message):
 ])
 def test_texture_bad_examples(embedded, example, message):
     with pytest.raises(SynthvizError, match=message):
-        synthviz.texture(example, size=64, steps=1, model=embedded)
+        synthviz.texture(example=example, size=64, steps=1, model=embedded)
 
 
 def test_texture_cli(tmp_path, skimage_image):

@@ -10,10 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..engine import RenderInterrupted, RenderResult
+from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, save_image, save_video
 from ..models import DEFAULT_MODEL
+from ..result import Result
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name: the embedded efficientnet_lite0 or any torchvision classifier.")]
 WeightsOpt = Annotated[str, typer.Option(help="'default' (pretrained), 'random', or a local checkpoint path.")]
@@ -64,15 +65,15 @@ def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:
         check_writable(video, VIDEO_SUFFIXES, inputs)
 
 
-def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False, image=None, **kwargs) -> RenderResult:
-    """Run a technique, save its image (or ``image(result)``) and video; on Ctrl-C save what stands."""
+def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False, image=None, **kwargs) -> Result:
+    """Run a technique, save its picture (or ``image(result)``) and video; on Ctrl-C save what stands."""
     try:
         result = fn(**kwargs)
     except RenderInterrupted as stop:
-        path = save_image((image or _first)(stop.result), out, overwrite)
+        path = save_image((image or Result.picture)(stop.result), out, overwrite)
         say(f"interrupted: saved the image as it stood to {path}")
         raise typer.Exit(130) from None
-    path = save_image((image or _first)(result), out, overwrite)
+    path = save_image((image or Result.picture)(result), out, overwrite)
     say(f"saved {path}")
     if video is not None and result.frames:
         from ..io import make_grid
@@ -82,10 +83,6 @@ def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False
     if result.stopped == "nan":
         say("note: the objective turned NaN; the last good image was kept (try a lower --lr)")
     return result
-
-
-def _first(result: RenderResult):
-    return result.images[0]
 
 
 def frame_every(video: Path | None, steps: int | None, default_steps: int = 256) -> int:

@@ -48,7 +48,7 @@ def probe_cmd(
 ) -> None:
     """Render channels or neurons of LAYER; several units make one labelled grid image."""
     prepare_outputs(out, video)
-    result = run_render(probe, out, video, overwrite, image=lambda r: r.info["grid"], layer=layer, units=units,
+    result = run_render(probe, out, video, overwrite, layer=layer, units=units,
                         kind="neuron" if neuron else "channel", x=x, y=y, batch_size=batch_size, model=model,
                         weights=weights, recipe=recipe, size=size, steps=steps, lr=lr, seed=seed, device=device,
                         progress=True, frame_every=frame_every(video, steps))

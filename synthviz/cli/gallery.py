@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SynthvizError
 from ..gallery import Manifest, build_gallery, load_spec, summarize
-from ..presets import as_result, call_kwargs, list_presets, load_preset, main_image, parse_set
+from ..presets import call_kwargs, list_presets, load_preset, parse_set
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
 
@@ -56,7 +56,7 @@ def run_cmd(
     kwargs = call_kwargs(preset, overrides, progress=True,
                          frame_every=frame_every(video, steps if isinstance(steps, int) else None) or None)
     # the technique's keys go through a closure: some (image, out...) share names with run_render's own
-    result = run_render(lambda: as_result(preset.function(**kwargs)), out, video, overwrite, image=main_image)
+    result = run_render(lambda: preset.function(**kwargs), out, video, overwrite)
     report = result.info.get("report")
     values = result.values
     say(report if isinstance(report, str) else

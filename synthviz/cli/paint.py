@@ -46,7 +46,7 @@ def fool_cmd(
     result = run_render(run, out, video, overwrite, target=target, epsilon=epsilon, confidence=confidence, size=size,
                         steps=steps, lr=lr, weights=weights, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps, 100))
-    say(f"saved {save_image(result.info['panel'], diff, overwrite)}")
+    say(f"saved {save_image(result.figure, diff, overwrite)}")
     say(result.info["report"])
 
 
@@ -67,7 +67,7 @@ def invert_cmd(
     With --layers, saves one labelled row: the original, then one reconstruction per layer."""
     prepare_outputs(out, video, inputs=[image])
     run = functools.partial(invert, model, image)
-    result = run_render(run, out, video, overwrite, image=lambda r: r.info["grid"] if len(r.images) > 1 else r.images[0],
+    result = run_render(run, out, video, overwrite, image=lambda r: r.picture() if len(r.images) > 1 else r.images[0],
                         layer=layer, layers=layers, size=size, steps=steps, lr=lr, tv_weight=tv_weight,
                         alpha_weight=alpha_weight, weights=weights, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps, 200))

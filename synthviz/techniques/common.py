@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+from typing import Union
 
 import torch
 
 from ..errors import SynthvizError
 from ..io import load_image
 from ..models import DEFAULT_MODEL, Model, load_model
+
+
+ImageLike = Union[torch.Tensor, str, os.PathLike]  # an image file or a (1, 3, H, W) tensor in [0, 1]
+
+
+def require(value, what: str):
+    """``value`` unless it is missing: techniques take the model first, so inputs default to None."""
+    if value is None:
+        raise SynthvizError(f"no {what} given; pass a file path or a (1, 3, H, W) tensor in [0, 1]")
+    return value
 
 
 def get_model(model: Model | str | torch.nn.Module = DEFAULT_MODEL, weights: str | os.PathLike = "default",

@@ -19,16 +19,17 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..engine import RenderResult, render
+from ..engine import render
 from ..errors import SynthvizError
 from ..io import resize
 from ..layers import LOGITS, Tap, check_unit, default_layer
-from ..models import Model
+from ..models import DEFAULT_MODEL, Model, ModelLike
 from ..objectives import guided_dream, layer_amplify
 from ..params import PixelImage
 from ..transforms import roll
-from . import register_technique
-from .common import get_image, get_model, positive
+from ..result import Result
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive, require
 
 MIN_OCTAVE = 64  # smaller octaves carry too little to dream on
 GUIDE_SIZE = 224  # the guide is read at the network's native scale
@@ -69,12 +70,12 @@ def zoom_in(image: torch.Tensor, zoom: float) -> torch.Tensor:
 
 
 @register_technique("dream")
-def dream(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer: str | None = None,
+def dream(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, layer: str | None = None,
           channel: int | None = None, guide: torch.Tensor | str | os.PathLike | None = None,
           weights: str = "default", size: int | None = None, octaves: int = 4, octave_scale: float = 1.4,
           steps: int = 10, lr: float = 1.5 / 255, jitter: int = 32, tile: int | None = 512, zoom_frames: int = 0,
           zoom: float = 1.05, frame_octaves: int = 1, seed: int | None = 0, device: str | None = None,
-          progress: bool | str = False, frame_every: int = 0) -> RenderResult:
+          progress: bool | str = False, frame_every: int = 0) -> Result:
     """Dream on ``image``: amplify what ``layer`` (or one ``channel`` of it) sees in it.
 
     Args:
@@ -96,7 +97,7 @@ def dream(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer:
             have the output's size, at most 1024 px on the longer side.
 
     Returns:
-        A :class:`~synthviz.engine.RenderResult`: ``images`` (1, 3, H, W) the dream, ``history``
+        A :class:`~synthviz.result.Result`: ``images`` (1, 3, H, W) the dream, ``history``
         the objective of the last octave, ``frames`` the zoom video (or the progress frames).
         ``info`` holds ``layer``, ``channel``, ``guided``, ``octave_sizes``, ``tile`` (the tile
         side used at full size, or None), ``rms_before``/``rms_after`` (the layer's RMS
@@ -118,7 +119,7 @@ def dream(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer:
     layer = layer or default_layer(m, "mid")
     if layer == LOGITS:
         raise SynthvizError("DeepDream needs a convolutional layer, not the logits; pick one with `synthviz layers`")
-    x0 = get_image(image, size).to(m.device)
+    x0 = get_image(require(image, "image"), size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     if channel is not None:
         check_unit(m, layer, channel, min(min(x0.shape[-2:]), 224))
@@ -176,6 +177,8 @@ def dream(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer:
     report = (f"{'guided ' if guide is not None else ''}dream on {unit}, {x0.shape[-1]}x{x0.shape[-2]} px, "
               f"{len(octave_sizes)} octave(s) x {steps} steps{f', tiles of {full_tile} px' if full_tile else ''}: "
               f"layer RMS activation {before:.3g} -> {after:.3g}")
+    result.labels = [f"{'guided ' if guide is not None else ''}dream {unit}"]
+    result.scores = torch.tensor([after / max(before, 1e-12)])  # how much the layer was amplified
     result.info.update(model=m.name, layer=layer, channel=channel, guided=guide is not None, tile=full_tile,
                        octave_sizes=octave_sizes, rms_before=before, rms_after=after, report=report)
     return result

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engine import RenderResult, render
+from ..engine import render
 from ..errors import SynthvizError
 from ..models import Model
 from ..objectives import Objective
 from ..params import make_param
+from ..result import Result
 from ..regularizers import BlurEvery, l2
 from ..transforms import Transform, roll, standard_transforms
 
@@ -40,7 +41,7 @@ RECIPES: dict[str, VizRecipe] = {
 
 def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int = 128, recipe: str = "lucid",
               steps: int | None = None, lr: float | None = None, seed: int | None = 0, device=None,
-              progress: bool | str = False, frame_every: int = 0, snapshots=()) -> RenderResult:
+              progress: bool | str = False, frame_every: int = 0, snapshots=()) -> Result:
     """Render ``objective`` with a named recipe (``lucid`` or ``classic``)."""
     if recipe not in RECIPES:
         raise SynthvizError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")

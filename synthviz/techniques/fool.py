@@ -17,21 +17,21 @@ read back, and still lies within ε.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from fractions import Fraction
 
 import torch
 
 from ..callbacks import StepInfo
-from ..engine import RenderResult, render
+from ..engine import render
 from ..errors import SynthvizError
 from ..io import make_grid, quantize
-from ..models import Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import class_score
 from ..params import PixelImage
-from . import register_technique
-from .common import get_image, get_model, positive
+from ..result import Result
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive, require
 
 MAX_EPSILON = 64 / 255  # beyond this the change is no longer small: leave epsilon out instead
 
@@ -87,10 +87,10 @@ def diverging(change: torch.Tensor) -> torch.Tensor:
 
 
 @register_technique("fool")
-def fool(model: Model | str, image: torch.Tensor | str | os.PathLike, *, target: int | str | None = None,
+def fool(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, target: int | str | None = None,
          epsilon: float | str | None = None, confidence: float = 0.0, weights: str = "default",
          size: int | None = None, steps: int | None = None, lr: float | None = None, seed: int | None = 0,
-         device: str | None = None, progress: bool | str = False, frame_every: int = 0) -> RenderResult:
+         device: str | None = None, progress: bool | str = False, frame_every: int = 0) -> Result:
     """Change ``image`` as little as possible so that ``model`` predicts ``target``.
 
     Args:
@@ -108,12 +108,12 @@ def fool(model: Model | str, image: torch.Tensor | str | os.PathLike, *, target:
             value, i.e. 0.1/255·√(3HW)); budgeted: the L∞ size of each sign step (default ε/4).
 
     Returns:
-        A :class:`~synthviz.engine.RenderResult` whose ``images`` (1, 3, H, W) is the fooled
-        image already rounded to 8 bits (save it as PNG and it still fools). ``info`` holds
+        A :class:`~synthviz.result.Result` whose ``images`` (1, 3, H, W) is the fooled
+        image already rounded to 8 bits (save it as PNG and it still fools) and whose ``figure``
+        is the panel original | fooled | change ×10 | diverging map, labelled. ``info`` holds
         ``original``/``original_label``/``original_confidence``, ``cls``/``label``/``confidence``
-        (the new prediction), ``fooled``, ``linf`` and ``l2`` (the change in [0, 1] units),
-        ``diff`` (3, H, W) (change ×10 around grey), ``diff_map`` (3, H, W) (diverging map),
-        ``panel`` (original | fooled | ×10 | map, labelled) and ``report`` (one line).
+        (the new prediction), ``fooled``, ``linf`` and ``l2`` (the change in [0, 1] units) and
+        ``report`` (one line); ``extras`` the ``diff`` (change ×10 around grey) and ``diff_map``.
     """
     eps = parse_epsilon(epsilon)
     positive("steps", steps)
@@ -121,7 +121,7 @@ def fool(model: Model | str, image: torch.Tensor | str | os.PathLike, *, target:
     if not 0 <= confidence < 1:
         raise SynthvizError(f"confidence must be in [0, 1), not {confidence}")
     m = get_model(model, weights, device)
-    x0 = get_image(image, size).to(m.device)
+    x0 = get_image(require(image, "image"), size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     with torch.no_grad():
         p0 = m(x0).softmax(-1)[0]
@@ -174,11 +174,13 @@ def fool(model: Model | str, image: torch.Tensor | str | os.PathLike, *, target:
     report = (f"{m.class_name(orig)} ({orig}) {float(p0[orig]):.1%} -> {m.class_name(new)} ({new}) "
               f"{float(p1[new]):.1%}; change L∞ {linf * 255:.3g}/255, L2 {l2:.3f}; {result.steps} steps ({mode})"
               f"{'' if ok else '; NOT fooled'}")
-    labels = [f"original: {float(p0[orig]):.0%} {orig}", f"fooled: {float(p1[new]):.0%} {new}",
+    labels = [f"original: {float(p0[orig]):.0%} {m.class_name(orig)}", f"fooled: {float(p1[new]):.0%} {m.class_name(new)}",
               "change x10", "change (blue -, red +)"]
     panel = make_grid(torch.cat([x0.cpu(), q.cpu(), diff, diff_map]), labels, ncol=4)
     result.info.update(model=m.name, original=orig, original_label=m.class_name(orig),
                        original_confidence=float(p0[orig]), target=cls, cls=new, label=m.class_name(new),
-                       confidence=float(p1[new]), fooled=ok, epsilon=eps, linf=linf, l2=l2,
-                       diff=diff[0], diff_map=diff_map[0], panel=panel, report=report)
+                       confidence=float(p1[new]), fooled=ok, epsilon=eps, linf=linf, l2=l2, report=report)
+    result.figure, result.extras = panel, {"diff": diff[0], "diff_map": diff_map[0]}
+    result.scores = p1[new:new + 1].cpu()
+    result.labels = [f"{m.class_name(new)} p={float(p1[new]):.2f}"]
     return result

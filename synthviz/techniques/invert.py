@@ -10,22 +10,22 @@ decaying rate. Deeper layers keep less of the photo, so their reconstructions dr
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import torch
 from kornia.metrics import psnr
 
-from ..engine import RenderResult, render
+from ..engine import render
 from ..errors import SynthvizError
 from ..io import make_grid
 from ..layers import capture, default_layer
-from ..models import Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import Context, Objective, feature_match
 from ..params import PixelImage
 from ..regularizers import alpha_norm, total_variation
-from . import register_technique
-from .common import get_image, get_model, positive
+from ..result import Result
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive, require
 
 
 def parse_layers(layers: str | Sequence[str] | None) -> list[str]:
@@ -55,11 +55,11 @@ def _recording(objective: Objective, log: list[float]) -> Objective:
 
 
 @register_technique("invert")
-def invert(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer: str | None = None,
+def invert(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, layer: str | None = None,
            layers: str | Sequence[str] | None = None, weights: str = "default", size: int = 128,
            steps: int = 200, lr: float = 0.05, alpha: float = 6.0, alpha_weight: float = 0.1, beta: float = 2.0,
            tv_weight: float = 0.5, seed: int | None = 0, device: str | None = None, progress: bool | str = False,
-           frame_every: int = 0) -> RenderResult:
+           frame_every: int = 0) -> Result:
     """Reconstruct ``image`` from its activations at ``layer`` (or at each of ``layers``).
 
     Args:
@@ -67,16 +67,17 @@ def invert(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer
         image: a path or a (1, 3, H, W) tensor in [0, 1]; resized so its longer side is ``size``.
         layer: the layer to invert (default: the model's ``mid`` layer).
         layers: several layers, ``"a,b,c"`` or a list: one reconstruction each, shallow to deep
-            as given, and ``info["grid"]`` shows them in one row after the original.
+            as given; ``figure`` shows them in one row after the original.
         alpha, alpha_weight: the α-norm prior (mean |x − 0.5|^α) and its weight.
         beta, tv_weight: the total variation exponent and base weight (× stride^1.5).
 
     Returns:
-        A :class:`~synthviz.engine.RenderResult` with one reconstruction per layer in ``images``
-        (L, 3, h, w) and ``history`` (T, L). ``info`` holds per layer (lists, in order):
-        ``layers``, ``feature_error`` (final relative feature error), ``psnr`` (dB against the
-        resized original), ``feature_errors`` (the relative feature error at every step),
-        ``tv_weights``; plus ``original`` (1, 3, h, w), ``grid`` (3, H, W) and ``report``.
+        A :class:`~synthviz.result.Result` with one reconstruction per layer in ``images``
+        (L, 3, h, w), labelled by layer, ``history`` (T, L) and ``figure`` (3, H, W) the original
+        then each reconstruction. ``info`` holds per layer (lists, in order): ``layers``,
+        ``feature_error`` (final relative feature error), ``psnr`` (dB against the resized
+        original), ``feature_errors`` (the relative feature error at every step), ``tv_weights``;
+        plus ``report``. ``extras["original"]`` is the resized original (1, 3, h, w).
     """
     for name, v in (("size", size), ("steps", steps), ("lr", lr), ("alpha", alpha)):
         positive(name, v)
@@ -87,7 +88,7 @@ def invert(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer
         raise SynthvizError("give layer or layers, not both")
     m = get_model(model, weights, device)
     names = parse_layers(layers) or [layer or default_layer(m, "mid")]
-    x0 = get_image(image, size).to(m.device)
+    x0 = get_image(require(image, "image"), size).to(m.device)
     m.check_size(min(x0.shape[-2:]))
     h, w = x0.shape[-2:]
     cosine = lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * s / steps))  # noqa: E731 - lr from 1x down to 0.1x
@@ -109,16 +110,12 @@ def invert(model: Model | str, image: torch.Tensor | str | os.PathLike, *, layer
         logs.append(log[: len(r.history)])
         results.append(r)
 
-    result = results[0]
-    if len(results) > 1:
-        taken = min(len(r.history) for r in results)
-        result.images = torch.cat([r.images for r in results])
-        result.history = torch.cat([r.history[:taken] for r in results], 1)
-        result.frames = [torch.cat(fs) for fs in zip(*[r.frames for r in results])]
-        result.objective = f"inversions of {', '.join(names)}"
+    result = Result.concat(results, f"inversions of {', '.join(names)}" if len(results) > 1 else None)
     labels = ["original"] + [f"{n} {p:.1f}dB" for n, p in zip(names, psnrs)]
     grid = make_grid(torch.cat([x0.cpu(), result.images]), labels, ncol=len(names) + 1)
     report = "; ".join(f"{n}: relative feature error {e:.3g}, PSNR {p:.1f} dB" for n, e, p in zip(names, errors, psnrs))
     result.info.update(model=m.name, layers=names, feature_error=errors, psnr=psnrs, feature_errors=logs,
-                       tv_weights=tvs, original=x0.cpu(), grid=grid, report=report)
+                       tv_weights=tvs, report=report)
+    result.figure, result.extras, result.labels = grid, {"original": x0.cpu()}, labels[1:]
+    result.scores = torch.tensor([-e for e in errors])
     return result

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
-from ..engine import RenderResult
 from ..errors import SynthvizError
-from ..io import make_grid
 from ..layers import LOGITS, check_unit, layer_shape
+from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import channel, neuron
-from . import register_technique
+from ..result import Result
+from .registry import register_technique
 from .common import get_model
 from .featureviz import visualize
 
@@ -42,17 +40,17 @@ def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int
 
 
 @register_technique("probe")
-def probe(layer: str = "_blocks.8", units: str | int | Sequence[int] | None = 0, *, model="efficientnet_lite0",
+def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str | int | Sequence[int] | None = 0, *,
           weights: str = "default", kind: str = "channel", x: int | None = None, y: int | None = None,
           recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
           batch_size: int = 16, seed: int | None = 0, device: str | None = None,
-          progress: bool | str = False, frame_every: int = 0) -> RenderResult:
+          progress: bool | str = False, frame_every: int = 0) -> Result:
     """Render channels (``kind="channel"``) or neurons (``kind="neuron"``, at ``x``, ``y``; default the
     centre) of ``layer``. ``units``: one index, a list, ``"0,3,8-11"`` or ``"all"``/``None``.
 
     Units are rendered ``batch_size`` at a time, each batch element optimizing its own unit.
-    Returns a :class:`~synthviz.engine.RenderResult` with one image per unit; ``info["grid"]`` is
-    the labelled grid (3, H, W) and ``info["units"]`` the unit indices.
+    Returns a :class:`~synthviz.result.Result` with one image per unit, labelled by unit
+    (``picture()`` is the labelled grid); ``info["units"]`` holds the unit indices.
     """
     if kind not in ("channel", "neuron"):
         raise SynthvizError(f"unknown kind '{kind}'; use channel or neuron")
@@ -71,14 +69,7 @@ def probe(layer: str = "_blocks.8", units: str | int | Sequence[int] | None = 0,
         results.append(visualize(m, objective, batch=len(chunk), size=size, recipe=recipe, steps=steps, lr=lr,
                                  seed=seed, device=device, progress=label if progress else False,
                                  frame_every=frame_every))
-    result = results[0]
-    if len(results) > 1:
-        result.images = torch.cat([r.images for r in results])
-        steps_taken = min(len(r.history) for r in results)
-        result.history = torch.cat([r.history[:steps_taken] for r in results], 1)
-        result.frames = [torch.cat(fs) for fs in zip(*[r.frames for r in results])]
-        result.objective = f"{kind}s of {layer}"
-    labels = [f"{c}" for c in chosen]
-    result.info.update(units=chosen, layer=layer, kind=kind, model=m.name, labels=labels,
-                       grid=make_grid(result.images, labels) if len(chosen) > 1 else result.images[0])
+    result = Result.concat(results, f"{kind}s of {layer}")
+    result.labels = [f"{layer} ch {c}" for c in chosen]
+    result.info.update(units=chosen, layer=layer, kind=kind, model=m.name)
     return result

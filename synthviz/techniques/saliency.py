@@ -42,7 +42,7 @@ from ..io import load_image, resize
 from ..layers import capture, default_layer, get_layer
 from ..models import Model, frozen
 from ..registry import Registry
-from . import register_technique
+from .registry import register_technique
 from .common import get_model, get_image, positive
 
 SALIENCY_METHODS: Registry = Registry("saliency method", "use all or a comma list of: gradient, grad_x_input, "

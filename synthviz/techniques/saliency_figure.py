@@ -13,7 +13,7 @@ import torch
 
 from ..errors import SynthvizError
 from ..io import make_grid, resize
-from . import register_technique
+from .registry import register_technique
 from .common import get_model
 from .saliency import _batch, attribute, check_options, method_names, resolve_targets
 

@@ -20,7 +20,7 @@ from ..engine import seeded
 from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..models import Model
-from . import register_technique
+from .registry import register_technique
 from .common import get_model
 from .saliency import _batch, attribute, check_options, method_names, resolve_targets
 from .saliency_figure import LABELS, overlay

@@ -11,21 +11,22 @@ each starting from the previous result). Several styles blend by their statistic
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
 
-from ..engine import RenderResult, seeded
+from ..engine import seeded
 from ..errors import SynthvizError
 from ..io import resize
 from ..layers import capture
 from ..objectives import feature_match
 from ..params import FourierImage, PixelImage, make_param
+from ..models import DEFAULT_MODEL, ModelLike
 from ..regularizers import total_variation
-from . import register_technique
-from .common import get_image, get_model, positive
-from .stylestats import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
+from ..result import Result
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive, require
+from ..painting import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
                          get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
                          luminance, match_color, pooling, run_ladder, scale_steps, score, style_layers as
                          get_style_layers, style_objective, style_targets, warn_grey_style, with_chroma)
@@ -50,9 +51,9 @@ def _match_luma(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 
 
 @register_technique("style")
-def style(content: torch.Tensor | str | os.PathLike,
-          styles: torch.Tensor | str | os.PathLike | Sequence[torch.Tensor | str | os.PathLike], *,
-          size: int = 512, model="efficientnet_lite0", weights: str = "default",
+def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
+          styles: ImageLike | Sequence[ImageLike] | None = None, *,
+          size: int = 512, weights: str = "default",
           content_weight: float = 1.0, style_weight: float = 3.0, tv_weight: float = 1.0,
           blend: str | Sequence[float] | None = None, style_scale: float = 1.0,
           content_layer: str | None = None, style_layers: str | Sequence[str] | None = None,
@@ -60,7 +61,7 @@ def style(content: torch.Tensor | str | os.PathLike,
           preserve_colors: bool | str = False, scales: int | None = None, param: str = "pixel",
           optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None, pool: str = "max",
           seed: int | None = 0, device: str | None = None, progress: bool | str = False,
-          frame_every: int = 0) -> RenderResult:
+          frame_every: int = 0) -> Result:
     """Paint ``content`` in the style of ``styles`` (one image or a list; paths or (1, 3, H, W) tensors).
 
     Args:
@@ -78,7 +79,7 @@ def style(content: torch.Tensor | str | os.PathLike,
         steps: steps at the coarsest scale; each finer scale gets half (default 200).
         pool: ``avg`` swaps max-pooling for average pooling during the render (restored after).
 
-    Returns a :class:`~synthviz.engine.RenderResult`; ``info`` holds ``content_loss`` and
+    Returns a :class:`~synthviz.result.Result`; ``info`` holds ``content_loss`` and
     ``style_loss`` of the result and of the start (``*_start``), the layers and a ``report`` line.
     """
     check_stat(stat)
@@ -93,7 +94,8 @@ def style(content: torch.Tensor | str | os.PathLike,
     for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
         if value < 0:
             raise SynthvizError(f"{name} must be 0 or more, not {value}")
-    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    require(content, "content image")
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [] if styles is None else [styles]
     if not style_list:
         raise SynthvizError("no style image given; pass at least one STYLE image")
     mix = blend_weights(blend, len(style_list))
@@ -161,6 +163,8 @@ def style(content: torch.Tensor | str | os.PathLike,
         losses = {"content_loss": -score(m, content_obj, run_image), "style_loss": -score(m, style_obj, run_image),
                   "content_loss_start": -score(m, content_obj, first), "style_loss_start": -score(m, style_obj, first)}
         losses = {k: v + 0.0 for k, v in losses.items()}  # no "-0" in reports
+    result.scores = torch.tensor([-(content_weight * losses["content_loss"] + style_weight * losses["style_loss"])])
+    result.labels = [f"style on {m.name} ({stat})"]
     result.info.update(model=m.name, content_layer=c_layer, style_layers=s_layers, stat=stat, blend=mix,
                        preserve_colors=mode, **losses,
                        report=f"style {w}x{h} on {m.name} ({len(sizes)} scale(s)): content loss "

@@ -9,19 +9,19 @@ in the network and random rolls of the image, so the texture wraps seamlessly.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
 
-from ..engine import RenderResult
 from ..errors import SynthvizError
 from ..io import resize
+from ..models import DEFAULT_MODEL, ModelLike
 from ..regularizers import total_variation
 from ..transforms import roll
-from . import register_technique
-from .common import get_image, get_model, positive
-from .stylestats import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
+from ..result import Result
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive, require
+from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
                          scale_steps, score, style_layers, style_objective, style_targets, default_lr)
 
@@ -41,13 +41,13 @@ def output_size(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 @register_technique("texture")
-def texture(example: torch.Tensor | str | os.PathLike, *, size: int | Sequence[int] = 256,
-            model="efficientnet_lite0", weights: str = "default", layers: str | Sequence[str] | None = None,
+def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, *,
+            size: int | Sequence[int] = 256, weights: str = "default", layers: str | Sequence[str] | None = None,
             layer_weights: str | Sequence[float] | None = None, stat: str = "gram",
             example_size: int | None = None, scales: int | None = None, tileable: bool = False,
             param: str = "fourier", optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None,
             tv_weight: float = 0.0, histogram: bool = False, pool: str = "max", seed: int | None = 0,
-            device: str | None = None, progress: bool | str = False, frame_every: int = 0) -> RenderResult:
+            device: str | None = None, progress: bool | str = False, frame_every: int = 0) -> Result:
     """Synthesize a texture like ``example`` (a path or a (1, 3, H, W) tensor in [0, 1]) at any size.
 
     Args:
@@ -66,7 +66,7 @@ def texture(example: torch.Tensor | str | os.PathLike, *, size: int | Sequence[i
         histogram: match the colour histogram of the example at the end.
         pool: ``avg`` swaps the model's max-pooling for average pooling during the render (restored after).
 
-    Returns a :class:`~synthviz.engine.RenderResult` (images (1, 3, H, W)); ``info`` holds
+    Returns a :class:`~synthviz.result.Result` (images (1, 3, H, W)); ``info`` holds
     ``style_loss_start`` / ``style_loss`` (relative style error of the starting noise and of the
     result), the layers, the ladder (``scales``) and a ``report`` line.
     """
@@ -82,7 +82,7 @@ def texture(example: torch.Tensor | str | os.PathLike, *, size: int | Sequence[i
     m.check_size(min(h, w))
     names = style_layers(m, layers)
     lw = get_layer_weights(layer_weights, names)
-    ex = get_image(example, example_size, "texture example")
+    ex = get_image(require(example, "texture example"), example_size, "texture example")
     check_min_side(ex, "texture example")
     sizes = ladder_sizes(h, w, scales)
     lr = default_lr(optimizer, param, lr)
@@ -115,6 +115,7 @@ def texture(example: torch.Tensor | str | os.PathLike, *, size: int | Sequence[i
                 result.images = match_histogram(result.images, ex.cpu())
             loss = -score(m, objectives[h, w], result.images)
     start = -result.info["scales"][0]["start"]
+    result.scores, result.labels = torch.tensor([-loss]), [f"texture ({stat})"]
     result.info.update(
         model=m.name, layers=names, stat=stat, style_loss_start=start, style_loss=loss, tileable=tileable,
         report=f"texture {w}x{h} on {m.name} ({stat}, {len(sizes)} scale(s)): style loss {start:.4g} -> {loss:.4g}"

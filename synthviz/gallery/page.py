@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .io import atomic_write
+from ..io import atomic_write
 
 if TYPE_CHECKING:
-    from .gallery import Manifest, Spec
+    from .manifest import Manifest
+    from .spec import Spec
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em;color:#222;background:#fafafa}
@@ -38,7 +39,7 @@ def write_index(spec: Spec, manifest: Manifest, out: Path) -> Path:
     """``out/index.html``: sections of thumbnails with captions (recipe, model, unit, final
     objective), links to full-size images and videos; no scripts, no external assets, every text
     HTML-escaped, so it opens from the file system."""
-    from . import __version__
+    from ..version import __version__
 
     entries = [manifest.items.get(it.id) for it in spec.items]
     n_done = sum(1 for e in entries if e and e["status"] == "done")
