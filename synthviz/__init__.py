@@ -14,6 +14,7 @@ regularizers and transforms drives every technique::
 """
 
 from . import objectives, params, presets, regularizers, transforms
+from .attribution import attribute, saliency
 from .engine import RenderInterrupted, render
 from .errors import SynthvizError
 from .io import load_image, make_grid, save_image, save_video
@@ -39,7 +40,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(TECHNIQUES.names()))
 
 __all__ = [
-    "FourierImage", "Model", "Objective", "PixelImage", "RenderInterrupted", "Result", "SynthvizError",
+    "FourierImage", "Model", "attribute", "saliency", "Objective", "PixelImage", "RenderInterrupted", "Result", "SynthvizError",
     "TECHNIQUES", "Tap", "capture", "layer_shapes", "list_models", "load_model", "load_image",
     "make_grid", "make_param", "objectives", "params", "presets", "register_model", "register_objective",
     "register_technique", "regularizers", "render", "save_image", "save_video", "transforms", "__version__",

@@ -45,36 +45,68 @@ class Tap:
 
     A module called several times in one pass (a shared activation) yields its first call.
     Fully connected outputs are (B, C) and act as channels.
+
+    ``grad`` asks for gradients with respect to the captured outputs (run the pass with grad
+    enabled, then ``torch.autograd.grad(score, acts[name])``):
+
+    * ``"leaf"``: each captured output becomes a leaf that requires grad; the rest of the network
+      runs on a copy, so the backward stops there (the cheapest way to get ∂score/∂A) and later
+      in-place ops never change the tensor kept.
+    * ``"through"``: the captured output stays in the graph (gradients also reach the layers
+      before it); the rest of the network runs on a copy, for the same in-place safety.
+
+    ``edit``: {layer: fn} replaces a layer's (first-call) output by ``fn(output)`` for the rest of
+    the network (ablations, masks); it is applied after the capture.
     """
 
-    def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True):
+    def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True, grad: str | None = None,
+                 edit: dict | None = None):
+        if grad not in (None, "leaf", "through"):
+            raise ValueError(f"grad must be None, 'leaf' or 'through', not {grad!r}")
         self.model = model
         self.names = list(dict.fromkeys(layers))
         self.want_logits = LOGITS in self.names
+        self.grad = grad
+        self.edit = dict(edit or {})
         self.hooked = [n for n in self.names if n != LOGITS]
-        self.modules = {n: get_layer(model, n) for n in self.hooked}
-        self.truncate = truncate and not self.want_logits
+        self.modules = {n: get_layer(model, n) for n in dict.fromkeys(self.hooked + list(self.edit))}
+        self.truncate = truncate and not self.want_logits and grad is None and not self.edit
         # A captured output that later in-place ops (ReLU(inplace=True)) could overwrite is cloned;
         # the last captured layer never is, since the pass stops right after it.
         self._clone = any(getattr(m, "inplace", False) for m in model.net.modules())
         self._handles: list = []
+        self._edited: set = set()
         self._acts: dict[str, torch.Tensor] = {}
 
     def _hook(self, name: str):
+        wanted = name in self.hooked
+
         def hook(module, inputs, output):
-            if name in self._acts:
-                return
-            if not isinstance(output, torch.Tensor):  # (out, aux) style outputs
-                output = output[0]
-            last = len(self._acts) + 1 == len(self.hooked)
-            if last and self.truncate:
-                self._acts[name] = output
-                raise _StopForward
-            self._acts[name] = output.clone() if self._clone else output
+            if name in self._acts or name in self._edited:
+                return None
+            tensor = output if isinstance(output, torch.Tensor) else output[0]  # (out, aux) style outputs
+            passed = None
+            if wanted and self.grad is not None:
+                kept = tensor.detach().requires_grad_(True) if self.grad == "leaf" else tensor
+                self._acts[name] = kept
+                passed = kept.clone()  # what the rest of the network sees (and may modify in place)
+            elif wanted:
+                last = len(self._acts) + 1 == len(self.hooked)
+                if last and self.truncate:
+                    self._acts[name] = tensor
+                    raise _StopForward
+                self._acts[name] = tensor.clone() if self._clone else tensor
+            if name in self.edit:
+                self._edited.add(name)
+                passed = self.edit[name](tensor if passed is None else passed)
+            if passed is None:
+                return None
+            return passed if isinstance(output, torch.Tensor) else (passed, *output[1:])
 
         return hook
 
     def __enter__(self) -> "Tap":
+        self._edited: set = set()
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         return self
 
@@ -87,7 +119,7 @@ class Tap:
         """(B, 3, H, W) in [0, 1] -> {layer name: activation}."""
         if not self._handles and self.hooked:
             raise RuntimeError("Tap must be used inside a `with` block")
-        self._acts = {}
+        self._acts, self._edited = {}, set()
         try:
             logits = self.model(images)
         except _StopForward:

@@ -58,6 +58,8 @@ class Model:
         min_size: the smallest input side the network accepts.
         layers: named layer choices for techniques (``"mid"``, ``"style"``, ``"content"``,
             ``"gradcam"``, ...); techniques fall back to :func:`synthviz.layers.stage_layers`.
+        owned: the network is synthviz's own (put in eval mode, frozen); ``False`` for a user's
+            module, which is left exactly as it is.
     """
 
     def __init__(
@@ -69,8 +71,11 @@ class Model:
         name: str = "model",
         min_size: int = 32,
         layers: dict | None = None,
+        owned: bool = True,
     ):
-        self.net = net
+        # a network synthviz built itself is kept in eval mode with frozen parameters; a user's
+        # module is never changed (every forward runs inside evaluating(), which restores it)
+        self.net = net.eval().requires_grad_(False) if owned else net
         self._evaluating = 0  # nesting depth of evaluating(): forwards inside skip re-freezing
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
@@ -194,7 +199,7 @@ def load_model(
     if isinstance(name, Model):
         return name.to(device) if device is not None else name
     if isinstance(name, nn.Module):
-        model = Model(name, classes=imagenet_classes(), name=type(name).__name__)
+        model = Model(name, classes=imagenet_classes(), name=type(name).__name__, owned=False)
         return model.to(device) if device is not None else model
     weights = "default" if weights is None else weights
     if name in MODELS:

@@ -16,7 +16,8 @@ from synthviz.cli.app import app
 from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
 from synthviz.models import IMAGENET_MEAN, IMAGENET_STD, Model
-from synthviz.techniques.saliency import DEFAULTS, GuidedReLU, attribute, method_names
+from synthviz.attribution import attribute, method_info, method_names, option_defaults
+from synthviz.attribution.guided import GuidedReLU
 from synthviz.techniques.saliency_figure import colormap, saliency_figure
 from synthviz.techniques.sanity import randomization_blocks
 
@@ -87,9 +88,15 @@ def test_every_method_is_batched_and_shaped_like_the_batch(embedded, pair):
 
 
 def test_python_defaults_match_the_shared_option_table():
-    params = inspect.signature(synthviz.saliency).parameters
-    for key, value in DEFAULTS.items():
-        assert params[key].default == value, key
+    # each method's defaults are read from its own signature: they cannot disagree with the function
+    for name in method_names("all"):
+        info = method_info(name)
+        params = list(inspect.signature(info.fn).parameters.values())[3:]
+        expected = {p.name: p.default for p in params if p.default is not p.empty and not p.name.startswith("_")}
+        assert info.defaults == expected, name
+    table = option_defaults()
+    assert method_info("ig").defaults["rule"] == table["rule"] == "gauss-legendre"
+    assert table["steps"] == 64 and table["batch_size"] == 16 and table["layer"] is None
 
 
 # --------------------------------------------------------------------------- integrated gradients
@@ -354,13 +361,15 @@ def test_bad_targets_and_images_are_one_line_errors(embedded, chelsea128, tmp_pa
 
 def test_cascading_randomization_decorrelates_the_gradient_not_guided_backprop(embedded, chelsea128):
     before = model_state(embedded)
-    result = synthviz.sanity(chelsea128, "gradient", model=embedded, size=128)
-    corr = result.correlations
-    assert result.layers[:4] == ["original", "_fc", "_bn1", "_conv_head"] and result.layers[-1] == "_conv_stem"
-    assert corr[0] == 1.0 and len(corr) == 22 and result.maps.shape == (22, 1, 128, 128)
+    result = synthviz.sanity(embedded, chelsea128, method="gradient", size=128)
+    corr = result.info["correlations"]
+    layers = result.info["layers"]
+    assert layers[:4] == ["original", "_fc", "_bn1", "_conv_head"] and layers[-1] == "_conv_stem"
+    assert corr[0] == 1.0 and len(corr) == 22 and result.images.shape == (22, 3, 128, 128)
+    assert result.labels == layers and torch.allclose(result.scores, torch.tensor(corr))
     assert abs(corr[-1]) < 0.15 and np.mean(corr[-5:]) < np.mean(corr[1:6]) < 0.6
-    guided = synthviz.sanity(chelsea128, "guided_backprop", model=embedded, size=128, depth=5)
-    assert len(guided.correlations) == 6 and min(guided.correlations) > 0.9  # Adebayo et al.: guided backprop ignores the top layers
+    guided = synthviz.sanity(embedded, chelsea128, method="guided_backprop", size=128, depth=5).info["correlations"]
+    assert len(guided) == 6 and min(guided) > 0.9  # Adebayo et al.: guided backprop ignores the top layers
     assert same_state(before, model_state(embedded))
     assert result.figure.shape[0] == 3 and result.figure.shape[1] > 112 + 200
 
@@ -376,9 +385,10 @@ def test_colormap_runs_dark_to_bright():
 
 
 def test_figure_with_classviz(embedded, chelsea128):
-    result = saliency_figure(chelsea128, "gradient,gradcam", model=embedded, size=64, with_classviz=True,
+    result = saliency_figure(embedded, chelsea128, methods="gradient,gradcam", size=64, with_classviz=True,
                              classviz_steps=3)
-    assert set(result.attributions) == {"gradient", "gradcam"} and result.classviz is not None
+    assert set(result.info["methods"]) == {"gradient", "gradcam"} and "classviz_probability" in result.info
+    assert result.labels == ["gradient", "Grad-CAM"] and result.images.shape == (2, 3, 64, 64)
     assert result.figure.shape == (3, 64 + 14 + 4, 4 * 66 + 2)  # photo, two maps, classviz; labels under each
     assert result.info["cls"] == 285 and result.info["label"] == "Egyptian cat"
 

@@ -1,4 +1,6 @@
-"""``synthviz saliency`` (the comparison figure + raw maps) and ``synthviz sanity`` (cascading randomization)."""
+"""``synthviz saliency`` (the comparison figure + raw maps, for one photo or a folder) and
+``synthviz sanity`` (cascading randomization). Method options default to each method's own
+(read from the attribution registry); ``--set KEY=VALUE`` reaches any option of any method."""
 
 from __future__ import annotations
 
@@ -8,66 +10,86 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..attribution import check_options, method_names, option_defaults
 from ..io import free_path, save_image
-from ..techniques.saliency import DEFAULTS as S
-from ..techniques.saliency_figure import save_maps, saliency_figure
+from ..presets import parse_set
 from ..techniques.sanity import sanity
 from .app import app
 from .common import DEFAULTS, DeviceOpt, ModelOpt, OutOpt, OverwriteOpt, WeightsOpt, command, prepare_outputs, say
 
-ImageArg = Annotated[Path, typer.Argument(help="The photo to explain (PNG, JPEG...).")]
+D = option_defaults()
+
+
+def _d(key: str) -> str:
+    value = D.get(key)
+    return "the method's own" if value is None else str(value)
+
+
+ImageArg = Annotated[Path, typer.Argument(help="The photo to explain (PNG, JPEG...), or a folder of photos.")]
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
 SizeOpt = Annotated[int, typer.Option(help="Longer side of the photo as the model sees it, in pixels.")]
-LayerOpt = Annotated[Optional[str], typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
-BaseOpt = Annotated[str, typer.Option(help="SmoothGrad: the method averaged over noisy copies.")]
-SamplesOpt = Annotated[int, typer.Option(help="SmoothGrad: noisy copies.")]
-NoiseOpt = Annotated[float, typer.Option(help="SmoothGrad: noise sigma as a fraction of the input range.")]
-SquaredOpt = Annotated[bool, typer.Option(help="SmoothGrad: average the squared maps.")]
-IgStepsOpt = Annotated[int, typer.Option("--steps", help="Integrated gradients: points on the path.")]
-BaselineOpt = Annotated[str, typer.Option(help="Integrated gradients: black, white, blurred or an image file.")]
-RuleOpt = Annotated[str, typer.Option(help="Integrated gradients: riemann (midpoint) or gauss-legendre.")]
-WindowOpt = Annotated[int, typer.Option(help="Occlusion: window side in pixels.")]
-StrideOpt = Annotated[int, typer.Option(help="Occlusion: window step in pixels.")]
-ValueOpt = Annotated[float, typer.Option(help="Occlusion: fill value in [0, 1] (0.5 = grey).")]
-BatchOpt = Annotated[int, typer.Option(help="Images per forward pass for SmoothGrad, IG and occlusion.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the SmoothGrad noise (and of the sanity re-initialisation).")]
+LayerOpt = Annotated[Optional[str], typer.Option(help="Layer of the CAM family (default: the model's last convolutional stage).")]
+BaseOpt = Annotated[Optional[str], typer.Option(help=f"SmoothGrad: the method averaged over noisy copies (default {_d('base')}).")]
+SamplesOpt = Annotated[Optional[int], typer.Option(help=f"Noisy copies / random samples (default: the method's own; SmoothGrad {_d('samples')}).")]
+NoiseOpt = Annotated[Optional[float], typer.Option(help=f"SmoothGrad: noise sigma as a fraction of the input range (default {_d('noise')}).")]
+SquaredOpt = Annotated[Optional[bool], typer.Option("--squared/--no-squared", help="SmoothGrad: average the squared maps.")]
+IgStepsOpt = Annotated[Optional[int], typer.Option("--steps", help=f"Integrated gradients: points on the path (default {_d('steps')}).")]
+BaselineOpt = Annotated[Optional[str], typer.Option(help=f"Integrated gradients: black, white, blurred or an image file (default {_d('baseline')}).")]
+RuleOpt = Annotated[Optional[str], typer.Option(help=f"Integrated gradients: riemann (midpoint) or gauss-legendre (default {_d('rule')}).")]
+WindowOpt = Annotated[Optional[int], typer.Option(help=f"Occlusion: window side in pixels (default {_d('window')}).")]
+StrideOpt = Annotated[Optional[int], typer.Option(help=f"Occlusion: window step in pixels (default {_d('stride')}).")]
+ValueOpt = Annotated[Optional[float], typer.Option(help=f"Occlusion: fill value in [0, 1] (default {_d('value')}).")]
+AugOpt = Annotated[Optional[bool], typer.Option("--aug-smooth/--no-aug-smooth", help="CAM family: test-time augmentation smoothing (mirror x contrast, 6x the cost).")]
+EigenOpt = Annotated[Optional[bool], typer.Option("--eigen-smooth/--no-eigen-smooth", help="CAM family: first principal component of the weighted activations.")]
+BatchOpt = Annotated[Optional[int], typer.Option(help=f"Images per forward pass for the methods that expand each image (default {_d('batch_size')}).")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the random draws (SmoothGrad noise, masks, the sanity re-initialisation).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any method option as KEY=VALUE (repeatable), e.g. --set ratio=0.5.")]
 
 
-def _options(layer, base, samples, noise, squared, steps, baseline, rule, window, stride, value, batch_size, seed):
-    return dict(layer=layer, base=base, samples=samples, noise=noise, squared=squared, steps=steps,
-                baseline=baseline, rule=rule, window=window, stride=stride, value=value, batch_size=batch_size,
-                seed=seed)
+def _options(set_, **named) -> dict:
+    """The method options given (None: the method's default), checked against the registry."""
+    return check_options({**named, **parse_set(set_ or [])})
 
 
 @command(app, "saliency")
 def saliency_cmd(
     image: ImageArg,
-    methods: Annotated[str, typer.Option(help="all, or a comma list: gradient, grad_x_input, smoothgrad, guided_backprop, gradcam, guided_gradcam, integrated_gradients, occlusion.")] = "all",
+    methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(method_names("all")) + ".")] = "all",
     target: ClassOpt = None,
     with_classviz: Annotated[bool, typer.Option("--with-classviz", help="Add the engine's class visualization of the same class beside the maps.")] = False,
     classviz_steps: Annotated[Optional[int], typer.Option(help="Steps of the class visualization (default: the recipe's).")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
-    layer: LayerOpt = S["layer"], base: BaseOpt = S["base"], samples: SamplesOpt = S["samples"],
-    noise: NoiseOpt = S["noise"], squared: SquaredOpt = S["squared"], steps: IgStepsOpt = S["steps"],
-    baseline: BaselineOpt = S["baseline"], rule: RuleOpt = S["rule"], window: WindowOpt = S["window"],
-    stride: StrideOpt = S["stride"], value: ValueOpt = S["value"], batch_size: BatchOpt = S["batch_size"],
-    seed: SeedOpt = S["seed"], device: DeviceOpt = "auto", out: OutOpt = Path("saliency.png"),
-    overwrite: OverwriteOpt = False,
+    layer: LayerOpt = None, base: BaseOpt = None, samples: SamplesOpt = None, noise: NoiseOpt = None,
+    squared: SquaredOpt = None, steps: IgStepsOpt = None, baseline: BaselineOpt = None, rule: RuleOpt = None,
+    window: WindowOpt = None, stride: StrideOpt = None, value: ValueOpt = None, aug_smooth: AugOpt = None,
+    eigen_smooth: EigenOpt = None, batch_size: BatchOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
+    device: DeviceOpt = "auto", out: OutOpt = Path("saliency.png"), overwrite: OverwriteOpt = False,
 ) -> None:
     """Explain IMAGE with several saliency methods: one labelled comparison figure (photo, then each
-    method as a heatmap overlay) and each method's raw map as OUT-STEM-METHOD.npy."""
+    method as a heatmap overlay) and each method's raw map as OUT-STEM-METHOD.npy. IMAGE may be a
+    folder: then OUT-STEM/ gets one figure per photo, maps.npz (key PHOTO/METHOD) and targets.csv."""
+    options = _options(set_, layer=layer, base=base, samples=samples, noise=noise, squared=squared, steps=steps,
+                       baseline=baseline, rule=rule, window=window, stride=stride, value=value,
+                       aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, seed=seed)
+    if image.is_dir():
+        from ..techniques.saliency_folder import explain_folder
+
+        explain_folder(image, methods, target, model=model, weights=weights, size=size, device=device,
+                       out=out.with_suffix(""), overwrite=overwrite, options=options, say=say)
+        return
+    from ..techniques.saliency_figure import figure_and_maps, save_maps
+
     prepare_outputs(out, inputs=[image])
-    result = saliency_figure(image, methods, target, model=model, weights=weights, size=size, device=device,
-                             with_classviz=with_classviz, classviz_steps=classviz_steps, progress=True,
-                             **_options(layer, base, samples, noise, squared, steps, baseline, rule, window,
-                                        stride, value, batch_size, seed))
+    result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
+                                           device=device, with_classviz=with_classviz,
+                                           classviz_steps=classviz_steps, progress=True, options=options)
     info = result.info
     say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability']:.3f}")
-    ig = result.attributions.get("integrated_gradients")
+    ig = attributions.get("integrated_gradients")
     if ig is not None and ig.info["relative_gap"][0] > 0.05:
         say("note: the integrated-gradients completeness gap is above 5%; raise --steps")
     say(f"saved {save_image(result.figure, out, overwrite)}")
-    for path in save_maps(result.attributions, out, overwrite):
+    for path in save_maps(attributions, out, overwrite):
         say(f"saved {path}")
 
 
@@ -79,27 +101,29 @@ def sanity_cmd(
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
     tile: Annotated[int, typer.Option(help="Height of each map in the figure.")] = 112,
     depth: Annotated[Optional[int], typer.Option(help="Randomize only the top DEPTH blocks (default: all).")] = None,
-    layer: LayerOpt = S["layer"], base: BaseOpt = S["base"], samples: SamplesOpt = S["samples"],
-    noise: NoiseOpt = S["noise"], squared: SquaredOpt = S["squared"], steps: IgStepsOpt = S["steps"],
-    baseline: BaselineOpt = S["baseline"], rule: RuleOpt = S["rule"], window: WindowOpt = S["window"],
-    stride: StrideOpt = S["stride"], value: ValueOpt = S["value"], batch_size: BatchOpt = S["batch_size"],
-    seed: SeedOpt = S["seed"], device: DeviceOpt = "auto", out: OutOpt = Path("sanity.png"),
-    overwrite: OverwriteOpt = False,
+    layer: LayerOpt = None, base: BaseOpt = None, samples: SamplesOpt = None, noise: NoiseOpt = None,
+    squared: SquaredOpt = None, steps: IgStepsOpt = None, baseline: BaselineOpt = None, rule: RuleOpt = None,
+    window: WindowOpt = None, stride: StrideOpt = None, value: ValueOpt = None, aug_smooth: AugOpt = None,
+    eigen_smooth: EigenOpt = None, batch_size: BatchOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
+    device: DeviceOpt = "auto", out: OutOpt = Path("sanity.png"), overwrite: OverwriteOpt = False,
 ) -> None:
     """Adebayo et al.'s sanity check: re-initialise the layers from the top down, recompute the map
     at each step, and plot its Spearman rank correlation with the original (figure + OUT-STEM.csv)."""
+    options = _options(set_, layer=layer, base=base, samples=samples, noise=noise, squared=squared, steps=steps,
+                       baseline=baseline, rule=rule, window=window, stride=stride, value=value,
+                       aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, seed=seed)
     prepare_outputs(out, inputs=[image])
-    result = sanity(image, method, target, model=model, weights=weights, size=size, device=device, depth=depth, tile=tile,
-                    progress=True, **_options(layer, base, samples, noise, squared, steps, baseline, rule, window,
-                                              stride, value, batch_size, seed))
-    say(f"{result.info['model']} class {result.info['cls']} '{result.info['label']}', {result.info['method']}: "
-        f"rank correlation {result.correlations[1]:+.3f} after the top block, "
-        f"{result.correlations[-1]:+.3f} with every block randomized")
+    result = sanity(model, image, method=method, target=target, weights=weights, size=size, device=device,
+                    depth=depth, tile=tile, progress=True, **options)
+    info = result.info
+    corrs = info["correlations"]
+    say(f"{info['model']} class {info['cls']} '{info['label']}', {info['method']}: "
+        f"rank correlation {corrs[1]:+.3f} after the top block, {corrs[-1]:+.3f} with every block randomized")
     say(f"saved {save_image(result.figure, out, overwrite)}")
     table = free_path(out.with_suffix(".csv"), overwrite)
     with open(table, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "randomized_down_to", "spearman_abs"])
-        for i, (layer_name, corr) in enumerate(zip(result.layers, result.correlations)):
+        for i, (layer_name, corr) in enumerate(zip(info["layers"], corrs)):
             writer.writerow([i, layer_name, f"{corr:.6f}"])
     say(f"saved {table}")

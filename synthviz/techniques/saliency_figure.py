@@ -1,22 +1,22 @@
 """The saliency comparison figure: the photo, then each method's map as a labelled heatmap overlay,
-optionally beside the engine's class visualization of the same class; raw maps saved as ``.npy``."""
+optionally beside the engine's class visualization of the same class. Captions come from the
+attribution registry, so a new method appears here by being registered."""
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
+from ..attribution import Attribution, as_batch, attribute, check_options, method_info, method_names, resolve_targets
 from ..errors import SynthvizError
 from ..io import make_grid, resize
+from ..models import DEFAULT_MODEL, Model
+from ..result import Result
 from .registry import register_technique
 from .common import get_model
-from .saliency import _batch, attribute, check_options, method_names, resolve_targets
-
 
 # A perceptually ordered "inferno"-like ramp (black -> purple -> red -> orange -> pale yellow).
 _RAMP = torch.tensor([[0.00, 0.00, 0.02], [0.26, 0.04, 0.41], [0.58, 0.15, 0.40], [0.87, 0.32, 0.23],
@@ -52,103 +52,107 @@ def overlay(photo: torch.Tensor, maps: torch.Tensor, display: str = "abs") -> to
     return ((1 - alpha) * 0.75 * photo.to(maps.device) + alpha * heat).clamp(0, 1)
 
 
-LABELS = {"gradient": "gradient", "grad_x_input": "grad x input", "smoothgrad": "SmoothGrad",
-          "guided_backprop": "guided backprop", "gradcam": "Grad-CAM", "guided_gradcam": "guided Grad-CAM",
-          "integrated_gradients": "integrated grad.", "occlusion": "occlusion"}
-
-
-@dataclass
-class Comparison:
-    """The comparison figure and what went into it.
-
-    Attributes:
-        images: (1, 3, H', W') the labelled figure (photo, one overlay per method, [class visualization]).
-        attributions: {method: :class:`Attribution`} for the photo (batch of one).
-        photo: (1, 3, H, W) the photo as the model saw it. ``classviz``: (1, 3, h, w) or None.
-        info: target class, label, probability, seconds per method, report lines.
-    """
-
-    images: torch.Tensor
-    attributions: dict
-    photo: torch.Tensor
-    classviz: torch.Tensor | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def figure(self) -> torch.Tensor:
-        return self.images[0]
-
-
 def _fit(image: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(1, 3, h', w') scaled to fit inside h x w and padded with white to exactly h x w."""
-    fitted = resize(image, (max(1, round(image.shape[-2] * min(h / image.shape[-2], w / image.shape[-1]))),
-                            max(1, round(image.shape[-1] * min(h / image.shape[-2], w / image.shape[-1])))))
+    scale = min(h / image.shape[-2], w / image.shape[-1])
+    fitted = resize(image, (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale))))
     out = torch.ones(1, 3, h, w)
     top, left = (h - fitted.shape[-2]) // 2, (w - fitted.shape[-1]) // 2
     out[..., top:top + fitted.shape[-2], left:left + fitted.shape[-1]] = fitted
     return out
 
 
+def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options: dict,
+            progress: bool = False) -> tuple[dict[str, Attribution], dict[str, float], list[str]]:
+    """Every method on the batch ``x`` (B, 3, H, W) for the same targets: ({method: Attribution},
+    {method: seconds}, report lines). ``target``: as for :func:`~synthviz.attribution.attribute`."""
+    attributions, seconds, lines = {}, {}, []
+    for name in names:
+        start = time.perf_counter()
+        att = attribute(model, x, name, target, **options)
+        seconds[name] = time.perf_counter() - start
+        attributions[name] = att
+        line = f"{name}: {seconds[name]:.2f} s"
+        if "relative_gap" in att.info:
+            line += (f", completeness gap {att.info['completeness_gap'][0]:+.4g} "
+                     f"({100 * att.info['relative_gap'][0]:.2f}% of f(x) - f(baseline))")
+        lines.append(line)
+        if progress:
+            print(line, file=sys.stderr)
+    return attributions, seconds, lines
+
+
+def comparison(photo: torch.Tensor, attributions: dict[str, Attribution], caption: str,
+               extra: list[tuple[torch.Tensor, str]] = (), ncol: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled figure (3, H', W') of one photo (1, 3, H, W) and its overlays (M, 3, H, W)."""
+    heat = torch.cat([overlay(photo, a.maps.cpu(), a.display) for a in attributions.values()])
+    tiles = [photo, heat] + [_fit(img, *photo.shape[-2:]) for img, _ in extra]
+    labels = [caption] + [method_info(n).label for n in attributions] + [label for _, label in extra]
+    grid = make_grid(torch.cat(tiles), labels, ncol=ncol or len(labels))
+    return grid, heat
+
+
 @register_technique("saliency_figure")
-def saliency_figure(image=None, methods: str | Sequence[str] = "all", target=None, *, model="efficientnet_lite0",
+def saliency_figure(model: str | Model | torch.nn.Module = DEFAULT_MODEL, image=None, *,
+                    methods: str | Sequence[str] = "all", target: int | str | None = None,
                     weights: str = "default", size: int = 224, device: str | None = None,
                     with_classviz: bool = False, classviz_steps: int | None = None, ncol: int | None = None,
-                    progress: bool = False, **options) -> Comparison:
+                    progress: bool = False, **options) -> Result:
     """The comparison figure: the photo, then each method as a labelled heatmap overlay, and with
     ``with_classviz`` the engine's class visualization of the same class beside them.
 
     ``image``: a path or (1, 3, H, W) tensor, resized so its longer side is ``size``. ``options``:
-    the method options of :data:`DEFAULTS`. ``progress``: print one line per method (stderr).
+    the methods' options (see ``synthviz.attribution.option_defaults()``). Returns a Result:
+    ``figure`` the labelled figure, ``images`` the overlays (one per method), ``labels`` the
+    methods' captions; ``info`` the class, its probability, seconds per method, report lines.
     """
+    return figure_and_maps(model, image, methods, target, weights=weights, size=size, device=device,
+                           with_classviz=with_classviz, classviz_steps=classviz_steps, ncol=ncol,
+                           progress=progress, options=options)[0]
+
+
+def figure_and_maps(model, image, methods="all", target=None, *, weights: str = "default", size: int = 224,
+                    device: str | None = None, with_classviz: bool = False, classviz_steps: int | None = None,
+                    ncol: int | None = None, progress: bool = False,
+                    options: dict | None = None) -> tuple[Result, dict[str, Attribution]]:
+    """:func:`saliency_figure`'s Result and the :class:`Attribution` of every method (for saving maps)."""
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     names = method_names(methods)
-    opts = check_options(options)
+    opts = check_options(options or {})
     m = get_model(model, weights, device)
-    photo = _batch(image, size)[:1]
+    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     with torch.no_grad():
         probs = m(x).softmax(1)[0]
     cls = resolve_targets(m, x, target)[0].item()
-    attributions, seconds, lines = {}, {}, []
-    for name in names:
-        start = time.perf_counter()
-        att = attribute(m, x, name, cls, **opts)
-        seconds[name] = time.perf_counter() - start
-        attributions[name] = att
-        line = f"{name}: {seconds[name]:.2f} s"
-        if name == "integrated_gradients":
-            line += (f", completeness gap {att.info['completeness_gap'][0]:+.4g} "
-                     f"({100 * att.info['relative_gap'][0]:.2f}% of f(x) - f(baseline))")
-        lines.append(line)
-        if progress:
-            import sys
-
-            print(line, file=sys.stderr)
+    attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
     label = m.class_name(cls)
-    tiles = [photo.cpu()] + [overlay(photo.cpu(), a.maps.cpu(), a.display) for a in attributions.values()]
-    labels = [f"{cls} {label}"[:28] + f" p={probs[cls]:.2f}"] + [LABELS.get(n, n) for n in names]
-    viz = None
+    extra, info = [], {}
     if with_classviz:
         from .classviz import classviz
 
-        side = min(photo.shape[-2:])
-        result = classviz(cls, model=m, size=side, steps=classviz_steps, seed=opts["seed"], device=device)
-        viz = result.images[:1]
-        tiles.append(_fit(viz, *photo.shape[-2:]))
-        labels.append(f"classviz p={result.info['probability'][0]:.2f}")
-    grid = make_grid(torch.cat(tiles), labels, ncol=ncol or len(tiles))
-    info = {"cls": cls, "label": label, "probability": float(probs[cls]), "model": m.name, "seconds": seconds,
-            "lines": lines, "methods": names}
-    return Comparison(grid[None], attributions, photo.cpu(), viz, info)
+        viz = classviz(model=m, target=cls, size=min(photo.shape[-2:]), steps=classviz_steps,
+                       seed=opts.get("seed", 0), device=device)
+        extra.append((viz.images[:1], f"classviz p={viz.info['probability'][0]:.2f}"))
+        info["classviz_probability"] = viz.info["probability"][0]
+    caption = f"{cls} {label}"[:28] + f" p={probs[cls]:.2f}"
+    grid, heat = comparison(photo.cpu(), attributions, caption, extra, ncol)
+    info.update(cls=cls, label=label, probability=float(probs[cls]), model=m.name, seconds=seconds, lines=lines,
+                methods=names, layers={n: a.info["layer"] for n, a in attributions.items() if "layer" in a.info})
+    result = Result(images=heat, labels=[method_info(n).label for n in names], figure=grid, info=info,
+                    objective="saliency", technique="saliency_figure")
+    return result, attributions
 
 
-def save_maps(attributions: dict, out: str | os.PathLike, overwrite: bool = False) -> list:
+def save_maps(attributions: dict, out, overwrite: bool = False) -> list:
     """Save each method's maps (B, C, H, W) float32 as ``<out stem>-<method>.npy`` beside ``out``
     (never over an existing file unless ``overwrite``); returns the paths written."""
     import io as _io
     from pathlib import Path
+
+    import numpy as np
 
     from ..io import write_file
 

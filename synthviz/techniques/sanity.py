@@ -10,20 +10,19 @@ gradient passes.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 from torch import nn
 
+from ..attribution import as_batch, attribute, check_options, method_info, method_names, resolve_targets
 from ..engine import seeded
 from ..errors import SynthvizError
 from ..io import make_grid, resize
-from ..models import Model
+from ..models import DEFAULT_MODEL, Model
+from ..result import Result
 from .registry import register_technique
 from .common import get_model
-from .saliency import _batch, attribute, check_options, method_names, resolve_targets
-from .saliency_figure import LABELS, overlay
+from .saliency_figure import overlay
 
 
 def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
@@ -106,50 +105,31 @@ def line_plot(values: list[float], xs: list[float], width: int, height: int = 20
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
-@dataclass
-class SanityResult:
-    """The cascading randomization of one image.
-
-    Attributes:
-        images: (1, 3, H', W') the figure: the photo, the original map, the map after each step
-            (labelled with the block randomized last and the correlation), the correlation plot.
-        correlations: Spearman rank correlation of |map| with the original, per step (the first,
-            the original itself, is 1).
-        layers: ``"original"``, then the block randomized at each step (top down).
-        maps: (S + 1, C, H, W) the maps, original first.
-    """
-
-    images: torch.Tensor
-    correlations: list[float]
-    layers: list[str]
-    maps: torch.Tensor
-    info: dict = field(default_factory=dict)
-
-    @property
-    def figure(self) -> torch.Tensor:
-        return self.images[0]
-
-
 @register_technique("sanity")
-def sanity(image=None, method: str = "gradient", target=None, *, model="efficientnet_lite0",
-           weights: str = "default", size: int = 224, device: str | None = None, depth: int | None = None,
-           tile: int = 112, progress: bool = False, **options) -> SanityResult:
+def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method: str = "gradient",
+           target: int | str | None = None, weights: str = "default", size: int = 224, device: str | None = None,
+           depth: int | None = None, tile: int = 112, progress: bool = False, **options) -> Result:
     """Cascading randomization (Adebayo et al. 2018) of ``method`` on ``image``.
 
     ``target``: the class explained (default: the prediction of the intact model), kept for every
     step. ``depth``: randomize only the top ``depth`` blocks (default: all, down to the input layer).
-    ``tile``: the height of each map in the figure. ``options``: the saliency options
+    ``tile``: the height of each map in the figure. ``options``: the method's options
     (``seed`` also seeds the re-initialisation). ``progress``: one line per step on stderr.
+
+    Returns a Result: ``figure`` the row of maps over the correlation plot; ``images`` (S + 1, 3, H, W)
+    the maps as overlays (the original first), ``scores`` the Spearman rank correlation of |map|
+    with the original at each step, ``labels`` the block randomized last (``"original"`` first);
+    ``info["correlations"]`` and ``info["layers"]`` the same as plain lists.
     """
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
-    name = method_names(method)
-    if len(name) != 1:
+    names = method_names(method)
+    if len(names) != 1:
         raise SynthvizError("the sanity check takes one method; pass --method NAME")
-    name = name[0]
+    name = names[0]
     opts = check_options(options)
     m = get_model(model, weights, device)
-    photo = _batch(image, size)[:1]
+    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     cls = resolve_targets(m, x, target)[0].item()
@@ -161,14 +141,13 @@ def sanity(image=None, method: str = "gradient", target=None, *, model="efficien
     work = Model(copy.deepcopy(m.net), m.mean.flatten().tolist(), m.std.flatten().tolist(), m.classes,
                  name=m.name, min_size=m.min_size, layers=m.layers).to(m.device)
     modules = dict(work.net.named_modules())
-    original = attribute(work, x, name, cls, **opts).maps.cpu()
+    first = attribute(work, x, name, cls, **opts)
+    display, original = first.display, first.maps.cpu()
     maps, corrs, layers = [original], [1.0], ["original"]
-    with seeded(opts["seed"]):
+    with seeded(opts.get("seed", 0)):
         for block in top:
             reinitialize(modules[block])
-            current = attribute(work, x, name, cls, **opts).maps.cpu()
-            if not torch.isfinite(current).all():
-                current = torch.nan_to_num(current)
+            current = torch.nan_to_num(attribute(work, x, name, cls, **opts).maps.cpu())
             maps.append(current)
             corrs.append(spearman(original, current))
             layers.append(block)
@@ -177,26 +156,28 @@ def sanity(image=None, method: str = "gradient", target=None, *, model="efficien
 
                 print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
     maps_t = torch.cat(maps)
-    figure = _figure(photo.cpu(), maps_t, corrs, layers, name, tile)
-    info = {"cls": cls, "label": m.class_name(cls), "model": m.name, "method": name, "blocks": blocks}
-    return SanityResult(figure[None], corrs, layers, maps_t, info)
+    figure, heat = _figure(photo.cpu(), maps_t, corrs, layers, name, tile, display)
+    info = {"cls": cls, "label": m.class_name(cls), "model": m.name, "method": name, "blocks": blocks,
+            "correlations": corrs, "layers": layers}
+    return Result(images=heat, scores=torch.tensor(corrs), labels=layers, figure=figure, info=info,
+                  objective=f"sanity {name}", technique="sanity")
 
 
 def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,
-            tile: int) -> torch.Tensor:
-    """The row of maps over the correlation plot, one (3, H, W) image."""
-    display = "positive" if method in ("gradcam", "occlusion") else "abs"
+            tile: int, display: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row of maps over the correlation plot, one (3, H, W) image; and the overlays at full size."""
+    full = overlay(photo.expand(len(maps), -1, -1, -1), maps, display)
     small = resize(photo, (tile, max(1, round(photo.shape[-1] * tile / photo.shape[-2]))))
-    heat = resize(overlay(photo.expand(len(maps), -1, -1, -1), maps, display), tuple(small.shape[-2:]))
+    heat = resize(full, tuple(small.shape[-2:]))
     tiles = torch.cat([small, heat])
-    labels = ["photo"] + [f"{LABELS.get(method, method)}" if i == 0 else f"{layer} {c:+.2f}"
+    labels = ["photo"] + [method_info(method).label if i == 0 else f"{layer} {c:+.2f}"
                           for i, (layer, c) in enumerate(zip(layers, corrs))]
     grid = make_grid(tiles, labels, ncol=len(tiles))
     w = small.shape[-1]
     xs = [2 + (i + 1) * (w + 2) + w / 2 for i in range(len(corrs))]  # under each map's tile
     plot = line_plot(corrs, xs, grid.shape[-1], 200,
                      "Spearman rank correlation of |map| with the original, layers randomized top down")
-    return torch.cat([grid, plot], 1)
+    return torch.cat([grid, plot], 1), full
 
 
-__all__ = ["SanityResult", "randomization_blocks", "reinitialize", "sanity", "spearman"]
+__all__ = ["randomization_blocks", "reinitialize", "sanity", "spearman"]

@@ -1,0 +1,207 @@
+"""What every attribution method shares: the answer type, targets and scores, input and layer
+gradients (recorded through :class:`synthviz.layers.Tap`), baselines and batching helpers.
+
+Every method gets its scalar score through :func:`target_scores` (never by indexing the logits
+itself), so what a "target" is can grow in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import SynthvizError
+from ..io import load_image, resize
+from ..layers import LOGITS, Tap, default_layer
+from ..models import Model
+
+PREDICTED = -1  # a target still to be read from the model's prediction (see target_scores)
+
+
+@dataclass
+class Attribution:
+    """One method's answer for a batch.
+
+    Attributes:
+        maps: (B, 1, H, W) — one value per pixel (``reduce="none"``: (B, 3, H, W)).
+        raw: the method's own output before reduction: (B, 3, H, W) signed attributions for the
+            pixel-space methods, (B, 1, h, w) the pre-ReLU map at the layer for the CAM family.
+        targets: the class explained, per image. ``display``: ``"abs"`` or ``"positive"`` — what a
+            heatmap shows. ``info``: method extras (IG completeness gap, the CAM layer...).
+        reduction: the :data:`REDUCTIONS` entry that made ``maps`` from ``raw``, or None.
+        scores: (B,) the target's score on the images, when the method computed it.
+    """
+
+    maps: torch.Tensor
+    raw: torch.Tensor
+    method: str = ""
+    targets: list[int] = field(default_factory=list)
+    display: str = "abs"
+    info: dict = field(default_factory=dict)
+    reduction: str | None = None
+    scores: torch.Tensor | None = None
+
+
+REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "max": lambda a: a.abs().amax(1, keepdim=True),
+    "abs": lambda a: a.abs().sum(1, keepdim=True),
+    "sum": lambda a: a.sum(1, keepdim=True),
+    "none": lambda a: a,
+}
+
+
+# --------------------------------------------------------------------------- targets and scores
+
+def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool = False) -> torch.Tensor:
+    """(B,) class indices: the prediction where ``target`` is None, else an index/name or one per
+    image. ``lazy``: leave :data:`PREDICTED` for a missing target instead of running a forward
+    (the method's own first forward on ``images`` fills it in, see :func:`target_scores`)."""
+    b = len(images)
+    if target is None:
+        if lazy:
+            return torch.full((b,), PREDICTED, device=images.device, dtype=torch.long)
+        with torch.no_grad():
+            return model(images).argmax(1)
+    if isinstance(target, torch.Tensor):
+        target = target.flatten().tolist()
+    if isinstance(target, (list, tuple)):
+        if len(target) == 1:
+            target = target[0]
+        elif len(target) != b:
+            raise SynthvizError(f"{len(target)} targets for {b} images; give one class or one per image")
+    idx = [model.class_index(t) for t in target] if isinstance(target, (list, tuple)) else [model.class_index(target)] * b
+    n = model.num_classes or model(images[:1]).shape[1]
+    for i in idx:  # models without class names still get a range check
+        if not 0 <= i < n:
+            raise SynthvizError(f"class {i} is out of range for {model.name}: use 0..{n - 1}")
+    return torch.tensor(idx, device=images.device, dtype=torch.long)
+
+
+def target_scores(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The score each image is explained by: (B, K) model output, (B,) targets -> (B,).
+
+    Targets still :data:`PREDICTED` become the argmax of this output, written into ``targets`` in
+    place (so the caller learns them without another forward)."""
+    pending = targets < 0
+    if bool(pending.any()):
+        targets[pending] = output.detach().argmax(1)[pending]
+    return output.gather(1, targets[:, None])[:, 0]
+
+
+def scores_of(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> the target scores (B,), one forward (no gradient unless enabled)."""
+    return target_scores(model(x), targets)
+
+
+# --------------------------------------------------------------------------- gradients
+
+def input_gradient(model: Model, x: torch.Tensor, targets: torch.Tensor,
+                   mode: contextlib.AbstractContextManager | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """∂score/∂x for each image: (grad (B, 3, H, W), scores (B,)). ``mode``: a context (e.g. a
+    torch-function mode changing the activations' backward) active during the forward."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad(), (mode or contextlib.nullcontext()):
+        scores = target_scores(model(x), targets)
+    (grad,) = torch.autograd.grad(scores.sum(), x)
+    return grad, scores.detach()
+
+
+def check_layer_name(model: Model, layer: str | None, role: str = "gradcam") -> str:
+    """The layer to use (None: the model's ``role`` layer); ``logits`` is refused without a forward."""
+    layer = layer or default_layer(model, role)
+    if layer == LOGITS:
+        raise SynthvizError(f"layer 'logits' is not convolutional; this method needs a layer with a spatial "
+                            f"map, e.g. --layer {default_layer(model, role)}")
+    return layer
+
+
+def check_spatial(model: Model, layer: str, act: torch.Tensor) -> torch.Tensor:
+    """``act`` if it is a (B, C, h, w) map, else a one-line error naming a layer that is."""
+    if act.dim() != 4:
+        raise SynthvizError(f"layer '{layer}' is not convolutional (its output is {tuple(act.shape[1:])}); "
+                            f"this method needs a layer with a spatial map, e.g. --layer "
+                            f"{default_layer(model, 'gradcam')}")
+    return act
+
+
+def layer_activation(model: Model, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The layer's (B, C, h, w) output, no gradient; the forward stops at the layer."""
+    with Tap(model, [layer]) as tap, torch.no_grad():
+        return check_spatial(model, layer, tap(x)[layer])
+
+
+def layer_activation_and_grad(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str,
+                              mode: contextlib.AbstractContextManager | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward and one backward that stops at ``layer``: (A (B, C, h, w), ∂score/∂A, scores (B,)).
+    The layer's shape is checked on this very forward (no extra pass)."""
+    with Tap(model, [layer, LOGITS], grad="leaf") as tap, torch.enable_grad(), (mode or contextlib.nullcontext()):
+        acts = tap(x.detach())
+        act = check_spatial(model, layer, acts[layer])
+        scores = target_scores(acts[LOGITS], targets)
+    (grad,) = torch.autograd.grad(scores.sum(), act)
+    return act.detach(), grad, scores.detach()
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, H, W), bilinear (the CAM family's upsampling)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------- inputs and batching
+
+def chunks(n: int, size: int) -> Iterator[slice]:
+    """Slices of ``range(n)`` of at most ``size`` items."""
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
+    """``black`` | ``white`` | ``blurred`` (Gaussian σ = side/10) | an image path or tensor -> like ``x``."""
+    if isinstance(baseline, str) and baseline in ("black", "white"):
+        return torch.full_like(x, 0.0 if baseline == "black" else 1.0)
+    if isinstance(baseline, str) and baseline == "blurred":
+        from kornia.filters import gaussian_blur2d
+
+        sigma = max(x.shape[-2:]) / 10
+        k = min(2 * int(3 * sigma) + 1, 2 * (min(x.shape[-2:]) // 2) - 1)  # reflect padding needs k < side
+        return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
+    if isinstance(baseline, (str, os.PathLike)):
+        if not os.path.exists(baseline):
+            raise SynthvizError(f"unknown baseline '{baseline}'; use black, white, blurred or an image file")
+        base = load_image(baseline)
+    else:
+        from ..techniques.common import get_image
+
+        base = get_image(baseline, what="baseline")
+    return resize(base.to(x.device), tuple(x.shape[-2:])).expand_as(x)
+
+
+def as_batch(images, size: int | None = None) -> torch.Tensor:
+    """Paths / a list of paths / a (B, 3, H, W) or (3, H, W) tensor -> (B, 3, H, W) in [0, 1]."""
+    from ..techniques.common import get_image
+
+    if isinstance(images, (list, tuple)) and images and not isinstance(images[0], torch.Tensor):
+        loaded = [load_image(p, size) for p in images]
+        if len({tuple(t.shape) for t in loaded}) > 1:
+            raise SynthvizError("the images have different sizes; pass --size, or one image at a time")
+        return torch.cat(loaded)
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([im if im.dim() == 3 else im[0] for im in images])
+    if isinstance(images, torch.Tensor):
+        if images.dim() == 3:
+            images = images[None]
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise SynthvizError(f"images must be (B, 3, H, W) in [0, 1], not {tuple(images.shape)}")
+        images = images.float()
+        if images.min() < 0 or images.max() > 1:
+            raise SynthvizError("images must be in [0, 1]; the model normalises them itself")
+        return resize(images, size) if size else images
+    return get_image(images, size)
