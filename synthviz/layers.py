@@ -57,16 +57,20 @@ class Tap:
 
     ``edit``: {layer: fn} replaces a layer's (first-call) output by ``fn(output)`` for the rest of
     the network (ablations, masks); it is applied after the capture.
+
+    ``strict=False``: layers the forward pass never reaches are left out instead of being an
+    error (listing shapes, finding the order blocks run in); the result keeps forward order.
     """
 
     def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True, grad: str | None = None,
-                 edit: dict | None = None):
+                 edit: dict | None = None, strict: bool = True):
         if grad not in (None, "leaf", "through"):
             raise ValueError(f"grad must be None, 'leaf' or 'through', not {grad!r}")
         self.model = model
         self.names = list(dict.fromkeys(layers))
         self.want_logits = LOGITS in self.names
         self.grad = grad
+        self.strict = strict
         self.edit = dict(edit or {})
         self.hooked = [n for n in self.names if n != LOGITS]
         self.modules = {n: get_layer(model, n) for n in dict.fromkeys(self.hooked + list(self.edit))}
@@ -133,7 +137,7 @@ class Tap:
         if self.want_logits:
             self._acts[LOGITS] = logits
         missing = [n for n in self.names if n not in self._acts]
-        if missing:
+        if missing and self.strict:
             raise SynthvizError(f"layer '{missing[0]}' is not used in {self.model.name}'s forward pass; pick another layer")
         acts, self._acts = self._acts, {}
         return acts
@@ -154,22 +158,10 @@ def layer_shape(model: Model, layer: str, size: int = 224) -> tuple[int, ...]:
 
 def layer_shapes(model: Model, size: int = 224) -> list[tuple[str, tuple[int, ...]]]:
     """Every named module with its output shape, in the order the forward pass runs them."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name):
-        def hook(module, inputs, output):
-            if name not in shapes and isinstance(output, torch.Tensor):
-                shapes[name] = tuple(output.shape[1:])
-
-        return hook
-
-    handles = [m.register_forward_hook(record(n)) for n, m in model.net.named_modules() if n]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size, device=model.device))
-    finally:
-        for h in handles:
-            h.remove()
+    names = [n for n, _ in model.net.named_modules() if n]
+    with torch.no_grad(), Tap(model, names, truncate=False, strict=False) as tap:
+        acts = tap(torch.zeros(1, 3, size, size, device=model.device))
+    shapes = {n: tuple(a.shape[1:]) for n, a in acts.items()}
     shapes[LOGITS] = (model.num_classes,) if model.num_classes else shapes.get(LOGITS, ())
     return list(shapes.items())
 

@@ -12,7 +12,7 @@ from .common import get_model
 from .featureviz import visualize
 
 
-@register_technique("classviz")
+@register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
 def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str = 285, *, weights: str = "default",
              recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
              batch: int = 1, score: str = "logit", seed: int | None = 0, device: str | None = None,

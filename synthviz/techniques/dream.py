@@ -69,7 +69,7 @@ def zoom_in(image: torch.Tensor, zoom: float) -> torch.Tensor:
     return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-@register_technique("dream")
+@register_technique("dream", example={"image": "skimage:chelsea", "size": 96, "octaves": 2, "steps": 2})
 def dream(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, layer: str | None = None,
           channel: int | None = None, guide: torch.Tensor | str | os.PathLike | None = None,
           weights: str = "default", size: int | None = None, octaves: int = 4, octave_scale: float = 1.4,

@@ -86,7 +86,7 @@ def diverging(change: torch.Tensor) -> torch.Tensor:
     return (cmap[lo] * (1 - frac) + cmap[lo + 1] * frac).permute(0, 3, 1, 2)
 
 
-@register_technique("fool")
+@register_technique("fool", example={"image": "skimage:chelsea", "target": "goldfish", "size": 64, "steps": 3})
 def fool(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, target: int | str | None = None,
          epsilon: float | str | None = None, confidence: float = 0.0, weights: str = "default",
          size: int | None = None, steps: int | None = None, lr: float | None = None, seed: int | None = 0,

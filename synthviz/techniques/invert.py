@@ -54,7 +54,7 @@ def _recording(objective: Objective, log: list[float]) -> Objective:
     return Objective(fn, objective.name, objective.layers)
 
 
-@register_technique("invert")
+@register_technique("invert", example={"image": "skimage:chelsea", "layer": "_blocks.1", "size": 64, "steps": 3})
 def invert(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, layer: str | None = None,
            layers: str | Sequence[str] | None = None, weights: str = "default", size: int = 128,
            steps: int = 200, lr: float = 0.05, alpha: float = 6.0, alpha_weight: float = 0.1, beta: float = 2.0,

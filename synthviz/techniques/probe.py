@@ -39,7 +39,7 @@ def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int
     return list(units)
 
 
-@register_technique("probe")
+@register_technique("probe", example={"layer": "_blocks.3", "units": "0-1", "size": 64, "steps": 3})
 def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str | int | Sequence[int] | None = 0, *,
           weights: str = "default", kind: str = "channel", x: int | None = None, y: int | None = None,
           recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,

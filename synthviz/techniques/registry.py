@@ -13,10 +13,19 @@ from ..result import Result
 TECHNIQUES: Registry = Registry("technique", "run `synthviz presets` to see what each does")
 
 
-def register_technique(name: str | None = None, *, options: Callable[[], dict] | None = None,
-                       replace: bool = False):
-    """Register a technique. ``options``: for a technique that takes ``**options``, a function
-    returning ``{option: default}`` (what presets may set). The result is stamped with the name."""
+def register_technique(name: str | None = None, *, example: dict | None = None,
+                       options: Callable[[], dict] | None = None, replace: bool = False):
+    """Register a technique.
+
+    Args:
+        example: keyword arguments that run it in a second or two (tiny size, few steps; images
+            as ``"skimage:NAME"``, resolved like preset values): the contract test runs every
+            registered technique with its example.
+        options: for a technique that takes ``**options``, a function returning
+            ``{option: default}`` (what presets may set).
+
+    The result is stamped with the technique's name.
+    """
 
     def deco(fn):
         key = name or fn.__name__
@@ -30,6 +39,7 @@ def register_technique(name: str | None = None, *, options: Callable[[], dict] |
             return result
 
         technique.options = options or (lambda: {})
+        technique.example = dict(example or {})
         TECHNIQUES.register(key, replace=replace)(technique)
         return technique
 

@@ -92,7 +92,7 @@ def comparison(photo: torch.Tensor, attributions: dict[str, Attribution], captio
     return grid, heat
 
 
-@register_technique("saliency_figure")
+@register_technique("saliency_figure", example={"image": "skimage:chelsea", "methods": "gradient,gradcam", "size": 64})
 def saliency_figure(model: str | Model | torch.nn.Module = DEFAULT_MODEL, image=None, *,
                     methods: str | Sequence[str] = "all", target: int | str | None = None,
                     weights: str = "default", size: int = 224, device: str | None = None,

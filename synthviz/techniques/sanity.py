@@ -18,6 +18,7 @@ from ..attribution import as_batch, attribute, check_options, method_info, metho
 from ..engine import seeded
 from ..errors import SynthvizError
 from ..io import make_grid, resize
+from ..layers import Tap
 from ..models import DEFAULT_MODEL, Model
 from ..result import Result
 from .registry import register_technique
@@ -41,21 +42,8 @@ def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
                 yield full, child
 
     candidates = dict(units("", model.net))
-    order: list[str] = []
-
-    def record(name):
-        def hook(module, inputs, output):
-            if name not in order:
-                order.append(name)
-        return hook
-
-    handles = [m.register_forward_hook(record(n)) for n, m in candidates.items()]
-    try:
-        with torch.no_grad():
-            model(images[:1].to(model.device))
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad(), Tap(model, candidates, truncate=False, strict=False) as tap:
+        order = list(tap(images[:1].to(model.device)))  # the blocks that ran, in forward order
     if not order:
         raise SynthvizError(f"{model.name} has no layers with parameters to randomize")
     return order
@@ -105,7 +93,7 @@ def line_plot(values: list[float], xs: list[float], width: int, height: int = 20
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
-@register_technique("sanity")
+@register_technique("sanity", example={"image": "skimage:chelsea", "method": "gradient", "size": 64, "depth": 2})
 def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method: str = "gradient",
            target: int | str | None = None, weights: str = "default", size: int = 224, device: str | None = None,
            depth: int | None = None, tile: int = 112, progress: bool = False, **options) -> Result:

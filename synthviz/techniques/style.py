@@ -50,7 +50,7 @@ def _match_luma(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return ((ys - ys.mean()) * (yc.std() / ys.std().clamp_min(1e-6)) + yc.mean()).clamp(0, 1)
 
 
-@register_technique("style")
+@register_technique("style", example={"content": "skimage:chelsea", "styles": "skimage:brick", "size": 64, "steps": 2, "scales": 1})
 def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           styles: ImageLike | Sequence[ImageLike] | None = None, *,
           size: int = 512, weights: str = "default",

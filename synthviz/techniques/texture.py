@@ -40,7 +40,7 @@ def output_size(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-@register_technique("texture")
+@register_technique("texture", example={"example": "skimage:brick", "size": 64, "example_size": 96, "steps": 2, "scales": 1})
 def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, *,
             size: int | Sequence[int] = 256, weights: str = "default", layers: str | Sequence[str] | None = None,
             layer_weights: str | Sequence[float] | None = None, stat: str = "gram",
