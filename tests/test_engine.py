@@ -166,3 +166,32 @@ def test_tiled_gradient_equals_the_whole_one(tiny):
         inner[..., k, :] = False
         inner[..., :, k] = False
     torch.testing.assert_close(tiled[inner], whole[inner] * 9, rtol=1e-4, atol=1e-6)
+
+
+def test_render_gives_the_model_back_on_the_device_it_was_found(tiny, monkeypatch):
+    """render(device=...) moves the model for the render only (engine.on_device), and device=None
+    never moves it."""
+    from synthviz.engine import on_device
+
+    class Fake:  # records where it is sent
+        device = torch.device("cpu")
+        moves: list = []
+
+        def to(self, device):
+            self.moves.append(str(device))
+            self.device = torch.device(device)
+            return self
+
+    fake = Fake()
+    with on_device(fake, torch.device("meta")):
+        assert fake.device.type == "meta"
+    assert fake.moves == ["meta", "cpu"] and fake.device.type == "cpu"
+    with pytest.raises(KeyError), on_device(fake, torch.device("meta")):
+        raise KeyError  # also after an error
+    assert fake.device.type == "cpu"
+
+    calls = []
+    monkeypatch.setattr(type(tiny), "to", lambda self, d: calls.append(d) or self)
+    render(tiny, obj.channel("relu2", 0), lambda: PixelImage(1, 32), steps=2)
+    render(tiny, obj.channel("relu2", 0), lambda: PixelImage(1, 32), steps=2, device="cpu")
+    assert calls == []  # already there: never moved
