@@ -1,0 +1,69 @@
+"""The plain files an indexing pass ends with: ``topk.csv``, ``bottomk.csv``, ``units.csv`` and
+``skipped.txt``. Values are written as the shortest text that reads back as the same float32."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write
+from .sources import Source
+from .stats import UnitStats
+
+EXAMPLE_COLUMNS = ["layer", "unit", "rank", "path", "value", "x", "y"]
+
+
+def position_xy(position: int, shape: list[int]) -> tuple[str, str]:
+    """A stored position as (x, y) text in the layer's grid: maps ``(C, H, W)`` give both,
+    tokens ``(N, C)`` the token as x, vectors nothing."""
+    if position < 0:
+        return "", ""
+    if len(shape) == 3:
+        return str(position % shape[2]), str(position // shape[2])
+    return str(position), ""
+
+
+def _f(value) -> str:
+    return str(np.float32(value))
+
+
+def _examples_csv(source: Source, stats: dict[str, UnitStats], layers: dict, which: str) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(EXAMPLE_COLUMNS)
+    for name, s in stats.items():
+        values, images, positions = (s.top_v, s.top_i, s.top_p) if which == "top" else (s.bot_v, s.bot_i, s.bot_p)
+        shape = layers[name]["shape"]
+        for unit in range(values.shape[0]):
+            for rank in range(values.shape[1]):
+                i = int(images[unit, rank])
+                if i < 0:
+                    break
+                x, y = position_xy(int(positions[unit, rank]), shape)
+                writer.writerow([name, unit, rank + 1, source.paths[i], _f(values[unit, rank]), x, y])
+    return buf.getvalue()
+
+
+def _units_csv(stats: dict[str, UnitStats]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["layer", "unit", "mean", "std", "min", "max"])
+    for name, s in stats.items():
+        std = s.std
+        for unit in range(len(s.mean)):
+            writer.writerow([name, unit, _f(s.mean[unit]), _f(std[unit]), _f(s.bot_v[unit, 0]), _f(s.top_v[unit, 0])])
+    return buf.getvalue()
+
+
+def write_outputs(out: Path, source: Source, stats: dict[str, UnitStats], features: dict, layers: dict,
+                  skipped: list[tuple[int, str]]) -> None:
+    """Flush the feature memmaps and write the plain-text results into ``out``."""
+    for feats in features.values():
+        feats.flush()
+    atomic_write(out / "topk.csv", _examples_csv(source, stats, layers, "top"))
+    atomic_write(out / "bottomk.csv", _examples_csv(source, stats, layers, "bottom"))
+    atomic_write(out / "units.csv", _units_csv(stats))
+    atomic_write(out / "skipped.txt", "".join(f"{source.paths[i]}\t{reason}\n" for i, reason in sorted(skipped)))

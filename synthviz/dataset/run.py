@@ -1,0 +1,130 @@
+"""Reading an indexed run back: its images, per-image features, per-unit statistics and top
+examples with the patch each one came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SynthvizError, did_you_mean
+from .receptive import ReceptiveField
+from .sources import read_image
+from .stats import UnitStats
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example of a unit: image ``index`` (``path``), its ``value``, the maximum's position in
+    the layer's grid (``y``, ``x``; ``None`` for vectors) and the input ``box`` (top, left, bottom,
+    right) of the receptive field there, in pixels of the ``size`` x ``size`` image."""
+
+    index: int
+    path: str
+    label: str
+    value: float
+    y: int | None
+    x: int | None
+    box: tuple[int, int, int, int]
+
+
+class Run:
+    """An indexed run folder (made by :func:`synthviz.dataset.index`)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.exists():
+            raise SynthvizError(f"{self.path} is not an index (no manifest.json); make one with `synthviz index`")
+        self.manifest = json.loads(manifest.read_text())
+        if self.manifest.get("status") != "complete":
+            raise SynthvizError(f"the index in {self.path} is unfinished; run the same `synthviz index` command to resume it")
+        self.settings = self.manifest["settings"]
+        self.size: int = self.settings["size"]
+        with open(self.path / "images.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        self.paths = [r["path"] for r in rows]
+        self.labels = [r["label"] for r in rows]
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.manifest["layers"])
+
+    @property
+    def model(self) -> str:
+        return self.settings["model"]
+
+    def check_layer(self, layer: str | None) -> str:
+        """``layer`` if indexed (``None``: the first indexed layer)."""
+        if layer is None:
+            return self.layers[0]
+        if layer not in self.manifest["layers"]:
+            raise SynthvizError(f"layer '{layer}' is not in the index {self.path}{did_you_mean(layer, self.layers)}; "
+                                f"indexed: {', '.join(self.layers)}")
+        return layer
+
+    def features(self, layer: str | None = None) -> np.ndarray:
+        """(N, C) float32, memory-mapped: each image's reduced activation per unit (NaN rows: skipped)."""
+        return np.load(self.path / "features" / f"{self.check_layer(layer)}.npy", mmap_mode="r")
+
+    @cached_property
+    def _state(self) -> dict:
+        with np.load(self.path / "state.npz") as state:
+            return {k: state[k] for k in state.files}
+
+    def stats(self, layer: str | None = None) -> UnitStats:
+        return UnitStats.from_state(self._state, f"{self.check_layer(layer)}::")
+
+    def receptive_field(self, layer: str | None = None) -> ReceptiveField:
+        return ReceptiveField(**self.manifest["layers"][self.check_layer(layer)]["receptive_field"])
+
+    def channels(self, layer: str | None = None) -> int:
+        return int(self.manifest["layers"][self.check_layer(layer)]["channels"])
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        lines = (self.path / "skipped.txt").read_text(encoding="utf-8").splitlines()
+        return [tuple(line.split("\t", 1)) for line in lines if line]
+
+    def top_examples(self, layer: str | None, unit: int, k: int | None = None, bottom: bool = False) -> list[Example]:
+        """The images that excite ``unit`` of ``layer`` most (``bottom``: least), best first."""
+        layer = self.check_layer(layer)
+        if not 0 <= unit < self.channels(layer):
+            raise SynthvizError(f"unit {unit} is out of range for layer '{layer}' ({self.channels(layer)} channels)")
+        s = self.stats(layer)
+        values, images, positions = (s.bot_v, s.bot_i, s.bot_p) if bottom else (s.top_v, s.top_i, s.top_p)
+        shape = self.manifest["layers"][layer]["shape"]
+        rf = self.receptive_field(layer)
+        out = []
+        for rank in range(values.shape[1] if k is None else min(k, values.shape[1])):
+            i, p = int(images[unit, rank]), int(positions[unit, rank])
+            if i < 0:
+                break
+            y, x = (p // shape[2], p % shape[2]) if len(shape) == 3 and p >= 0 else (None, None)
+            box = rf.box(y, x) if y is not None else (0, 0, self.size, self.size)
+            out.append(Example(i, self.paths[i], self.labels[i], float(values[unit, rank]), y, x, box))
+        return out
+
+    def image(self, index: int) -> torch.Tensor:
+        """Image ``index`` as the pass saw it: (3, size, size) in [0, 1]."""
+        return read_image(self.paths[index], self.size)
+
+    def patch(self, example: Example) -> torch.Tensor:
+        """The receptive-field patch of an example, (3, h, w)."""
+        top, left, bottom, right = example.box
+        return self.image(example.index)[:, top:bottom, left:right]
+
+
+def open_run(run: str | os.PathLike | Run) -> Run:
+    return run if isinstance(run, Run) else Run(run)
+
+
+def top_examples(run: str | os.PathLike | Run, layer: str | None, unit: int, k: int | None = None) -> list[Example]:
+    """The top examples of ``unit`` of ``layer`` in an indexed run (see :meth:`Run.top_examples`)."""
+    return open_run(run).top_examples(layer, unit, k)
