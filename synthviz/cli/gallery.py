@@ -72,11 +72,17 @@ def gallery_cmd(
     cpus_per_item: Annotated[int, typer.Option(help="CPUs each Ray task asks for (a GPU instead when the cluster has GPUs).")] = 1,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads per item (default: shared out among the workers).")] = None,
     set_: SetOpt = None,
+    index: Annotated[Optional[Path], typer.Option("--index", help="A dataset index (`synthviz index`): add a page per unit, linked from the gallery.")] = None,
+    units: Annotated[Optional[str], typer.Option(help="With --index: units per layer, like 0-7 or all (default 0-7).")] = None,
 ) -> None:
     """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if index is not None:
+        from ..dataset.run import open_run
+
+        open_run(index)  # a bad --index fails before any render
     parsed = load_spec(spec, parse_set(set_ or []))
     total = len(parsed.items)
     done = sum(Manifest(out).done(it, out) for it in parsed.items) if out.is_dir() else 0
@@ -99,5 +105,9 @@ def gallery_cmd(
         say(f"interrupted: every finished item is kept in {out / 'manifest.json'}; run the same command to resume")
         raise typer.Exit(130) from None
     say(summarize(run))
+    if index is not None:
+        from ..dataset.pages import add_unit_pages
+
+        say(f"unit pages: {add_unit_pages(index, out, units)}")
     if run.failed:
         raise SynthvizError(f"{len(run.failed)} item(s) failed (errors in {run.index}); fix them and re-run to retry")

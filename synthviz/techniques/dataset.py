@@ -1,0 +1,105 @@
+"""Techniques that picture a dataset index (see :mod:`synthviz.dataset`): nearest neighbours,
+t-SNE/PCA grids, first-layer filters and multifaceted feature visualization. Each takes the model
+first (``None``: the model the index was made with) and returns a :class:`~synthviz.result.Result`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import SynthvizError
+from ..io import make_grid
+from ..models import DEFAULT_MODEL, Model
+from ..result import Result
+from . import register_technique
+from .common import get_model
+
+ModelArg = str | Model | nn.Module | None
+
+
+def _run(run: str | os.PathLike | None, model: ModelArg):
+    from ..dataset import open_run
+
+    if run is None:
+        raise SynthvizError("this technique needs an index: pass run=RUN (made by `synthviz index`)")
+    r = open_run(run)
+    if isinstance(model, str) and model != r.model:
+        raise SynthvizError(f"the index in {r.path} was made with {r.model}, not {model}; pass model={r.model!r} or None")
+    return r
+
+
+@register_technique("neighbours")
+def neighbours(model: ModelArg = None, image: str | os.PathLike | torch.Tensor | int | None = None, *,
+               run: str | None = None, layer: str | None = None, k: int = 8, thumb: int = 96) -> Result:
+    """The ``k`` nearest neighbours of ``image`` (a file, a (3, H, W) tensor or an image index of the
+    run) in ``layer``'s feature space (cosine), as a grid: the query first, then the neighbours."""
+    from ..dataset.neighbours import neighbour_grid
+
+    r = _run(run, model)
+    if image is None:
+        raise SynthvizError("neighbours needs a query image: a file, a tensor or an image number of the index")
+    layer = r.check_layer(layer)
+    images, indices, sims, captions = neighbour_grid(r, image, layer, k, model, thumb)
+    return Result(images=images, scores=torch.tensor([1.0] + sims), labels=captions, objective=f"cosine({layer})",
+                  figure=make_grid(images, captions), technique="neighbours",
+                  info={"layer": layer, "indices": indices, "paths": [r.paths[i] for i in indices],
+                        "similarities": sims, "run": str(r.path)})
+
+
+@register_technique("embedding")
+def embedding(model: ModelArg = None, *, run: str | None = None, layer: str | None = None, method: str = "tsne",
+              max_images: int = 1024, thumb: int = 48, seed: int = 0) -> Result:
+    """Karpathy's grid: the run's images placed by a 2-D embedding (``tsne``, ``pca`` or ``umap``)
+    of their features, snapped to a grid so every image shows once."""
+    from ..dataset.embedding import embedding_grid
+
+    r = _run(run, model)
+    layer = r.check_layer(layer)
+    g = embedding_grid(r, layer, method, max_images, thumb, seed)
+    picture = g["picture"]
+    return Result(images=picture[None], technique="embedding", figure=picture, objective=f"{method}({layer})",
+                  labels=[f"{method} grid"],
+                  info={"layer": layer, "method": method, "rows": g["rows"], "cols": g["cols"],
+                        "paths": [r.paths[int(i)] for i in g["indices"]], "cells": [int(c) for c in g["cells"]]})
+
+
+@register_technique("filters")
+def filters(model: str | Model | nn.Module = DEFAULT_MODEL, *, weights: str = "default", scale: int = 8) -> Result:
+    """The first convolution's filters as RGB images (each min-max scaled), in a grid."""
+    from ..dataset.filters import filter_images
+
+    m = get_model(model, weights)
+    images, name = filter_images(m, scale)
+    figure = make_grid(images, pad=max(1, scale // 4))
+    return Result(images=images, labels=[str(i) for i in range(len(images))], figure=figure, technique="filters",
+                  objective=f"filters({name})", info={"layer": name, "model": m.name, "count": len(images)})
+
+
+@register_technique("facets")
+def facets(model: ModelArg = None, *, run: str | None = None, layer: str | None = None, unit: int = 0,
+           facets: int = 3, top: int | None = None, recipe: str = "lucid", size: int = 128,
+           steps: int | None = None, lr: float | None = None, seed: int = 0,
+           progress: bool | str = False) -> Result:
+    """Multifaceted feature visualization: ``unit``'s top images clustered into ``facets`` groups,
+    one render per group started from the group's mean image. The figure shows each start above
+    its render."""
+    from ..dataset.facets import render_facets
+    from ..io import resize
+
+    r = _run(run, model)
+    layer = r.check_layer(layer)
+    result, clusters, starts = render_facets(r, layer, unit, facets, model=None if isinstance(model, str) else model,
+                                             top=top, recipe=recipe, size=size, steps=steps, lr=lr, seed=seed,
+                                             progress=progress)
+    starts = resize(starts, (size, size))
+    labels = [f"facet {i + 1} ({len(c)} images)" for i, c in enumerate(clusters)]
+    figure = make_grid(torch.cat([starts, result.images]), [f"start {i + 1}" for i in range(len(starts))] + labels,
+                       ncol=len(starts))
+    return Result(images=result.images, history=result.history, objective=result.objective, steps=result.steps,
+                  stopped=result.stopped, labels=labels, figure=figure, technique="facets",
+                  scores=result.values if len(result.history) else None,
+                  info={"layer": layer, "unit": unit, "clusters": [[r.paths[i] for i in c] for c in clusters],
+                        "recipe": recipe, "run": str(Path(r.path))})
