@@ -107,9 +107,21 @@ class Pass:
         state = {"batches_done": np.array(self.batches_done), "skipped": np.array(json.dumps(self.skipped))}
         for name, stats in self.stats.items():
             state.update(stats.state(f"{name}::"))
-        buf = io.BytesIO()
-        np.savez(buf, **state)
-        atomic_write(self.out / "state.npz", buf.getvalue())
+        atomic_write(self.out / "state.npz", npz_bytes(state))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (readable by ``np.load``) whose bytes depend only on the arrays: ``np.savez``
+    stamps the current time into the zip, which would make a resumed run's files differ."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for key, value in arrays.items():
+            item = io.BytesIO()
+            np.lib.format.write_array(item, np.asanyarray(value), allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), item.getvalue())
+    return buf.getvalue()
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
