@@ -83,6 +83,11 @@ class Pass:
                 self.batches_done = int(state["batches_done"])
                 self.skipped = [tuple(s) for s in json.loads(str(state["skipped"]))]
 
+    def empty(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """No results (a batch whose every image failed)."""
+        return {n: (torch.empty(0, i["channels"]), torch.empty(0, i["channels"], dtype=torch.long))
+                for n, i in self.layers.items()}
+
     def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]],
             results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Merge one batch (its images' indices ``kept``; ``failed`` as (index, reason))."""
@@ -275,9 +280,7 @@ def _run_local(state: Pass, model: Model, names, size, reduce, batch_size, worke
 
         def step(item):
             first, images, kept, failed = item
-            results = forward_batch(model, tap, images, reduce) if len(kept) else {
-                n: (torch.empty(0, i["channels"]), torch.empty(0, i["channels"], dtype=torch.long))
-                for n, i in state.layers.items()}
+            results = forward_batch(model, tap, images, reduce) if len(kept) else state.empty()
             return first, kept, failed, results
 
         drive(state, loader, len(state.source), progress, checkpoint_every, on_batch, step)

@@ -126,15 +126,21 @@ class ImageBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, b: int):
         first = (b + self.start) * self.batch_size
-        images, kept, failed = [], [], []
-        for i in range(first, min(first + self.batch_size, len(self.paths))):
-            try:
-                images.append(read_image(self.paths[i], self.size))
-                kept.append(i)
-            except Exception as e:  # noqa: BLE001 - any unreadable file is skipped with its reason
-                failed.append((i, _reason(e)))
-        stack = torch.stack(images) if images else torch.empty(0, 3, self.size, self.size)
-        return first, stack, kept, failed
+        return load_batch(self.paths[first : first + self.batch_size], first, self.size)
+
+
+def load_batch(paths: list[str], first: int, size: int):
+    """Read ``paths`` (images ``first``, ``first + 1``...): ``(first, images (n, 3, size, size),
+    indices of the images read, [(index, reason)] of those that could not be)``."""
+    images, kept, failed = [], [], []
+    for i, path in enumerate(paths, first):
+        try:
+            images.append(read_image(path, size))
+            kept.append(i)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is skipped with its reason
+            failed.append((i, _reason(e)))
+    stack = torch.stack(images) if images else torch.empty(0, 3, size, size)
+    return first, stack, kept, failed
 
 
 def batch_loader(paths: list[str], size: int, batch_size: int, workers: int, start_batch: int = 0):
