@@ -74,6 +74,7 @@ def gallery_cmd(
     set_: SetOpt = None,
     index: Annotated[Optional[Path], typer.Option("--index", help="A dataset index (`synthviz index`): add a page per unit, linked from the gallery.")] = None,
     units: Annotated[Optional[str], typer.Option(help="With --index: units per layer, like 0-7 or all (default 0-7).")] = None,
+    unit_steps: Annotated[int, typer.Option(help="With --index: steps of each unit's feature visualization (0: none).")] = 128,
 ) -> None:
     """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
     from rich.console import Console
@@ -108,6 +109,6 @@ def gallery_cmd(
     if index is not None:
         from ..dataset.pages import add_unit_pages
 
-        say(f"unit pages: {add_unit_pages(index, out, units)}")
+        say(f"unit pages: {add_unit_pages(index, out, units, viz_steps=unit_steps)}")
     if run.failed:
         raise SynthvizError(f"{len(run.failed)} item(s) failed (errors in {run.index}); fix them and re-run to retry")
