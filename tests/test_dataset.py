@@ -241,7 +241,7 @@ def test_first_layer_filters_are_the_min_max_scaled_kernels(tiny):
     assert torch.allclose(result.images[:, :, ::2, ::2], expected, atol=1e-6)
 
 
-def test_facets_cluster_the_top_images_and_start_from_each_cluster_mean(run, embedded):
+def test_facets_cluster_the_top_images_and_start_from_each_cluster_mean(run, embedded, tmp_path):
     import synthviz
     from synthviz.dataset.facets import cluster_top_images, mean_images
     from synthviz.io import resize
@@ -254,3 +254,10 @@ def test_facets_cluster_the_top_images_and_start_from_each_cluster_mean(run, emb
     assert result.images.shape == (2, 3, SIZE, SIZE) and result.technique == "facets"
     assert (result.images - starts).abs().mean() < 0.01  # no steps: the render is its start image
     assert result.figure.shape[0] == 3
+    # on a unit page, beside the feature visualization
+    from synthviz.dataset.pages import write_unit_pages
+
+    write_unit_pages(r, tmp_path, layers=["_blocks.3"], units=[5], viz_steps=1, viz_size=SIZE, model=embedded, facets=2)
+    page = (tmp_path / "units" / "_blocks.3" / "5.html").read_text()
+    assert 'src="5/viz.png"' in page and 'src="5/facet-1.png"' in page and 'src="5/facet-2.png"' in page
+    assert (tmp_path / "units" / "_blocks.3" / "5" / "facet-2.png").exists()

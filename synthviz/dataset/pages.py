@@ -97,7 +97,7 @@ def _write_png(path: Path, image: torch.Tensor) -> None:
 
 def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, layers: list[str] | None = None,
                      units: dict[str, list[int]] | list[int] | None = None, viz_steps: int = 128, viz_size: int = 128,
-                     thumb: int = 96, model=None, home: str | None = None) -> list[dict]:
+                     thumb: int = 96, model=None, home: str | None = None, facets: int = 0) -> list[dict]:
     """Write a page per unit into ``out/units/`` and ``out/units/index.html`` listing them.
 
     Args:
@@ -106,6 +106,8 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
         viz_steps, viz_size: the feature visualization's render (0 steps: no rendering). An
             existing rendering is kept, so re-running only renders new units.
         home: a page (relative to ``out``) the unit index links back to, e.g. ``index.html``.
+        facets: also render this many facets per unit (multifaceted feature visualization: one
+            render per cluster of the unit's top images, started from the cluster's mean image).
 
     Returns one ``{"layer", "unit", "href"}`` per page (``href`` relative to ``out``), the unit
     index first with ``unit`` None.
@@ -125,6 +127,13 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
         if todo:
             for u, im in zip(todo, _feature_visualizations(run, m, layer, todo, viz_size, viz_steps)):
                 _write_png(folder / str(u) / "viz.png", im)
+        for u in chosen if facets and viz_steps > 0 else ():
+            if not (folder / str(u) / "facet-1.png").exists() and len(run.top_examples(layer, u)) >= facets:
+                from .facets import render_facets
+
+                rendered = render_facets(run, layer, u, facets, model=m, size=viz_size, steps=viz_steps)[0]
+                for i, im in enumerate(rendered.images, 1):
+                    _write_png(folder / str(u) / f"facet-{i}.png", im)
         feats = run.features(layer)
         stats = run.stats(layer)
         listing.append(f"<h2>{_e(layer)}</h2><div class=\"grid\">")
@@ -165,6 +174,10 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
                             f'alt="map {rank}"><figcaption>#{rank}</figcaption></figure>')
     viz = (f'<figure><img src="{_href(f"{unit}/viz.png")}" width="{2 * thumb}" height="{2 * thumb}" alt="feature '
            f'visualization"><figcaption>feature visualization</figcaption></figure>') if with_viz else "<p>not rendered</p>"
+    viz += "".join(f'<figure><img src="{_href(f"{unit}/{p.name}")}" width="{thumb}" height="{thumb}" alt="{p.stem}">'
+                   f"<figcaption>{p.stem.replace('-', ' ')}</figcaption></figure>"
+                   for p in sorted(pics.glob("facet-*.png")))
+    viz = f'<div class="grid">{viz}</div>'
     std = float(stats.std[unit])
     body = [
         f'<p><a href="../index.html">all units</a></p><h1>{_e(layer)} unit {unit}</h1>',
@@ -195,7 +208,7 @@ def link_from_page(page: str | os.PathLike, links: list[dict], title: str = "Uni
 
 
 def add_unit_pages(run: str | os.PathLike | Run, gallery: str | os.PathLike, units: str | None = None,
-                   viz_steps: int = 128, viz_size: int = 128) -> Path:
+                   viz_steps: int = 128, viz_size: int = 128, facets: int = 0) -> Path:
     """The gallery hook: unit pages for ``run`` under ``gallery/units/``, linked from
     ``gallery/index.html``. ``units``: ``"0-7"``, ``"0,3,5"`` or ``"all"`` for every indexed layer.
     Returns the unit index page."""
@@ -204,7 +217,7 @@ def add_unit_pages(run: str | os.PathLike | Run, gallery: str | os.PathLike, uni
     run = open_run(run)
     gallery = Path(gallery)
     chosen = None if units is None else {layer: parse_units(units, run.channels(layer)) for layer in run.layers}
-    links = write_unit_pages(run, gallery, units=chosen, viz_steps=viz_steps, viz_size=viz_size,
+    links = write_unit_pages(run, gallery, units=chosen, viz_steps=viz_steps, viz_size=viz_size, facets=facets,
                              home="index.html" if (gallery / "index.html").exists() else None)
     if (gallery / "index.html").exists():
         link_from_page(gallery / "index.html", links)

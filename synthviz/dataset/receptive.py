@@ -45,29 +45,43 @@ class ReceptiveField:
         return asdict(self)
 
 
-def gradient_box(model: Model, layer: str, size: int, y: int, x: int, samples: int = 4,
-                 seed: int = 0) -> tuple[int, int, int, int]:
-    """The box ``(top, left, bottom, right)`` of input pixels where the gradient of layer ``layer``'s
-    units at ``(y, x)`` (all channels) is non-zero, on ``samples`` random images."""
+def gradient_boxes(model: Model, layer: str, size: int, positions: list[tuple[int, int]], samples: int = 2,
+                   seed: int = 0) -> list[tuple[int, int, int, int]]:
+    """For each ``(y, x)``, the box ``(top, left, bottom, right)`` of input pixels where the gradient
+    of layer ``layer``'s units there (all channels) is non-zero, on ``samples`` random images.
+    One batched backward pass: batch elements are independent, so each position gets its own images."""
     gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(samples, 3, size, size, generator=gen).to(model.device).requires_grad_(True)
+    n = len(positions) * samples
+    images = torch.rand(n, 3, size, size, generator=gen).to(model.device).requires_grad_(True)
     with frozen(model.net), Tap(model, [layer]) as tap, torch.enable_grad():
         act = tap(images)[layer]
         if act.dim() != 4:
-            return 0, 0, size, size
-        act[:, :, y, x].abs().sum().backward()
-    seen = images.grad.abs().sum((0, 1)) > 0
-    rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
-    if not len(rows):
-        return 0, 0, size, size
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+            return [(0, 0, size, size)] * len(positions)
+        rows = torch.arange(n, device=act.device)
+        ys = torch.tensor([y for y, _ in positions for _ in range(samples)], device=act.device)
+        xs = torch.tensor([x for _, x in positions for _ in range(samples)], device=act.device)
+        act[rows, :, ys, xs].abs().sum().backward()
+    seen = images.grad.abs().sum(1).reshape(len(positions), samples, size, size).sum(1) > 0
+    boxes = []
+    for s in seen:
+        r, c = s.any(1).nonzero().flatten(), s.any(0).nonzero().flatten()
+        boxes.append((int(r[0]), int(c[0]), int(r[-1]) + 1, int(c[-1]) + 1) if len(r) else (0, 0, size, size))
+    return boxes
+
+
+def gradient_box(model: Model, layer: str, size: int, y: int, x: int, samples: int = 2,
+                 seed: int = 0) -> tuple[int, int, int, int]:
+    """The measured box of the unit at ``(y, x)`` (see :func:`gradient_boxes`)."""
+    return gradient_boxes(model, layer, size, [(y, x)], samples, seed)[0]
 
 
 def receptive_field(model: Model, layer: str, size: int) -> ReceptiveField:
     """Measure the receptive field of ``layer`` for ``size`` x ``size`` inputs.
 
-    Two neighbouring units near the centre give the stride and the extent; if their fields
-    reach the border at this size, a larger canvas (up to 8x) is used to measure them unclipped.
+    The corner units' boxes at this size (their inner edges are not clipped when the field is
+    smaller than the image) give stride, offset and extent in one batched backward pass; the
+    result must predict all four measured boxes. Otherwise a larger canvas (up to 4x) is used to
+    measure two neighbouring units unclipped; failing that, every unit sees the whole image.
     """
     with torch.no_grad():
         probe = torch.zeros(1, 3, size, size, device=model.device)
@@ -75,23 +89,30 @@ def receptive_field(model: Model, layer: str, size: int) -> ReceptiveField:
             shape = tap(probe)[layer].shape
     if len(shape) != 4:
         return ReceptiveField(size, float(size), size, 0.0, whole=True)
-    canvas = size
-    while True:
-        h = _grid(model, layer, canvas)
-        c = max(0, h // 2 - 1)
-        if h >= 2:
-            a = gradient_box(model, layer, canvas, c, c)
-            b = gradient_box(model, layer, canvas, c + 1, c + 1)
-            unclipped = a[0] > 0 and a[1] > 0 and b[2] < canvas and b[3] < canvas
-            if unclipped:
-                stride, extent = b[0] - a[0], a[2] - a[0]
-                # the offset is measured on the canvas; the input of the run shares the grid's
-                # origin (top-left) as long as padding does not depend on the size
-                offset = a[0] - stride * c
-                return ReceptiveField(size, float(stride), int(extent), float(offset))
-        if canvas >= 8 * size:
+    h = shape[-2]
+    if h >= 3:
+        pos = [(0, 0), (1, 1), (h - 2, h - 2), (h - 1, h - 1)]
+        boxes = gradient_boxes(model, layer, size, pos)
+        stride = boxes[1][2] - boxes[0][2]
+        offset = boxes[3][0] - stride * (h - 1)
+        extent = boxes[0][2] - offset
+        rf = ReceptiveField(size, float(stride), int(extent), float(offset))
+        if stride > 0 and all(rf.box(y, x) == b for (y, x), b in zip(pos, boxes)) and 0 < boxes[3][0] \
+                and boxes[1][2] < size:
+            return rf
+        if boxes[0] == boxes[3] == (0, 0, size, size):  # the corner units see it all: so does every unit
             return ReceptiveField(size, size / shape[-1], size, 0.0, whole=True)
+    canvas = size
+    while canvas <= 4 * size:
+        g = _grid(model, layer, canvas)
+        c = max(0, g // 2 - 1)
+        if g >= 2:
+            a, b = gradient_boxes(model, layer, canvas, [(c, c), (c + 1, c + 1)])
+            if a[0] > 0 and a[1] > 0 and b[2] < canvas and b[3] < canvas:
+                stride, extent = b[0] - a[0], a[2] - a[0]
+                return ReceptiveField(size, float(stride), int(extent), float(a[0] - stride * c))
         canvas *= 2
+    return ReceptiveField(size, size / shape[-1], size, 0.0, whole=True)
 
 
 def _grid(model: Model, layer: str, size: int) -> int:
