@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "motorcycle_left", "retina", "brick",
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "brick",
           "grass", "gravel", "camera", "coins"]
 
 

@@ -13,11 +13,12 @@ import os
 import numpy as np
 import torch
 
-from ..engine import RenderResult, render
+from ..engine import render
 from ..errors import SynthvizError
-from ..models import Model
+from ..models import ModelLike
 from ..objectives import channel
 from ..params import make_param
+from ..result import Result
 from ..techniques.common import get_model
 from ..techniques.featureviz import RECIPES
 from .run import Run, open_run
@@ -52,9 +53,9 @@ def mean_images(run: Run, clusters: list[list[int]]) -> torch.Tensor:
 
 
 def render_facets(run: str | os.PathLike | Run, layer: str, unit: int, facets: int = 3, *,
-                  model: str | Model | torch.nn.Module | None = None, top: int | None = None,
+                  model: ModelLike | None = None, top: int | None = None,
                   recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
-                  seed: int = 0, progress: bool | str = False) -> tuple[RenderResult, list[list[int]], torch.Tensor]:
+                  seed: int = 0, progress: bool | str = False) -> tuple[Result, list[list[int]], torch.Tensor]:
     """One render of ``unit`` per facet, each started from its cluster's mean image.
 
     Returns the render (``images`` (K, 3, size, size)), the clusters' image indices and the

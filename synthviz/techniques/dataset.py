@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 import torch
-from torch import nn
 
 from ..errors import SynthvizError
 from ..io import make_grid
-from ..models import DEFAULT_MODEL, Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result
-from . import register_technique
+from .registry import register_technique
 from .common import get_model
 
-ModelArg = str | Model | nn.Module | None
+ModelArg = Union[ModelLike, None]  # None: the model the index was made with
 
 
 def _run(run: str | os.PathLike | None, model: ModelArg):
@@ -67,7 +67,7 @@ def embedding(model: ModelArg = None, *, run: str | None = None, layer: str | No
 
 
 @register_technique("filters")
-def filters(model: str | Model | nn.Module = DEFAULT_MODEL, *, weights: str = "default", scale: int = 8) -> Result:
+def filters(model: ModelLike = DEFAULT_MODEL, *, weights: str = "default", scale: int = 8) -> Result:
     """The first convolution's filters as RGB images (each min-max scaled), in a grid."""
     from ..dataset.filters import filter_images
 
