@@ -8,22 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SynthvizError
+from ..layers import Tap
 from ..models import Model
 
 
 def first_conv(model: Model) -> tuple[str, nn.Conv2d]:
     """The first ``Conv2d`` the forward pass runs that reads 3 channels: (name, module)."""
-    order: list[str] = []
     modules = {n: m for n, m in model.net.named_modules() if isinstance(m, nn.Conv2d)}
-    handles = [m.register_forward_pre_hook(lambda mod, inp, n=n: order.append(n)) for n, m in modules.items()]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, 64, 64, device=model.device))
-    except Exception:  # noqa: BLE001 - fall back to the declaration order
-        order = list(modules)
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad(), Tap(model, list(modules), truncate=False, strict=False) as tap:
+        order = list(tap(torch.zeros(1, 3, 64, 64, device=model.device)))  # the convs that ran, in order
     for name in order:
         if modules[name].in_channels == 3:
             return name, modules[name]

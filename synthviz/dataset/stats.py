@@ -97,11 +97,11 @@ def _merge(v, i, p, nv, ni, np_, largest: bool):
     by the lower image index (two stable sorts)."""
     k = v.shape[1]
     channels, b = v.shape[0], len(ni)
-    V = torch.cat([v, nv.T], 1)
-    I = torch.cat([i, ni[None].expand(channels, b)], 1)
-    P = torch.cat([p, np_.T], 1)
+    vals = torch.cat([v, nv.T], 1)
+    imgs = torch.cat([i, ni[None].expand(channels, b)], 1)
+    poss = torch.cat([p, np_.T], 1)
     # index first (unfilled slots, index -1, go last), then value: a stable sort keeps index order among ties
-    order = torch.where(I < 0, torch.iinfo(torch.long).max, I).argsort(dim=1, stable=True)
-    V, I, P = V.gather(1, order), I.gather(1, order), P.gather(1, order)
-    order = V.argsort(dim=1, descending=largest, stable=True)[:, :k]
-    return V.gather(1, order), I.gather(1, order), P.gather(1, order)
+    order = torch.where(imgs < 0, torch.iinfo(torch.long).max, imgs).argsort(dim=1, stable=True)
+    vals, imgs, poss = vals.gather(1, order), imgs.gather(1, order), poss.gather(1, order)
+    order = vals.argsort(dim=1, descending=largest, stable=True)[:, :k]
+    return vals.gather(1, order), imgs.gather(1, order), poss.gather(1, order)

@@ -1,0 +1,42 @@
+"""An index of a few images given in Python (files or tensors), in a temporary folder: so the
+dataset techniques (neighbours, embedding, facets) also work on a handful of images without a
+``synthviz index`` run first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from ..errors import SynthvizError
+from ..io import save_image
+from ..models import Model
+from .index import index
+from .run import Run
+
+
+@contextlib.contextmanager
+def temporary_index(images: Sequence[torch.Tensor | str | os.PathLike], model: Model, layers: str | Sequence[str] | None,
+                    size: int = 128, top_k: int = 16) -> Iterator[Run]:
+    """Index ``images`` (paths, or tensors (1, 3, H, W) / (3, H, W) in [0, 1]) into a temporary
+    folder that is removed on exit; yields the :class:`Run`."""
+    from ..techniques.common import get_image
+
+    if not images:
+        raise SynthvizError("no images given; pass run=RUN (an index folder) or images=[...]")
+    with tempfile.TemporaryDirectory(prefix="synthviz-index-") as tmp:
+        tmp = Path(tmp)
+        paths = []
+        for i, image in enumerate(images):
+            if isinstance(image, (str, os.PathLike)):
+                paths.append(os.path.abspath(os.fspath(image)))
+            else:
+                small = get_image(image[None] if image.dim() == 3 else image, size)  # the pass reads it at size
+                paths.append(str(save_image(small[0], tmp / f"image-{i:04d}.png")))
+        (tmp / "images.txt").write_text("".join(p + "\n" for p in paths), encoding="utf-8")
+        yield Run(index(tmp / "images.txt", tmp / "run", model=model, layers=layers, size=size, top_k=top_k,
+                        workers=0, progress=False))
