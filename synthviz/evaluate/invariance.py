@@ -82,10 +82,12 @@ def shifted_model(model: Model, shift: float = SHIFT, images: torch.Tensor | Non
     and W·shift is folded into the following batch norm's running mean (or the stem's bias).
     ``images``: a probe to find the stem (default a grey 64-px image)."""
     work = copy_model(model)
+    dtype = next(work.net.parameters()).dtype
     probe = images[:1] if images is not None else torch.full((1, 3, max(64, work.min_size), max(64, work.min_size)), 0.5)
+    probe = probe.to(work.device, dtype)
     conv_name, bn_name = stem(work, probe)
     conv = work.net.get_submodule(conv_name)
-    delta = (torch.as_tensor(shift, dtype=torch.float32) / work.std.float()).view(1, -1, 1, 1).to(conv.weight)
+    delta = (torch.as_tensor(shift, dtype=torch.float64) / work.std.double()).view(1, -1, 1, 1).to(conv.weight)
     static = getattr(conv, "static_padding", None)
     if isinstance(static, (nn.ZeroPad2d, nn.ConstantPad2d)) and float(getattr(static, "value", 0.0)) == 0.0:
         conv.static_padding = ValuePad(static.padding, delta)  # EfficientNet's "same" padding module

@@ -115,8 +115,8 @@ def index_html(ev: Evaluation) -> str:
     return "".join(parts)
 
 
-def summary_figure(ev: Evaluation, tile: int = 112) -> torch.Tensor:
-    """(3, H, W): per image a row, the photo then each method's map labelled with its deletion/insertion AUC."""
+def summary_figure(ev: Evaluation, tile: int = 128) -> torch.Tensor:
+    """(3, H, W): per image a row, the photo then each method's map labelled "deletion/insertion" AUC."""
     from ..io import resize
 
     tiles, labels = [], []
@@ -128,8 +128,8 @@ def summary_figure(ev: Evaluation, tile: int = 112) -> torch.Tensor:
             row = next(r for r in ev.rows if r["method"] == method and r["image"] == image)
             tiles.append(resize(heatmap(ev, method, image)[None], tile)[0])
             text = "not scored" if row["deletion_auc"] is None else \
-                f"del {row['deletion_auc']:.2f} ins {row['insertion_auc']:.2f}"
-            labels.append(f"{label(method)[:12]} {text}")
+                f"{row['deletion_auc']:.2f}/{row['insertion_auc']:.2f}"
+            labels.append(f"{label(method)[:10]} {text}")
     shapes = {tuple(t.shape) for t in tiles}
     if len(shapes) > 1:  # photos of other aspect ratios: square tiles
         tiles = [resize(t[None], (tile, tile))[0] for t in tiles]

@@ -61,7 +61,7 @@ def linear_impute(image: torch.Tensor, removed: torch.Tensor, noise: float = 0.0
         vals.append(-weight[unknown])
         np.add.at(rhs, i[~unknown], weight[~unknown, None] * img[:, j[~unknown]].T)
     # a tiny pull toward the mean of the known pixels keeps a region with no known neighbour solvable
-    reg = 1e-4
+    reg = 1e-7
     known = ~removed.ravel()
     mean = img[:, known].mean(1) if known.any() else np.full(3, 0.5)
     a = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
