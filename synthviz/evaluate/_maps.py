@@ -11,8 +11,8 @@ import copy
 import torch
 
 from ..models import Model
-from ..techniques.saliency import attribute, method_names, resolve_targets  # noqa: F401
-from ..techniques.saliency_figure import LABELS, overlay  # noqa: F401
+from ..attribution import attribute, method_info, method_names, resolve_targets  # noqa: F401
+from ..techniques.saliency_figure import overlay  # noqa: F401
 from ..techniques.sanity import randomization_blocks, reinitialize, spearman  # noqa: F401
 
 
@@ -37,4 +37,7 @@ def copy_model(model: Model) -> Model:
 
 def label(method: str) -> str:
     """A short display name of a method (``"Grad-CAM"``), or the name itself."""
-    return LABELS.get(method, method)
+    try:
+        return method_info(method).label
+    except Exception:  # not an attribution method: the "random" reference row
+        return method

@@ -19,17 +19,17 @@ import torch
 from ..callbacks import StepInfo
 from ..engine import render, seeded
 from ..errors import SynthvizError
-from ..evaluate._maps import label, overlay, relevance, spearman
+from ..evaluate._maps import label, method_names, overlay, relevance, spearman
 from ..evaluate.fragility import ATTACKS, DIFFERENTIABLE, center_of_mass, topk_intersection
 from ..evaluate.smooth import BETA, SmoothActivations
 from ..io import make_grid, quantize
 from ..layers import LOGITS
-from ..models import DEFAULT_MODEL, Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import Objective
 from ..params import PixelImage
 from ..result import Result
-from . import register_technique
-from .common import get_image, get_model, positive
+from .registry import register_technique
+from .common import ImageLike, get_image, get_model, positive
 from .fool import grid_ball, parse_epsilon
 
 MARGIN = 2.0  # logits: the hinge keeps the class this far ahead of the runner-up
@@ -51,7 +51,7 @@ def _stats(m0: torch.Tensor, m: torch.Tensor, k: int) -> dict:
 
 
 @register_technique("attack_map")
-def attack_map(model: str | Model | torch.nn.Module = DEFAULT_MODEL, image: torch.Tensor | str | os.PathLike | None = None,
+def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
                *, method: str = "gradient", attack: str = "topk", epsilon: float | str = "8/255", steps: int = 30,
                lr: float | None = None, k: int | None = None, beta: float = BETA, size: int | None = 224,
                layer: str | None = None, weights: str = "default", device: str | None = None, seed: int = 0,
@@ -78,8 +78,7 @@ def attack_map(model: str | Model | torch.nn.Module = DEFAULT_MODEL, image: torc
         raise SynthvizError("the map attack needs a budget; pass --epsilon, e.g. 8/255")
     positive("steps", steps)
     positive("beta", beta)
-    name = method.strip().lower().replace("-", "_")
-    fn = DIFFERENTIABLE.get({"ig": "integrated_gradients", "gxi": "grad_x_input", "grad_cam": "gradcam"}.get(name, name))
+    fn = DIFFERENTIABLE.get(method_names(method)[0])  # aliases as everywhere ("ig", "grad-cam"...)
     make = ATTACKS.get(attack)
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")

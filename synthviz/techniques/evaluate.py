@@ -15,16 +15,16 @@ from ..evaluate.inputs import load_images, load_masks
 from ..evaluate.report import summary_figure
 from ..evaluate.run import CHECKS, evaluate_methods
 from ..io import resize
-from ..models import DEFAULT_MODEL, Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result, plain
-from . import register_technique
+from .registry import register_technique
 from .common import get_model
 
 DEFAULT_METHODS = "gradient,grad_x_input,integrated_gradients,gradcam"
 
 
 @register_technique("evaluate")
-def evaluate(model: str | Model | torch.nn.Module = DEFAULT_MODEL,
+def evaluate(model: ModelLike = DEFAULT_MODEL,
              images: torch.Tensor | str | os.PathLike | list | None = None, *, methods: str = DEFAULT_METHODS,
              masks: torch.Tensor | str | os.PathLike | dict | None = None, target: int | str | None = None,
              size: int | None = 128, curve_steps: int = 16, checks: str = ",".join(CHECKS), samples: int = 16,
