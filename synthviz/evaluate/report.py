@@ -80,12 +80,13 @@ def heatmap(ev: Evaluation, method: str, image: str) -> torch.Tensor:
 
 def index_html(ev: Evaluation) -> str:
     """The report page (self-contained: images as data URIs, plots as SVG)."""
-    head = "".join(f"<th>{html.escape(c)}<br><small>{BETTER.get(c, '')}</small></th>"
-                   for c in ["method", "images"] + COLUMNS[2:-2] + ["notes"])
+    summary = ev.summary()
+    measured = [c for c in COLUMNS[2:-2] if any(s.get(c) is not None for s in summary)]  # checks not run: no column
+    cols = ["method", "images"] + measured + ["notes"]
+    head = "".join(f"<th>{html.escape(c)}<br><small>{BETTER.get(c, '')}</small></th>" for c in cols)
     body = ""
-    for s in ev.summary():
-        body += "<tr>" + "".join(f"<td>{html.escape(_cell(s.get(c)))}</td>"
-                                 for c in ["method", "images"] + COLUMNS[2:-2] + ["notes"]) + "</tr>"
+    for s in summary:
+        body += "<tr>" + "".join(f"<td>{html.escape(_cell(s.get(c)))}</td>" for c in cols) + "</tr>"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synthviz evaluate: {html.escape(ev.model)}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
