@@ -2,7 +2,7 @@
 
     python benchmarks/evaluate.py [--photos chelsea,coffee,astronaut] [--size 96] [--threads 1]
 
-1. **Synthetic benchmark with known answers** (:mod:`synthviz.evaluate.synthetic`): a tiny CNN trained
+1. **Synthetic benchmark with known answers** (:mod:`synthviz.evaluation.synthetic`): a tiny CNN trained
    in seconds on images whose class is decided by one striped patch (a checkerboard distractor
    elsewhere), and its twin trained on shuffled labels. Per method: pointing-game accuracy against
    the known patch on 64 held-out images, deletion/insertion AUC, and the Spearman rank correlation
@@ -10,7 +10,7 @@
    the model learned).
 2. **Embedded model** (EfficientNet-Lite0, real weights) on a few scikit-image photos at ``--size``:
    deletion/insertion, ROAD MoRF/LeRF, similarity with every layer randomized, input invariance and
-   the time per image, through :func:`synthviz.evaluate.evaluate_methods`.
+   the time per image, through :func:`synthviz.evaluation.evaluate_methods`.
 
 Prints two Markdown tables. Figures are ratios measured in one run on the machine it runs on.
 """
@@ -24,16 +24,22 @@ import warnings
 
 import torch
 
-from synthviz.evaluate import auc, deletion_curve, evaluate_methods, insertion_curve, pointing_game
-from synthviz.evaluate._maps import relevance, spearman
-from synthviz.evaluate.invariance import input_invariance
-from synthviz.evaluate.synthetic import benchmark
+from synthviz.evaluation import (
+    auc,
+    deletion_curve,
+    evaluate_methods,
+    insertion_curve,
+    pointing_game,
+)
+from synthviz.evaluation._maps import relevance, spearman
+from synthviz.evaluation.invariance import input_invariance
+from synthviz.evaluation.synthetic import benchmark
 from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
 
 METHODS = ["gradient", "smoothgrad", "grad_x_input", "integrated_gradients", "guided_backprop", "gradcam",
            "occlusion"]
-OPTIONS = dict(samples=16, steps=32, window=8, stride=4)  # occlusion windows sized for 32-px images
+OPTIONS = {"samples": 16, "steps": 32, "window": 8, "stride": 4}  # occlusion windows sized for 32-px images
 
 
 def fmt(v, spec=".2f") -> str:

@@ -6,11 +6,11 @@ import json
 
 import torch
 import torch.nn.functional as F
+from clihelp import one_line_error, run
 
 import synthviz
-from clihelp import one_line_error, run
-from synthviz.evaluate import SmoothActivations, topk_intersection
-from synthviz.evaluate.smooth import softplus_relu6
+from synthviz.evaluation import SmoothActivations, topk_intersection
+from synthviz.evaluation.smooth import softplus_relu6
 from synthviz.io import load_image, resize, save_image
 
 

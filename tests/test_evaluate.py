@@ -7,13 +7,25 @@ import csv
 
 import pytest
 import torch
+from clihelp import one_line_error, run
 from torch import nn
 
-from clihelp import one_line_error, run
-from synthviz.evaluate import (auc, deletion_curve, evaluate_methods, gini, infidelity, input_invariance,
-                               insertion_curve, iou, linear_impute, map_problem, pointing_game, randomize,
-                               shifted_model)
-from synthviz.evaluate.curves import blurred
+from synthviz.evaluation import (
+    auc,
+    deletion_curve,
+    evaluate_methods,
+    gini,
+    infidelity,
+    input_invariance,
+    insertion_curve,
+    iou,
+    linear_impute,
+    map_problem,
+    pointing_game,
+    randomize,
+    shifted_model,
+)
+from synthviz.evaluation.curves import blurred
 from synthviz.io import resize, save_image
 from synthviz.models import Model
 
@@ -51,7 +63,8 @@ def test_deletion_of_the_exact_evidence_map_beats_a_random_map_widely():
     assert d_ev[0, -1] == pytest.approx(float(p(blurred(x))), abs=1e-6)
     # the region is 1/16 of the pixels: after the first step it is gone entirely
     assert float(d_ev[0, 1]) == pytest.approx(float(p(torch.where(mask.bool(), blurred(x), x))), abs=1e-6)
-    assert float(auc(d_ev)) < 0.1 < 0.5 < float(auc(d_rand))
+    assert float(auc(d_ev)) < 0.1
+    assert float(auc(d_rand)) > 0.5
     i_ev, i_rand = insertion_curve(model, x, evidence, t), insertion_curve(model, x, noise, t)
     assert float(auc(i_ev)) > 0.9 and float(auc(i_ev)) - float(auc(i_rand)) > 0.2
 
@@ -83,7 +96,8 @@ def test_input_shift_leaves_logits_unchanged_and_flags_grad_x_input(embedded, ch
     with torch.no_grad():
         gap = (m64(x.double()) - shifted(x.double() - 1.0)).abs().max()
         naive = (m64(x.double()) - m64(x.double() - 1.0)).abs().max()
-    assert float(gap) < 1e-5 < 1.0 < float(naive)
+    assert float(gap) < 1e-5
+    assert float(naive) > 1.0  # the shift alone changes the logits a lot
     assert input_invariance(embedded, x, "gradient")["invariant"].all()
     assert input_invariance(embedded, x, "gradcam")["invariant"].all()
     gxi = input_invariance(embedded, x, "grad_x_input")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,10 +13,19 @@ from ..errors import SynthvizError
 from ..io import IMAGE_SUFFIXES, check_writable, save_image, write_file
 from ..result import plain
 from .app import app
-from .common import DEFAULTS, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
+from .common import (
+    DEFAULTS,
+    DeviceOpt,
+    ModelOpt,
+    OverwriteOpt,
+    SeedOpt,
+    WeightsOpt,
+    command,
+    say,
+)
 
-LayerOpt = Annotated[Optional[str], typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
-ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
+LayerOpt = Annotated[str | None, typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
+ClassOpt = Annotated[str | None, typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
 
 
 @command(app, "evaluate")
@@ -24,7 +33,7 @@ def evaluate_cmd(
     images: Annotated[Path, typer.Argument(help="An image or a folder of images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for metrics.csv and index.html.")],
     methods: Annotated[str, typer.Option(help="Comma list of saliency methods; random and smoothgrad are always added as references.")] = "gradient,grad_x_input,integrated_gradients,gradcam",
-    masks: Annotated[Optional[Path], typer.Option(help="Folder of ground-truth masks named like the images (pointing game, IoU).")] = None,
+    masks: Annotated[Path | None, typer.Option(help="Folder of ground-truth masks named like the images (pointing game, IoU).")] = None,
     checks: Annotated[str, typer.Option(help="Slower checks to run, comma list: road, randomization, invariance, robustness (or none).")] = "road,randomization,invariance,robustness",
     target: ClassOpt = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default",
@@ -37,9 +46,9 @@ def evaluate_cmd(
     """Which explanation to trust: deletion/insertion, ROAD, localisation, randomization, input
     invariance, infidelity, sensitivity, sparseness and cost of each method, as OUT/metrics.csv and
     OUT/index.html (maps beside their curves)."""
-    from ..evaluate.inputs import load_images, load_masks
-    from ..evaluate.report import write_report
-    from ..evaluate.run import evaluate_methods
+    from ..evaluation.inputs import load_images, load_masks
+    from ..evaluation.report import write_report
+    from ..evaluation.run import evaluate_methods
     from ..techniques.common import get_model
 
     if out.exists() and not out.is_dir():
@@ -68,7 +77,7 @@ def attack_map_cmd(
     attack: Annotated[str, typer.Option(help="topk (out of the original top-k pixels), center (move the centre of mass) or region.")] = "topk",
     epsilon: Annotated[str, typer.Option(help="L-infinity budget in pixel units, e.g. 8/255.")] = "8/255",
     steps: Annotated[int, typer.Option(help="Sign steps.")] = 30,
-    k: Annotated[Optional[int], typer.Option(help="Top-k size in pixels (default 2% of the image).")] = None,
+    k: Annotated[int | None, typer.Option(help="Top-k size in pixels (default 2% of the image).")] = None,
     beta: Annotated[float, typer.Option(help="Softplus beta of the smooth activations used for the attack.")] = 30.0,
     size: Annotated[int, typer.Option(help="Longer side of the photo as the model sees it.")] = 224,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", layer: LayerOpt = None,

@@ -2,7 +2,7 @@
 
 Sign steps on the pixels (``PixelImage`` inside the L∞ ball of ``epsilon``, shrunk to the 8-bit
 grid, as in :mod:`~synthviz.techniques.fool`) maximise an objective that moves the map
-(:data:`synthviz.evaluate.fragility.ATTACKS`: top-k, centre of mass, target region). The map in the
+(:data:`synthviz.evaluation.fragility.ATTACKS`: top-k, centre of mass, target region). The map in the
 objective is computed with every ReLU/ReLU6 replaced by a softplus_β (a torch-function mode: the
 model is never touched), since a ReLU network's gradient map has zero derivative; a hinge on the real
 model's logits keeps the label. After every step the 8-bit image is classified by the real model
@@ -11,7 +11,6 @@ and its real map measured; the best 8-bit image that keeps the label is the resu
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import torch
@@ -19,18 +18,23 @@ import torch
 from ..callbacks import StepInfo
 from ..engine import render, seeded
 from ..errors import SynthvizError
-from ..evaluate._maps import label, method_names, overlay, relevance, spearman
-from ..evaluate.fragility import ATTACKS, DIFFERENTIABLE, center_of_mass, topk_intersection
-from ..evaluate.smooth import BETA, SmoothActivations
+from ..evaluation._maps import label, method_names, overlay, relevance, spearman
+from ..evaluation.fragility import (
+    ATTACKS,
+    DIFFERENTIABLE,
+    center_of_mass,
+    topk_intersection,
+)
+from ..evaluation.smooth import BETA, SmoothActivations
 from ..io import make_grid, quantize
 from ..layers import LOGITS
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import Objective
 from ..params import PixelImage
 from ..result import Result
-from .registry import register_technique
 from .common import ImageLike, get_image, get_model, positive
 from .fool import grid_ball, parse_epsilon
+from .registry import register_technique
 
 MARGIN = 2.0  # logits: the hinge keeps the class this far ahead of the runner-up
 
@@ -50,7 +54,7 @@ def _stats(m0: torch.Tensor, m: torch.Tensor, k: int) -> dict:
             "center_shift": float((center_of_mass(m) - center_of_mass(m0)).norm())}
 
 
-@register_technique("attack_map")
+@register_technique("attack_map", example={"image": "skimage:chelsea", "method": "gradcam", "size": 48, "steps": 1})
 def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
                *, method: str = "gradient", attack: str = "topk", epsilon: float | str = "8/255", steps: int = 30,
                lr: float | None = None, k: int | None = None, beta: float = BETA, size: int | None = 224,

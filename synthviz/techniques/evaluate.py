@@ -2,7 +2,7 @@
 
 Deletion/insertion, ROAD, localisation against masks, model randomization (top layer, a middle layer,
 all layers), input invariance, infidelity, max-sensitivity, Gini sparseness and the cost per image,
-for each method plus the ``random`` and ``smoothgrad`` reference rows (see :mod:`synthviz.evaluate`).
+for each method plus the ``random`` and ``smoothgrad`` reference rows (see :mod:`synthviz.evaluation`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import os
 
 import torch
 
-from ..evaluate.inputs import load_images, load_masks
-from ..evaluate.report import summary_figure
-from ..evaluate.run import CHECKS, evaluate_methods
+from ..evaluation.inputs import load_images, load_masks
+from ..evaluation.report import summary_figure
+from ..evaluation.run import CHECKS, evaluate_methods
 from ..io import resize
 from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result, plain
-from .registry import register_technique
 from .common import get_model
+from .registry import register_technique
 
 DEFAULT_METHODS = "gradient,grad_x_input,integrated_gradients,gradcam"
 
 
-@register_technique("evaluate")
+@register_technique("evaluate", example={"images": "skimage:chelsea", "methods": "gradcam", "size": 48, "checks": "",
+                                            "curve_steps": 2, "samples": 2})
 def evaluate(model: ModelLike = DEFAULT_MODEL,
              images: torch.Tensor | str | os.PathLike | list | None = None, *, methods: str = DEFAULT_METHODS,
              masks: torch.Tensor | str | os.PathLike | dict | None = None, target: int | str | None = None,
@@ -46,8 +47,8 @@ def evaluate(model: ModelLike = DEFAULT_MODEL,
         deletion/insertion AUCs; ``info["rows"]`` one dict per method and image (the CSV's columns),
         ``info["summary"]`` the mean per method; ``images`` the photos as the model saw them;
         ``scores`` the insertion minus deletion AUC of the first method per image.
-        ``info["evaluation"]`` is left out of the JSON: use :func:`synthviz.evaluate.evaluate_methods`
-        and :func:`synthviz.evaluate.write_report` for the CSV and HTML files.
+        ``info["evaluation"]`` is left out of the JSON: use :func:`synthviz.evaluation.evaluate_methods`
+        and :func:`synthviz.evaluation.write_report` for the CSV and HTML files.
     """
     m = get_model(model, weights, device)
     photos = load_images(images, size)

@@ -34,7 +34,7 @@ def _cell(value) -> str:
 
 
 def metrics_csv(ev: Evaluation) -> str:
-    """The CSV text: header :data:`~synthviz.evaluate.run.COLUMNS`, one row per method and image."""
+    """The CSV text: header :data:`~synthviz.evaluation.run.COLUMNS`, one row per method and image."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -88,16 +88,16 @@ def index_html(ev: Evaluation) -> str:
     for s in summary:
         body += "<tr>" + "".join(f"<td>{html.escape(_cell(s.get(c)))}</td>" for c in cols) + "</tr>"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synthviz evaluate: {html.escape(ev.model)}</title>",
-             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
              ".m{display:flex;gap:12px;align-items:center;margin:6px 0}.m img{width:150px;image-rendering:pixelated}"
-             ".n{color:#b00}</style></head><body>",
+             ".n{color:#b00}</style></head><body>"),
              f"<h1>Which explanation to trust: {html.escape(ev.model)}</h1>",
-             "<p>Mean over the images. Deletion: area under the target probability as pixels are blurred out, "
+             ("<p>Mean over the images. Deletion: area under the target probability as pixels are blurred out, "
              "most relevant first (low is good); insertion: as they are revealed (high is good); ROAD: the same "
              "with noisy linear imputation, most (MoRF) / least (LeRF) relevant first; random_*: similarity of "
              "the map to itself with the top layer, a middle layer or all layers re-initialised (low is good); "
-             "invariance: change of the map under a compensated input shift; seconds: cost per image.</p>",
+             "invariance: change of the map under a compensated input shift; seconds: cost per image.</p>"),
              f"<table><tr>{head}</tr>{body}</table>"]
     for image in ev.images:
         parts.append(f"<h2>{html.escape(image)}</h2><img src='{_png(ev.images[image][0].cpu())}' width=150>")

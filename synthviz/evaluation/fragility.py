@@ -4,7 +4,7 @@ that keeps the prediction can still move the map.
 This module holds the parts the ``attack_map`` technique hands to the engine:
 
 * :data:`DIFFERENTIABLE` — maps that stay differentiable in the image (``create_graph``), computed
-  on the model under :class:`~synthviz.evaluate.smooth.SmoothActivations`;
+  on the model under :class:`~synthviz.evaluation.smooth.SmoothActivations`;
 * :data:`ATTACKS` — what "moving the map" means: ``topk`` (push relevance out of the original top-k
   pixels), ``center`` (move the map's centre of mass away) or ``region`` (pull relevance into a
   target box);

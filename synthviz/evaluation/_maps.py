@@ -1,6 +1,6 @@
 """The one place where the evaluation package reaches into the attribution code.
 
-Everything else in :mod:`synthviz.evaluate` calls these names, so a move of the saliency
+Everything else in :mod:`synthviz.evaluation` calls these names, so a move of the saliency
 methods (or of the sanity-check helpers) is a change to this file only.
 """
 
@@ -10,8 +10,9 @@ import copy
 
 import torch
 
-from ..models import Model
 from ..attribution import attribute, method_info, method_names, resolve_targets  # noqa: F401
+from ..errors import SynthvizError
+from ..models import Model
 from ..techniques.saliency_figure import overlay  # noqa: F401
 from ..techniques.sanity import randomization_blocks, reinitialize, spearman  # noqa: F401
 
@@ -21,7 +22,7 @@ def relevance(model: Model, images: torch.Tensor, method: str, target=None, **op
 
     Methods whose heatmap shows |map| (gradient, SmoothGrad, grad×input, IG...) give |map|; those
     that show the positive part (Grad-CAM, occlusion) give the map as it is. NaN stays NaN: the
-    caller reports it (:func:`synthviz.evaluate.checks.map_problem`)."""
+    caller reports it (:func:`synthviz.evaluation.checks.map_problem`)."""
     att = attribute(model, images, method, target, **options)
     maps = att.maps.float().cpu()
     if maps.shape[1] != 1:
@@ -39,5 +40,5 @@ def label(method: str) -> str:
     """A short display name of a method (``"Grad-CAM"``), or the name itself."""
     try:
         return method_info(method).label
-    except Exception:  # not an attribution method: the "random" reference row
+    except SynthvizError:  # not an attribution method: the "random" reference row
         return method

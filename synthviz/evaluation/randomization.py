@@ -18,7 +18,14 @@ import torch
 
 from ..engine import seeded
 from ..models import Model
-from ._maps import copy_model, randomization_blocks, reinitialize, relevance, resolve_targets, spearman
+from ._maps import (
+    copy_model,
+    randomization_blocks,
+    reinitialize,
+    relevance,
+    resolve_targets,
+    spearman,
+)
 
 SIMILAR = 0.5  # Spearman or SSIM above this after full randomization: the map ignores the weights
 

@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models import Model
-from . import curves, localisation, randomization, road, robustness
 from ._maps import method_names, randomization_blocks, relevance, resolve_targets
 from .checks import map_problem
+from .curves import auc, deletion_curve, insertion_curve
 from .invariance import input_invariance
+from .localisation import iou, pointing_game
+from .randomization import randomize, similarity, stays_similar
+from .road import road
+from .robustness import gini, infidelity, max_sensitivity
 
 REFERENCES = ("random", "smoothgrad")
 COLUMNS = ["method", "image", "deletion_auc", "insertion_auc", "road_morf", "road_lerf", "pointing_game", "iou",
@@ -106,9 +110,9 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
         blocks = list(reversed(randomization_blocks(model, x))) if "randomization" in checks else []
         randomized = {}
         if blocks:
-            randomized = {"top": randomization.randomize(model, blocks[0], seed),
-                          "mid": randomization.randomize(model, blocks[len(blocks) // 2], seed),
-                          "all": randomization.randomize(model, blocks, seed)}
+            randomized = {"top": randomize(model, blocks[0], seed),
+                          "mid": randomize(model, blocks[len(blocks) // 2], seed),
+                          "all": randomize(model, blocks, seed)}
         for method in names:
             start = time.perf_counter()
             maps = _random_map(x, seed) if method == "random" else relevance(model, x, method, t, **options)
@@ -123,18 +127,18 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
                 say(f"{image_name} {method}: {problem}, not scored")
                 continue
             notes = []
-            dele = curves.deletion_curve(model, x, maps, t, steps=curve_steps, seed=seed)
-            ins = curves.insertion_curve(model, x, maps, t, steps=curve_steps, seed=seed)
+            dele = deletion_curve(model, x, maps, t, steps=curve_steps, seed=seed)
+            ins = insertion_curve(model, x, maps, t, steps=curve_steps, seed=seed)
             ev.curves[(method, image_name)] = {"deletion": dele[0].tolist(), "insertion": ins[0].tolist()}
-            row.update(deletion_auc=float(curves.auc(dele)[0]), insertion_auc=float(curves.auc(ins)[0]),
-                       gini=float(robustness.gini(maps)[0]))
+            row.update(deletion_auc=float(auc(dele)[0]), insertion_auc=float(auc(ins)[0]),
+                       gini=float(gini(maps)[0]))
             if "road" in checks:
-                r = road.road(model, x, maps, t, seed=seed)
+                r = road(model, x, maps, t, seed=seed)
                 row.update(road_morf=float(r["morf"][0]), road_lerf=float(r["lerf"][0]))
             if image_name in masks:
                 mask = masks[image_name]
-                row.update(pointing_game=float(localisation.pointing_game(maps, mask)[0]),
-                           iou=float(localisation.iou(maps, mask)[0]))
+                row.update(pointing_game=float(pointing_game(maps, mask)[0]),
+                           iou=float(iou(maps, mask)[0]))
             if method != "random":
                 _model_checks(model, x, t, method, maps, row, notes, randomized, checks, seed,
                               sensitivity_samples, options)
@@ -149,9 +153,9 @@ def _model_checks(model, x, t, method, maps, row, notes, randomized, checks, see
     """The checks that recompute the map on changed models or inputs (fill ``row`` and ``notes``)."""
     for key, work in randomized.items():
         other = torch.nan_to_num(relevance(work, x, method, t, **options))
-        sim = randomization.similarity(maps, other)
+        sim = similarity(maps, other)
         row[f"random_{key}_spearman"], row[f"random_{key}_ssim"] = sim["spearman"], sim["ssim"]
-        if key == "all" and randomization.stays_similar(sim):
+        if key == "all" and stays_similar(sim):
             notes.append("map stays similar with every layer randomized")
     if "invariance" in checks:
         inv = input_invariance(model, x, method, t, **options)
@@ -159,6 +163,6 @@ def _model_checks(model, x, t, method, maps, row, notes, randomized, checks, see
         if not bool(inv["invariant"][0]):
             notes.append("not input invariant")
     if "robustness" in checks:
-        row["infidelity"] = float(robustness.infidelity(model, x, maps, t, seed=seed)[0])
-        row["max_sensitivity"] = float(robustness.max_sensitivity(
+        row["infidelity"] = float(infidelity(model, x, maps, t, seed=seed)[0])
+        row["max_sensitivity"] = float(max_sensitivity(
             lambda z: relevance(model, z, method, t, **options), x, samples=sensitivity_samples, seed=seed)[0])

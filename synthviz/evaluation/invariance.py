@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SynthvizError
+from ..layers import Tap
 from ..models import Model
 from ._maps import copy_model, relevance, resolve_targets, spearman
 
@@ -48,28 +49,26 @@ class PaddedConv(nn.Module):
 
 
 def stem(model: Model, images: torch.Tensor) -> tuple[str, str | None]:
-    """The first convolution applied to the image and the batch norm fed by its output (or None)."""
-    calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
+    """The first convolution applied to the image and the batch norm fed by its output (or None).
 
-    def record(name):
-        def hook(module, inputs, output):
-            calls.append((name, module, inputs[0], output))
-        return hook
-
-    named = [(n, m) for n, m in model.net.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-    handles = [m.register_forward_hook(record(n)) for n, m in named]
-    try:
-        with torch.no_grad():
-            model(images[:1].to(model.device))
-    finally:
-        for h in handles:
-            h.remove()
-    convs = [c for c in calls if isinstance(c[1], nn.Conv2d)]
+    The outputs of every convolution and batch norm are recorded in forward order (``Tap``); the
+    batch norm is the first one after the stem whose output is its own function of the stem's output."""
+    named = {n: m for n, m in model.net.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))}
+    with torch.no_grad(), Tap(model, list(named), truncate=False, strict=False) as tap:
+        acts = tap(images[:1].to(model.device))
+    order = list(acts)  # the order the layers ran in
+    convs = [n for n in order if isinstance(named[n], nn.Conv2d)]
     if not convs:
         raise SynthvizError(f"{model.name} has no convolution to compensate the input shift in")
-    name, _, _, out = convs[0]
-    bn = next((c[0] for c in calls if isinstance(c[1], nn.BatchNorm2d) and c[2] is out), None)
-    return name, bn
+    conv = convs[0]
+    out = acts[conv]
+    with torch.no_grad():
+        for name in order[order.index(conv) + 1:]:
+            bn = named[name]
+            if isinstance(bn, nn.BatchNorm2d) and bn.num_features == out.shape[1] and acts[name].shape == out.shape:
+                same = F.batch_norm(out, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+                return conv, name if torch.allclose(same, acts[name], atol=1e-5) else None
+    return conv, None
 
 
 def _set(root: nn.Module, name: str, module: nn.Module) -> None:
