@@ -1,0 +1,103 @@
+"""``synthviz evaluate`` (which explanation to trust: metrics.csv + index.html) and ``synthviz attack-map``
+(the fragility attack: the attacked 8-bit photo, the maps before/after, the numbers as JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import SynthvizError
+from ..io import IMAGE_SUFFIXES, check_writable, save_image, write_file
+from ..result import plain
+from .app import app
+from .common import (
+    DEFAULTS,
+    DeviceOpt,
+    ModelOpt,
+    OverwriteOpt,
+    SeedOpt,
+    WeightsOpt,
+    command,
+    say,
+)
+
+LayerOpt = Annotated[str | None, typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
+ClassOpt = Annotated[str | None, typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
+
+
+@command(app, "evaluate")
+def evaluate_cmd(
+    images: Annotated[Path, typer.Argument(help="An image or a folder of images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for metrics.csv and index.html.")],
+    methods: Annotated[str, typer.Option(help="Comma list of saliency methods; random and smoothgrad are always added as references.")] = "gradient,grad_x_input,integrated_gradients,gradcam",
+    masks: Annotated[Path | None, typer.Option(help="Folder of ground-truth masks named like the images (pointing game, IoU).")] = None,
+    checks: Annotated[str, typer.Option(help="Slower checks to run, comma list: road, randomization, invariance, robustness (or none).")] = "road,randomization,invariance,robustness",
+    target: ClassOpt = None,
+    model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default",
+    size: Annotated[int, typer.Option(help="Longer side of each image as the model sees it.")] = 128,
+    curve_steps: Annotated[int, typer.Option(help="Chunks of the deletion and insertion curves.")] = 16,
+    samples: Annotated[int, typer.Option(help="SmoothGrad: noisy copies.")] = 16,
+    ig_steps: Annotated[int, typer.Option(help="Integrated gradients: points on the path.")] = 32,
+    layer: LayerOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """Which explanation to trust: deletion/insertion, ROAD, localisation, randomization, input
+    invariance, infidelity, sensitivity, sparseness and cost of each method, as OUT/metrics.csv and
+    OUT/index.html (maps beside their curves)."""
+    from ..evaluation.inputs import load_images, load_masks
+    from ..evaluation.report import write_report
+    from ..evaluation.run import evaluate_methods
+    from ..techniques.common import get_model
+
+    if out.exists() and not out.is_dir():
+        raise SynthvizError(f"--out {out} is a file; give a folder for metrics.csv and index.html")
+    if not overwrite and any((out / n).exists() for n in ("metrics.csv", "index.html")):
+        raise SynthvizError(f"{out} already holds a report; pass --overwrite or another --out")
+    m = get_model(model, weights, device)
+    photos = load_images(images, size)
+    found = load_masks(masks, photos)
+    chosen = [] if checks.strip().lower() == "none" else [c.strip() for c in checks.split(",") if c.strip()]
+    ev = evaluate_methods(m, photos, methods, masks=found, target=target, curve_steps=curve_steps, checks=chosen,
+                          seed=seed, say=say, samples=samples, steps=ig_steps, layer=layer)
+    for s in ev.summary():
+        cells = [f"{k.replace('_auc', '')} {s[k]:.3f}" for k in ("deletion_auc", "insertion_auc") if s.get(k) is not None]
+        say(f"{s['method']}: {', '.join(cells) or 'not scored'}, {s['seconds']:.2f} s/image"
+            f"{'; ' + s['notes'] if s['notes'] else ''}")
+    for path in write_report(ev, out, overwrite=True):
+        say(f"saved {path}")
+
+
+@command(app, "attack-map")
+def attack_map_cmd(
+    image: Annotated[Path, typer.Argument(help="The photo whose explanation is attacked.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The attacked photo (8-bit PNG); OUT-maps.png and OUT.json go beside it.")] = Path("attacked.png"),
+    method: Annotated[str, typer.Option(help="gradient, grad_x_input, integrated_gradients or gradcam.")] = "gradient",
+    attack: Annotated[str, typer.Option(help="topk (out of the original top-k pixels), center (move the centre of mass) or region.")] = "topk",
+    epsilon: Annotated[str, typer.Option(help="L-infinity budget in pixel units, e.g. 8/255.")] = "8/255",
+    steps: Annotated[int, typer.Option(help="Sign steps.")] = 30,
+    k: Annotated[int | None, typer.Option(help="Top-k size in pixels (default 2% of the image).")] = None,
+    beta: Annotated[float, typer.Option(help="Softplus beta of the smooth activations used for the attack.")] = 30.0,
+    size: Annotated[int, typer.Option(help="Longer side of the photo as the model sees it.")] = 224,
+    model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", layer: LayerOpt = None,
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """The fragility attack (Ghorbani et al. 2019): a change within an L-infinity budget that keeps the
+    label (checked after 8-bit rounding) but moves the saliency map. Prints and saves the top-k
+    intersection and rank correlation with the original map, for the attack and a random change."""
+    from ..techniques.attack_map import attack_map
+
+    if out.suffix.lower() != ".png":
+        raise SynthvizError(f"--out must be a .png file (8 bits, lossless), not {out.name}")
+    check_writable(out, IMAGE_SUFFIXES, [image])
+    result = attack_map(model, image, method=method, attack=attack, epsilon=epsilon, steps=steps, k=k, beta=beta,
+                        size=size, layer=layer, weights=weights, device=device, seed=seed, progress=True)
+    print(result.info["report"])
+    path = save_image(result.images[0], out, overwrite)
+    maps = save_image(result.figure, path.with_name(f"{path.stem}-maps.png"), overwrite)
+    sidecar = write_file(path.with_suffix(".json"), json.dumps(plain(result.info), indent=2) + "\n", overwrite)
+    for p in (path, maps, sidecar):
+        say(f"saved {p}")
+    if not result.info["label_kept"]:
+        raise typer.Exit(1)

@@ -1,0 +1,44 @@
+"""The one place where the evaluation package reaches into the attribution code.
+
+Everything else in :mod:`synthviz.evaluation` calls these names, so a move of the saliency
+methods (or of the sanity-check helpers) is a change to this file only.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..attribution import attribute, method_info, method_names, resolve_targets  # noqa: F401
+from ..errors import SynthvizError
+from ..models import Model
+from ..techniques.saliency_figure import overlay  # noqa: F401
+from ..techniques.sanity import randomization_blocks, reinitialize, spearman  # noqa: F401
+
+
+def relevance(model: Model, images: torch.Tensor, method: str, target=None, **options) -> torch.Tensor:
+    """The map a method draws, as "relevance": (B, 1, H, W) float on the CPU, larger = more relevant.
+
+    Methods whose heatmap shows |map| (gradient, SmoothGrad, grad×input, IG...) give |map|; those
+    that show the positive part (Grad-CAM, occlusion) give the map as it is. NaN stays NaN: the
+    caller reports it (:func:`synthviz.evaluation.checks.map_problem`)."""
+    att = attribute(model, images, method, target, **options)
+    maps = att.maps.float().cpu()
+    if maps.shape[1] != 1:
+        maps = maps.abs().amax(1, keepdim=True)
+    return maps.abs() if att.display == "abs" else maps
+
+
+def copy_model(model: Model) -> Model:
+    """A private deep copy of ``model`` (the network and its settings): changing it never touches ``model``."""
+    return Model(copy.deepcopy(model.net), model.mean.flatten().tolist(), model.std.flatten().tolist(),
+                 model.classes, name=model.name, min_size=model.min_size, layers=model.layers).to(model.device)
+
+
+def label(method: str) -> str:
+    """A short display name of a method (``"Grad-CAM"``), or the name itself."""
+    try:
+        return method_info(method).label
+    except SynthvizError:  # not an attribution method: the "random" reference row
+        return method

@@ -1,0 +1,145 @@
+"""The evaluation written out: ``metrics.csv`` (one row per method and image) and ``index.html``
+(a page that opens from disk: the summary table, then per image each method's map beside its
+deletion and insertion curves, drawn as inline SVG), plus the summary figure of the technique."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from pathlib import Path
+
+import torch
+
+from ..io import encode_image, make_grid, write_file
+from ._maps import label, overlay
+from .run import COLUMNS, Evaluation
+
+# which way is better, for the page's table header
+BETTER = {"deletion_auc": "low", "insertion_auc": "high", "road_morf": "low", "road_lerf": "high",
+          "pointing_game": "high", "iou": "high", "random_top_spearman": "low", "random_top_ssim": "low",
+          "random_mid_spearman": "low", "random_mid_ssim": "low", "random_all_spearman": "low",
+          "random_all_ssim": "low", "invariance_change": "low", "invariance_spearman": "high",
+          "infidelity": "low", "max_sensitivity": "low", "gini": "high", "seconds": "low"}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def metrics_csv(ev: Evaluation) -> str:
+    """The CSV text: header :data:`~synthviz.evaluation.run.COLUMNS`, one row per method and image."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in ev.rows:
+        writer.writerow([_cell(row.get(c)) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def svg_curve(values: list[float], title: str, color: str = "#c0392b", width: int = 220, height: int = 150) -> str:
+    """A probability curve over [0, 1] (pixels removed or revealed) as a small inline SVG plot."""
+    left, right, top, bottom = 30, 8, 18, 22
+    pw, ph = width - left - right, height - top - bottom
+    n = len(values)
+    pts = " ".join(f"{left + pw * i / (n - 1):.1f},{top + ph * (1 - min(max(v, 0.0), 1.0)):.1f}"
+                   for i, v in enumerate(values))
+    area = (f"{left},{top + ph} " + pts + f" {left + pw},{top + ph}")
+    ticks = "".join(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph * (1 - t):.1f}" y2="{top + ph * (1 - t):.1f}" '
+                    f'stroke="#ddd"/><text x="{left - 4}" y="{top + ph * (1 - t) + 3:.1f}" font-size="9" '
+                    f'text-anchor="end">{t:g}</text>' for t in (0, 0.5, 1))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<title>{html.escape(title)}</title>{ticks}'
+            f'<polygon points="{area}" fill="{color}" fill-opacity="0.15"/>'
+            f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>'
+            f'<text x="{left}" y="12" font-size="11">{html.escape(title)}</text>'
+            f'<text x="{left + pw / 2}" y="{height - 6}" font-size="9" text-anchor="middle">fraction of pixels</text>'
+            f'</svg>')
+
+
+def _png(image: torch.Tensor) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_image(image)).decode()
+
+
+def _display(method: str) -> str:
+    return "positive" if method in ("gradcam", "occlusion") else "abs"
+
+
+def heatmap(ev: Evaluation, method: str, image: str) -> torch.Tensor:
+    """(3, H, W) the map of ``method`` over ``image``."""
+    photo = ev.images[image].cpu()
+    maps = torch.nan_to_num(ev.maps[(method, image)].cpu())
+    return overlay(photo, maps, _display(method))[0]
+
+
+def index_html(ev: Evaluation) -> str:
+    """The report page (self-contained: images as data URIs, plots as SVG)."""
+    summary = ev.summary()
+    measured = [c for c in COLUMNS[2:-2] if any(s.get(c) is not None for s in summary)]  # checks not run: no column
+    cols = ["method", "images"] + measured + ["notes"]
+    head = "".join(f"<th>{html.escape(c)}<br><small>{BETTER.get(c, '')}</small></th>" for c in cols)
+    body = ""
+    for s in summary:
+        body += "<tr>" + "".join(f"<td>{html.escape(_cell(s.get(c)))}</td>" for c in cols) + "</tr>"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synthviz evaluate: {html.escape(ev.model)}</title>",
+             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
+             ".m{display:flex;gap:12px;align-items:center;margin:6px 0}.m img{width:150px;image-rendering:pixelated}"
+             ".n{color:#b00}</style></head><body>"),
+             f"<h1>Which explanation to trust: {html.escape(ev.model)}</h1>",
+             ("<p>Mean over the images. Deletion: area under the target probability as pixels are blurred out, "
+             "most relevant first (low is good); insertion: as they are revealed (high is good); ROAD: the same "
+             "with noisy linear imputation, most (MoRF) / least (LeRF) relevant first; random_*: similarity of "
+             "the map to itself with the top layer, a middle layer or all layers re-initialised (low is good); "
+             "invariance: change of the map under a compensated input shift; seconds: cost per image.</p>"),
+             f"<table><tr>{head}</tr>{body}</table>"]
+    for image in ev.images:
+        parts.append(f"<h2>{html.escape(image)}</h2><img src='{_png(ev.images[image][0].cpu())}' width=150>")
+        for method in ev.methods:
+            row = next(r for r in ev.rows if r["method"] == method and r["image"] == image)
+            cv = ev.curves.get((method, image))
+            plots = ""
+            if cv:
+                plots = (svg_curve(cv["deletion"], f"deletion AUC {row['deletion_auc']:.3f}") +
+                         svg_curve(cv["insertion"], f"insertion AUC {row['insertion_auc']:.3f}", "#2471a3"))
+            note = f"<span class='n'>{html.escape(row['notes'])}</span>" if row["notes"] else ""
+            parts.append(f"<div class='m'><div><b>{html.escape(label(method))}</b><br>"
+                         f"<img src='{_png(heatmap(ev, method, image))}'><br>{row['seconds']:.2f} s</div>"
+                         f"{plots}{note}</div>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def summary_figure(ev: Evaluation, tile: int = 128) -> torch.Tensor:
+    """(3, H, W): per image a row, the photo then each method's map labelled "deletion/insertion" AUC."""
+    from ..io import resize
+
+    tiles, labels = [], []
+    for image in ev.images:
+        photo = ev.images[image].cpu()
+        tiles.append(resize(photo, tile)[0])
+        labels.append(image[:22])
+        for method in ev.methods:
+            row = next(r for r in ev.rows if r["method"] == method and r["image"] == image)
+            tiles.append(resize(heatmap(ev, method, image)[None], tile)[0])
+            text = "not scored" if row["deletion_auc"] is None else \
+                f"{row['deletion_auc']:.2f}/{row['insertion_auc']:.2f}"
+            labels.append(f"{label(method)[:10]} {text}")
+    shapes = {tuple(t.shape) for t in tiles}
+    if len(shapes) > 1:  # photos of other aspect ratios: square tiles
+        tiles = [resize(t[None], (tile, tile))[0] for t in tiles]
+    return make_grid(torch.stack(tiles), labels, ncol=len(ev.methods) + 1)
+
+
+def write_report(ev: Evaluation, out: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write ``out/metrics.csv`` and ``out/index.html``; returns the paths written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return [write_file(out / "metrics.csv", metrics_csv(ev), overwrite),
+            write_file(out / "index.html", index_html(ev), overwrite)]
