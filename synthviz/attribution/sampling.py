@@ -163,14 +163,16 @@ def weighted_fit(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, ridge: float
     return coef[1:]
 
 
-def _explain_superpixels(model, x, targets, coalitions, segments, baseline, batch_size, label):
-    """Shared loop: per image, superpixels, coalitions (N, M) and their weights -> coefficient maps."""
+def _explain_superpixels(model, x, targets, coalitions, segments, baseline, seed, batch_size, label):
+    """Shared loop: per image, superpixels, coalitions (N, M) and their weights -> coefficient maps.
+    ``coalitions(m, gen)`` draws from a generator seeded afresh for every image, so an image gets the
+    same draws whatever batch it is in."""
     raw, counts = [], []
     for i in range(len(x)):
         xi = x[i:i + 1]
         labels = superpixels(xi[0], segments)
         m = int(labels.max()) + 1
-        z, w, ridge = coalitions(m)
+        z, w, ridge = coalitions(m, torch.Generator().manual_seed(0 if seed is None else int(seed)))
         masks = z[:, labels.view(-1)].view(len(z), 1, *labels.shape).to(x.device, x.dtype)
         y = masked_scores(model, xi, segment_fill(xi, labels, baseline), masks, targets[i:i + 1], batch_size, label)
         beta = weighted_fit(z, y.cpu(), w, ridge)
@@ -187,15 +189,14 @@ def lime(model: Model, x: torch.Tensor, targets: torch.Tensor, samples: int = 50
     """LIME on SLIC superpixels: each superpixel's coefficient in a locally weighted ridge fit
     (lime's defaults: exponential kernel of width 0.25 on the cosine distance, ridge α = 1)."""
     _check(samples, batch_size)
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
-    def coalitions(m):
+    def coalitions(m, gen):
         z = torch.randint(0, 2, (int(samples), m), generator=gen).double()
         z[0] = 1
         cos = z.sum(1) / (z.norm(dim=1).clamp(min=1e-12) * math.sqrt(m))
         return z, torch.exp(-((1 - cos) ** 2) / kernel_width ** 2), ridge
 
-    att = _explain_superpixels(model, x, targets, coalitions, segments, baseline, int(batch_size), "LIME")
+    att = _explain_superpixels(model, x, targets, coalitions, segments, baseline, seed, int(batch_size), "LIME")
     att.info.update(samples=int(samples))
     return att
 
@@ -208,7 +209,8 @@ def shapley_coalitions(m: int, n: int, gen: torch.Generator) -> tuple[torch.Tens
         return z, torch.full((2,), 1e6, dtype=torch.float64)
     k = torch.arange(1, m, dtype=torch.float64)
     size_p = (m - 1) / (k * (m - k))
-    sizes = torch.multinomial(size_p, max(n - 2, 0), replacement=True, generator=gen) + 1
+    sizes = (torch.multinomial(size_p, n - 2, replacement=True, generator=gen) + 1 if n > 2
+             else torch.zeros(0, dtype=torch.long))
     order = torch.rand(len(sizes), m, generator=gen).argsort(1)
     z = (order < sizes[:, None]).double()
     z = torch.cat([torch.zeros(1, m, dtype=torch.float64), torch.ones(1, m, dtype=torch.float64), z])
@@ -224,8 +226,7 @@ def kernelshap(model: Model, x: torch.Tensor, targets: torch.Tensor, samples: in
     """KernelSHAP on SLIC superpixels: Shapley values φ of the superpixels (hidden ones show
     ``baseline``), from a Shapley-kernel-weighted least-squares fit; Σφ ≈ f(x) − f(baseline)."""
     _check(samples, batch_size)
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    att = _explain_superpixels(model, x, targets, lambda m: (*shapley_coalitions(m, int(samples), gen), 0.0),
-                               segments, baseline, int(batch_size), "KernelSHAP")
+    att = _explain_superpixels(model, x, targets, lambda m, gen: (*shapley_coalitions(m, int(samples), gen), 0.0),
+                               segments, baseline, seed, int(batch_size), "KernelSHAP")
     att.info.update(samples=int(samples))
     return att
