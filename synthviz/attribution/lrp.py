@@ -290,7 +290,7 @@ def _both_grad(a, b) -> bool:
             and a.shape == b.shape)
 
 
-@register_method("lrp", label="LRP", family="lrp", cost="1 forward + 1 backward (rules: 2-5× a layer's cost)",
+@register_method("lrp", label="LRP", family="lrp", cost="1 forward + 1 backward whose layers run 1-4 forward+backward terms",
                  aliases=("layerwise_relevance", "relevance"), lazy_target=True)
 def lrp(model: Model, x: torch.Tensor, targets: torch.Tensor, composite: str = "epsilon_gamma_box",
         epsilon: float = 1e-6, gamma: float = 0.25) -> Attribution:
