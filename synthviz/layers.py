@@ -15,6 +15,8 @@ from torch import nn
 
 from .errors import SynthvizError, did_you_mean
 from .models import Model
+from .targets import main_output
+from .tokens import spatial_view, spatial_view_and_back
 
 LOGITS = "logits"
 
@@ -44,7 +46,9 @@ class Tap:
             acts["_blocks.5"]           # (B, C, h, w)
 
     A module called several times in one pass (a shared activation) yields its first call.
-    Fully connected outputs are (B, C) and act as channels.
+    Fully connected outputs are (B, C) and act as channels. Token layers (B, N, C) and Swin's
+    (B, H, W, C) come as their spatial view (B, C, h, w) (see :func:`synthviz.tokens.spatial_view`)
+    unless ``spatial=False``; gradients (``grad``) are then taken with respect to that view.
 
     ``grad`` asks for gradients with respect to the captured outputs (run the pass with grad
     enabled, then ``torch.autograd.grad(score, acts[name])``):
@@ -56,17 +60,20 @@ class Tap:
       before it); the rest of the network runs on a copy, for the same in-place safety.
 
     ``edit``: {layer: fn} replaces a layer's (first-call) output by ``fn(output)`` for the rest of
-    the network (ablations, masks); it is applied after the capture.
+    the network (ablations, masks); it is applied after the capture, to the raw output.
 
     ``strict=False``: layers the forward pass never reaches are left out instead of being an
     error (listing shapes, finding the order blocks run in); the result keeps forward order.
     """
 
     def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True, grad: str | None = None,
-                 edit: dict | None = None, strict: bool = True):
+                 edit: dict | None = None, strict: bool = True,
+                 spatial: bool = True):
         if grad not in (None, "leaf", "through"):
             raise ValueError(f"grad must be None, 'leaf' or 'through', not {grad!r}")
         self.model = model
+        self.spatial = spatial
+        self._hw: tuple[int, int] = (0, 0)
         self.names = list(dict.fromkeys(layers))
         self.want_logits = LOGITS in self.names
         self.grad = grad
@@ -82,6 +89,13 @@ class Tap:
         self._edited: set = set()
         self._acts: dict[str, torch.Tensor] = {}
 
+    def _view(self, name: str, tensor: torch.Tensor):
+        """(the view objectives see, rebuild(view, raw) -> the raw layout) for ``name``'s output."""
+        if not self.spatial:
+            return tensor, lambda v, raw: v
+        nhwc = self.model.channels_last is not None and self.model.channels_last(name)
+        return spatial_view_and_back(tensor, self._hw, self.model.prefix_tokens, nhwc)
+
     def _hook(self, name: str):
         wanted = name in self.hooked
 
@@ -91,15 +105,21 @@ class Tap:
             tensor = output if isinstance(output, torch.Tensor) else output[0]  # (out, aux) style outputs
             passed = None
             if wanted and self.grad is not None:
-                kept = tensor.detach().requires_grad_(True) if self.grad == "leaf" else tensor
+                view, rebuild = self._view(name, tensor)
+                if self.grad == "leaf":  # the leaf is the view; the rest runs on the raw layout of a copy
+                    kept = view.detach().requires_grad_(True)
+                    passed = rebuild(kept.clone(), tensor.detach())
+                else:
+                    kept = view
+                    passed = rebuild(view.clone(), tensor)
                 self._acts[name] = kept
-                passed = kept.clone()  # what the rest of the network sees (and may modify in place)
             elif wanted:
+                view = self._view(name, tensor)[0]
                 last = len(self._acts) + 1 == len(self.hooked)
                 if last and self.truncate:
-                    self._acts[name] = tensor
+                    self._acts[name] = view
                     raise _StopForward
-                self._acts[name] = tensor.clone() if self._clone else tensor
+                self._acts[name] = view.clone() if self._clone else view
             if name in self.edit:
                 self._edited.add(name)
                 passed = self.edit[name](tensor if passed is None else passed)
@@ -124,6 +144,7 @@ class Tap:
         if not self._handles and self.hooked:
             raise RuntimeError("Tap must be used inside a `with` block")
         self._acts, self._edited = {}, set()
+        self._hw = self.model.input_hw(images)
         try:
             logits = self.model(images)
         except _StopForward:
@@ -143,6 +164,12 @@ class Tap:
         return acts
 
 
+def view_of(model: Model, layer: str, output: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
+    """``layer``'s output as the spatial view objectives and CAM methods see (B, C, h, w)."""
+    nhwc = model.channels_last is not None and model.channels_last(layer)
+    return spatial_view(output, input_hw, model.prefix_tokens, nhwc)
+
+
 def capture(model: Model, images: torch.Tensor, layers: Sequence[str], truncate: bool = True,
             grad: bool = False) -> dict[str, torch.Tensor]:
     """One forward pass returning the activations of ``layers`` (no gradient unless ``grad``)."""
@@ -156,13 +183,17 @@ def layer_shape(model: Model, layer: str, size: int = 224) -> tuple[int, ...]:
     return tuple(capture(model, x, [layer])[layer].shape[1:])
 
 
-def layer_shapes(model: Model, size: int = 224) -> list[tuple[str, tuple[int, ...]]]:
-    """Every named module with its output shape, in the order the forward pass runs them."""
+def layer_shapes(model: Model, size: int = 224, spatial: bool = False) -> list[tuple[str, tuple[int, ...]]]:
+    """Every named module with its output shape, in the order the forward pass runs them
+    (``spatial``: token and channels-last layers as their (C, h, w) view; the model's output last)."""
     names = [n for n, _ in model.net.named_modules() if n]
-    with torch.no_grad(), Tap(model, names, truncate=False, strict=False) as tap:
+    with torch.no_grad(), Tap(model, names + [LOGITS], truncate=False, strict=False, spatial=spatial) as tap:
         acts = tap(torch.zeros(1, 3, size, size, device=model.device))
+    out = acts.pop(LOGITS, None)
     shapes = {n: tuple(a.shape[1:]) for n, a in acts.items()}
-    shapes[LOGITS] = (model.num_classes,) if model.num_classes else shapes.get(LOGITS, ())
+    out = main_output(out) if out is not None else None
+    shapes[LOGITS] = (model.num_classes,) if model.num_classes else (
+        tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else ())
     return list(shapes.items())
 
 
@@ -186,7 +217,7 @@ def stage_layers(model: Model, size: int = 224) -> list[str]:
 
     Used for per-model defaults when a model declares none.
     """
-    shapes = [(n, s) for n, s in layer_shapes(model, size) if len(s) == 3 and n != LOGITS]
+    shapes = [(n, s) for n, s in layer_shapes(model, size, spatial=True) if len(s) == 3 and n != LOGITS]
     res = {n: s[1:] for n, s in shapes}
     # a "block" never mixes resolutions: containers spanning stages are skipped
     blocks = [n for n, _ in shapes

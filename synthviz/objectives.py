@@ -148,6 +148,14 @@ def class_score(cls: int, kind: str = "logit", batch: int | None = None) -> Obje
 
 
 @register_objective()
+def target(tgt: Callable, batch: int | None = None) -> Objective:
+    """Any target of the model's output (see :mod:`synthviz.targets`): a :class:`~synthviz.targets.Target`
+    or a callable ``output -> (B,)`` (a regression value, an embedding similarity, a masked class score)."""
+    name = getattr(tgt, "name", None) or getattr(tgt, "__name__", "target")
+    return Objective(lambda c: tgt(c[LOGITS]), f"target({name}){_batch_tag(batch)}", [LOGITS], batch)
+
+
+@register_objective()
 def layer_amplify(layer: str, channel: int | None = None, batch: int | None = None) -> Objective:
     """DeepDream: mean of squared activations of a layer (or of one of its channels)."""
 

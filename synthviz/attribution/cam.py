@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from ..models import Model
-from .core import (Attribution, check_layer_name, layer_activation, layer_activation_and_grad, scores_of,
+from .core import (Attribution, check_layer_name, layer_activation, layer_activation_and_grad, pending_targets, scores_of,
                    upsample)
 from .guided import GuidedReLU, modified_gradient
 from .registry import register_method
@@ -29,7 +29,7 @@ _AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1
 
 def fill_targets(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Resolve targets still marked as the prediction with one no-grad forward (in place)."""
-    if bool((targets < 0).any()):
+    if pending_targets(targets):
         with torch.no_grad():
             scores_of(model, x, targets)
     return targets

@@ -17,8 +17,10 @@ import torch.nn.functional as F
 
 from ..errors import SynthvizError
 from ..io import load_image, resize
+from .. import targets as targets_mod
 from ..layers import LOGITS, Tap, default_layer
 from ..models import Model
+from ..targets import Target, main_output
 
 PREDICTED = -1  # a target still to be read from the model's prediction (see target_scores)
 
@@ -57,16 +59,22 @@ REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 # --------------------------------------------------------------------------- targets and scores
 
-def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool = False) -> torch.Tensor:
+def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool = False):
     """(B,) class indices: the prediction where ``target`` is None, else an index/name or one per
     image. ``lazy``: leave :data:`PREDICTED` for a missing target instead of running a forward
-    (the method's own first forward on ``images`` fills it in, see :func:`target_scores`)."""
+    (the method's own first forward on ``images`` fills it in, see :func:`target_scores`).
+
+    Any other target (a :class:`synthviz.targets.Target` or a callable ``output -> (B,)``: several
+    classes, a regression output, an embedding similarity, a masked segmentation score) comes back
+    as a :class:`~synthviz.targets.Target` bound to the batch; it indexes and repeats like the tensor."""
     b = len(images)
+    if isinstance(target, Target) or (callable(target) and not isinstance(target, (torch.Tensor, str))):
+        return targets_mod.resolve(model, images, target)
     if target is None:
         if lazy:
             return torch.full((b,), PREDICTED, device=images.device, dtype=torch.long)
         with torch.no_grad():
-            return model(images).argmax(1)
+            return _class_scores(main_output(model(images))).argmax(1)
     if isinstance(target, torch.Tensor):
         target = target.flatten().tolist()
     if isinstance(target, (list, tuple)):
@@ -75,22 +83,37 @@ def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool 
         elif len(target) != b:
             raise SynthvizError(f"{len(target)} targets for {b} images; give one class or one per image")
     idx = [model.class_index(t) for t in target] if isinstance(target, (list, tuple)) else [model.class_index(target)] * b
-    n = model.num_classes or model(images[:1]).shape[1]
+    n = model.num_classes or _class_scores(main_output(model(images[:1]))).shape[1]
     for i in idx:  # models without class names still get a range check
         if not 0 <= i < n:
             raise SynthvizError(f"class {i} is out of range for {model.name}: use 0..{n - 1}")
     return torch.tensor(idx, device=images.device, dtype=torch.long)
 
 
-def target_scores(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The score each image is explained by: (B, K) model output, (B,) targets -> (B,).
+def _class_scores(output: torch.Tensor) -> torch.Tensor:
+    """(B, K) scores; a (B, K, H, W) segmentation output's class scores summed over the pixels."""
+    return output.flatten(2).sum(-1) if output.dim() > 2 else output.flatten(1)
 
-    Targets still :data:`PREDICTED` become the argmax of this output, written into ``targets`` in
-    place (so the caller learns them without another forward)."""
+
+def target_scores(output, targets) -> torch.Tensor:
+    """The score each image is explained by: the model output and (B,) targets -> (B,).
+
+    ``targets``: class indices (B,) long, or a :class:`~synthviz.targets.Target` (called on the
+    output). Class targets still :data:`PREDICTED` become the argmax of this output, written into
+    ``targets`` in place (so the caller learns them without another forward). A dict/tuple output
+    is read as its main tensor; a segmentation output's class score is summed over the pixels."""
+    if isinstance(targets, Target):
+        return targets(output)
+    output = _class_scores(main_output(output))
     pending = targets < 0
     if bool(pending.any()):
         targets[pending] = output.detach().argmax(1)[pending]
     return output.gather(1, targets[:, None])[:, 0]
+
+
+def pending_targets(targets) -> bool:
+    """Class targets still to be read from the prediction."""
+    return isinstance(targets, torch.Tensor) and bool((targets < 0).any())
 
 
 def scores_of(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

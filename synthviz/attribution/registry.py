@@ -40,6 +40,8 @@ class MethodInfo:
         lazy_target: the method's first forward is on the images themselves, so a missing target
             (the predicted class) is read from that forward instead of one more.
         defaults: {option: default} from ``fn``'s keyword arguments (derived, never written twice).
+        in_all: part of ``"all"``; False for methods that work on some architectures only
+            (the transformer methods need attention blocks), run when named.
     """
 
     name: str
@@ -51,6 +53,7 @@ class MethodInfo:
     aliases: tuple = ()
     lazy_target: bool = False
     defaults: dict = field(default_factory=dict)
+    in_all: bool = True
 
 
 def method_defaults(fn: Callable) -> dict:
@@ -67,12 +70,12 @@ _ALIASES: dict[str, str] = {}
 
 
 def register_method(name: str, *, label: str, family: str, cost: str, aliases: Sequence[str] = (),
-                    needs_layer: bool = False, lazy_target: bool = False) -> Callable:
+                    needs_layer: bool = False, lazy_target: bool = False, in_all: bool = True) -> Callable:
     """Register ``fn(model, x, targets, **options) -> Attribution`` as method ``name``."""
 
     def deco(fn: Callable) -> Callable:
         info = MethodInfo(name, fn, label, family, cost, needs_layer, tuple(aliases), lazy_target,
-                          method_defaults(fn))
+                          method_defaults(fn), in_all)
         METHODS.register(name)(info)
         for alias in aliases:
             if alias in _ALIASES and _ALIASES[alias] != name:
@@ -94,10 +97,11 @@ def _canonical(name: str) -> str:
 
 
 def method_names(methods: str | Sequence[str] | None = "all") -> list[str]:
-    """``"all"`` -> every method in registration order (families in the package's order);
+    """``"all"`` -> every method in registration order (families in the package's order) but those
+    registered with ``in_all=False`` (architecture-specific, run when named);
     ``"gradient,ig"`` -> ``["gradient", "integrated_gradients"]`` (aliases resolved, checked)."""
     if methods is None or methods == "all":
-        return list(METHODS)
+        return [n for n in METHODS if METHODS.get(n).in_all]
     if isinstance(methods, str):
         methods = methods.split(",")
     out = [_canonical(m) for m in methods if m.strip()]

@@ -26,6 +26,11 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or c
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output image (PNG). An existing file is never overwritten: a free name is used.")]
 VideoOpt = Annotated[Optional[Path], typer.Option(help="Also save the optimization as a GIF or MP4.")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Overwrite existing output files.")]
+# Targets beyond one class (synthviz.targets): shared by saliency and classviz.
+ClassesOpt = Annotated[Optional[str], typer.Option("--classes", help="Several classes at once (multi-label): the sum of their logits, e.g. 1,5,9.")]
+OutputIndexOpt = Annotated[Optional[int], typer.Option("--output-index", help="Element of the flattened output (a regression model: 0).")]
+SimilarOpt = Annotated[Optional[Path], typer.Option("--similar-to", help="Cosine similarity of the output (an embedding) to this photo's.")]
+MaskOpt = Annotated[Optional[Path], typer.Option("--mask", help="Segmentation: sum --class's scores inside this mask image (white = in).")]
 
 DEFAULTS = {"model": DEFAULT_MODEL, "weights": "default", "seed": 0, "device": "auto"}
 

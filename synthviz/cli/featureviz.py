@@ -7,31 +7,49 @@ from typing import Annotated, Optional
 
 import typer
 
+from .. import targets
+from ..errors import SynthvizError
 from ..techniques.classviz import classviz
+from ..techniques.common import get_model
 from ..techniques.probe import probe
 from .app import app
-from .common import (DEFAULTS, DeviceOpt, LrOpt, ModelOpt, OutOpt, OverwriteOpt, SeedOpt, SizeOpt, StepsOpt,
-                     VideoOpt, WeightsOpt, command, frame_every, prepare_outputs, run_render, say)
+from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
+                     SeedOpt, SimilarOpt, SizeOpt, StepsOpt, VideoOpt, WeightsOpt, command, frame_every,
+                     prepare_outputs, run_render, say)
 
-RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colour + robustness) or classic (pixels + L2 + blur + jitter).")]
+ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
+RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colour + robustness), classic (pixels + L2 + blur + jitter) or maco (phase only under a natural amplitude spectrum, random crops: for transformers).")]
 
 
 @command(app, "classviz")
 def classviz_cmd(
-    target: Annotated[str, typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat'.")] = "285",
+    target: Annotated[Optional[str], typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat' (default 285).")] = None,
+    cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
     size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None,
     score: Annotated[str, typer.Option(help="logit (raw score) or logprob.")] = "logit",
     seed: SeedOpt = 0, device: DeviceOpt = "auto", out: OutOpt = Path("classviz.png"), video: VideoOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Render an image the model sees as class TARGET."""
+    """Render an image the model sees as class TARGET, or that maximises another target of its output:
+    several classes (--classes 1,5,9), a regression output (--output-index 0), the similarity of an
+    embedding to a photo's (--similar-to PHOTO), a segmentation class inside a mask (--mask M --class C)."""
     prepare_outputs(out, video)
-    result = run_render(classviz, out, video, overwrite, target=target, model=model, weights=weights, recipe=recipe,
+    if target is not None and cls is not None:
+        raise SynthvizError("give the class once: as TARGET or as --class")
+    m = get_model(model, weights, device)
+    tgt = targets.from_options(m, cls=target or cls, classes_=classes, output=output_index, similar=similar_to,
+                               mask=mask)
+    tgt = "285" if tgt is None else tgt
+    result = run_render(classviz, out, video, overwrite, target=tgt, model=m, weights=weights, recipe=recipe,
                         size=size, steps=steps, lr=lr, score=score, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps))
     info = result.info
-    say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability'][0]:.3f}")
+    if "cls" in info:
+        say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability'][0]:.3f}")
+    else:
+        say(f"{info['model']} {info['target']}: {info['start'][0]:.4g} at the start, {info['value'][0]:.4g} at the end")
 
 
 @command(app, "probe")

@@ -8,6 +8,7 @@ import typer
 
 from ..layers import layer_shapes
 from ..models import list_models, load_model
+from ..tokens import describe_shape
 from .app import app
 from .common import DEFAULTS, DeviceOpt, WeightsOpt, command
 
@@ -19,6 +20,7 @@ def models_cmd() -> None:
     typer.echo(f"{names[0]}  (embedded default: ImageNet weights inside the package, no network needed)")
     for name in names[1:]:
         typer.echo(name)
+    typer.echo("timm:NAME  (any timm model, when timm is installed: pip install 'synthviz[timm]')")
 
 
 @command(app, "layers")
@@ -28,11 +30,14 @@ def layers_cmd(
     weights: WeightsOpt = "random",
     device: DeviceOpt = "cpu",
 ) -> None:
-    """Print every layer name of MODEL with its output shape (C, H, W) at --size."""
+    """Print every layer name of MODEL with its output shape (C, H, W) at --size; a transformer's
+    token layers as (N, C) with the grid they come from (``14×14 + 1 class token``)."""
     m = load_model(model, weights=weights, device=device)
     m.check_size(size)
+    hw = m.input_size or (size, size)
     for name, shape in layer_shapes(m, size):
-        typer.echo(f"{name:48s} {tuple(shape)}")
+        nhwc = m.channels_last is not None and m.channels_last(name)
+        typer.echo(f"{name:48s} {describe_shape(shape, hw, m.prefix_tokens, nhwc)}")
 
 
 @command(app, "classes")

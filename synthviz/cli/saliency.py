@@ -10,12 +10,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..attribution import check_options, method_names, option_defaults
+from .. import targets
+from ..attribution import METHODS, check_options, method_names, option_defaults
+from ..errors import SynthvizError
 from ..io import free_path, save_image
 from ..presets import parse_set
 from ..techniques.sanity import sanity
+from ..techniques.common import get_model
 from .app import app
-from .common import DEFAULTS, DeviceOpt, ModelOpt, OutOpt, OverwriteOpt, WeightsOpt, command, prepare_outputs, say
+from .common import (DEFAULTS, ClassesOpt, DeviceOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
+                     SimilarOpt, WeightsOpt, command, prepare_outputs, say)
 
 D = option_defaults()
 
@@ -54,8 +58,9 @@ def _options(set_, **named) -> dict:
 @command(app, "saliency")
 def saliency_cmd(
     image: ImageArg,
-    methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(method_names("all")) + ".")] = "all",
-    target: ClassOpt = None,
+    methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(METHODS) + " (rollout and chefer: transformers only, not in all).")] = "all",
+    target: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None,
     with_classviz: Annotated[bool, typer.Option("--with-classviz", help="Add the engine's class visualization of the same class beside the maps.")] = False,
     classviz_steps: Annotated[Optional[int], typer.Option(help="Steps of the class visualization (default: the recipe's).")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
@@ -74,17 +79,27 @@ def saliency_cmd(
     if image.is_dir():
         from ..techniques.saliency_folder import explain_folder
 
+        if any(v is not None for v in (classes, output_index, similar_to, mask)):
+            raise SynthvizError("--classes, --output-index, --similar-to and --mask explain one photo; "
+                                "give a photo, not a folder (or use --class)")
+
         explain_folder(image, methods, target, model=model, weights=weights, size=size, device=device,
                        out=out.with_suffix(""), overwrite=overwrite, options=options, say=say)
         return
     from ..techniques.saliency_figure import figure_and_maps, save_maps
 
     prepare_outputs(out, inputs=[image])
+    model = get_model(model, weights, device)
+    target = targets.from_options(model, cls=target, classes_=classes, output=output_index, similar=similar_to,
+                                  mask=mask)
     result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
                                            device=device, with_classviz=with_classviz,
                                            classviz_steps=classviz_steps, progress=True, options=options)
     info = result.info
-    say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability']:.3f}")
+    if "cls" in info:
+        say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability']:.3f}")
+    else:
+        say(f"{info['model']} {info['target']}: {info['value']:.4g}")
     ig = attributions.get("integrated_gradients")
     if ig is not None and ig.info["relative_gap"][0] > 0.05:
         say("note: the integrated-gradients completeness gap is above 5%; raise --steps")

@@ -1,39 +1,56 @@
-"""Class visualization: an image the model scores as a class."""
+"""Class visualization: an image the model scores as a class, or as any target of its output."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from ..models import DEFAULT_MODEL, ModelLike
-from ..objectives import class_score
+from ..objectives import class_score, target as target_objective
 from ..result import Result
+from ..targets import main_output
 from .registry import register_technique
 from .common import get_model
 from .featureviz import visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
-def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str = 285, *, weights: str = "default",
+def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 285, *, weights: str = "default",
              recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
              batch: int = 1, score: str = "logit", seed: int | None = 0, device: str | None = None,
              progress: bool | str = False, frame_every: int = 0) -> Result:
-    """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``).
+    """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``), or
+    an image that maximises any target of the output (a :class:`~synthviz.targets.Target` or a callable
+    ``output -> (B,)``: a regression value, the similarity to a photo's embedding, a masked class score).
 
     Args:
-        recipe: ``lucid`` (Fourier + decorrelated colour + robustness transforms) or ``classic``
-            (pixels + L2 decay + jitter + blur + clipping).
-        score: maximise the raw ``logit`` (default, as Simonyan) or the ``logprob``.
+        recipe: ``lucid`` (Fourier + decorrelated colour + robustness transforms), ``classic``
+            (pixels + L2 decay + jitter + blur + clipping) or ``maco`` (phase only, natural amplitude).
+        score: maximise the raw ``logit`` (default, as Simonyan) or the ``logprob`` (class targets).
         batch: render several images of the class at once (different seeds of the same start).
+        size: the image side; a model with a fixed input size (ViT: 224) renders at that size.
 
     Returns a :class:`~synthviz.result.Result`: ``scores`` the final objective per image,
-    ``labels`` the class name; ``info`` holds the class and its softmax probability per image.
+    ``labels`` the class name (or the target's); ``info`` holds the class and its softmax probability
+    per image, or for any other target its name, its value at the start and its final value per image.
     """
     m = get_model(model, weights, device)
+    if callable(target):
+        result = visualize(m, target_objective(target), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
+                           seed=seed, device=device, progress=progress, frame_every=frame_every)
+        with torch.no_grad(), m.evaluating():
+            value = target(m(result.images.to(m.device))).cpu()
+        name = getattr(target, "name", "target")
+        result.labels = [name] * len(value)
+        result.info.update(target=name, value=value.tolist(), model=m.name,
+                           start=result.history[0].tolist() if len(result.history) else [])
+        return result
     cls = m.class_index(target)
     result = visualize(m, class_score(cls, score), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
                        seed=seed, device=device, progress=progress, frame_every=frame_every)
     with torch.no_grad(), m.evaluating():
-        probs = m(result.images.to(m.device)).softmax(-1)[:, cls].cpu()
+        probs = main_output(m(result.images.to(m.device))).softmax(-1)[:, cls].cpu()
     result.labels = [f"class {cls} {m.class_name(cls)}"] * len(probs)
     result.info.update(cls=cls, label=m.class_name(cls), model=m.name, probability=probs.tolist())
     return result

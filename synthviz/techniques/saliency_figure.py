@@ -15,6 +15,7 @@ from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..models import DEFAULT_MODEL, Model
 from ..result import Result
+from ..targets import Target, main_output
 from .registry import register_technique
 from .common import get_model
 
@@ -124,9 +125,12 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
+    resolved = resolve_targets(m, x, target)
+    if isinstance(resolved, Target):  # any target of the output: no class, no probability
+        return _any_target(m, photo, names, resolved, opts, progress, ncol, with_classviz, classviz_steps, device)
     with torch.no_grad():
-        probs = m(x).softmax(1)[0]
-    cls = resolve_targets(m, x, target)[0].item()
+        probs = main_output(m(x)).softmax(1)[0]
+    cls = resolved[0].item()
     attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
     label = m.class_name(cls)
     extra, info = [], {}
@@ -144,6 +148,28 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     result = Result(images=heat, labels=[method_info(n).label for n in names], figure=grid, info=info,
                     objective="saliency", technique="saliency_figure")
     return result, attributions
+
+
+def _any_target(m: Model, photo, names, target: Target, opts, progress, ncol, with_classviz, classviz_steps,
+                device) -> tuple[Result, dict[str, Attribution]]:
+    """The figure for a target that is not one class: the caption names it with its value."""
+    x = photo.to(m.device)
+    with torch.no_grad():
+        value = float(target(m(x))[0])
+    attributions, seconds, lines = explain(m, x, names, target, opts, progress)
+    extra, info = [], {}
+    if with_classviz:
+        from .classviz import classviz
+
+        viz = classviz(Target(target.fn, target.name, per_image=target.per_image), model=m,
+                       size=min(photo.shape[-2:]), steps=classviz_steps, seed=opts.get("seed", 0), device=device)
+        extra.append((viz.images[:1], f"synthesis {viz.info['value'][0]:.3g}"))
+        info["classviz_value"] = viz.info["value"][0]
+    grid, heat = comparison(photo.cpu(), attributions, f"{target.name}"[:26] + f" {value:.3g}", extra, ncol)
+    info.update(target=target.name, value=value, model=m.name, seconds=seconds, lines=lines, methods=names,
+                layers={n: a.info["layer"] for n, a in attributions.items() if "layer" in a.info})
+    return Result(images=heat, labels=[method_info(n).label for n in names], figure=grid, info=info,
+                  objective="saliency", technique="saliency_figure"), attributions
 
 
 def save_maps(attributions: dict, out, overwrite: bool = False) -> list:

@@ -126,8 +126,7 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
         raise SynthvizError(f"depth must be at least 1, not {depth}")
     top = list(reversed(blocks))[:depth]
     # a private copy: the user's model keeps its weights whatever happens here
-    work = Model(copy.deepcopy(m.net), m.mean.flatten().tolist(), m.std.flatten().tolist(), m.classes,
-                 name=m.name, min_size=m.min_size, layers=m.layers).to(m.device)
+    work = m.with_net(copy.deepcopy(m.net)).to(m.device)
     modules = dict(work.net.named_modules())
     first = attribute(work, x, name, cls, **opts)
     display, original = first.display, first.maps.cpu()

@@ -1,0 +1,59 @@
+"""Time per call of the transformer explanations (and Grad-CAM, for scale) on vit_b_16 at 224 px,
+random weights (no pretrained ViT is needed to time it); plus one MaCo step.
+
+    python benchmarks/vit.py [--device cpu] [--threads 2] [--repeat 3] [--batch 1]
+
+Each figure is the best of --repeat calls after one warm-up call. The head of a random
+torchvision ViT is all zeros, so it is re-initialised (else Chefer's gradients are zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import synthviz
+from synthviz import objectives as obj
+from synthviz.models import load_model
+
+
+def best_of(fn, repeat: int, device: torch.device) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("vit_b_16", weights="random", device=args.device)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.net.heads.head.weight, std=0.02)
+    x = torch.rand(args.batch, 3, 224, 224, device=model.device)
+    print(f"vit_b_16, random weights, {args.batch} x 224 x 224, device {model.device}, "
+          f"{args.threads} threads; best of {args.repeat}")
+    for method, opts in [("rollout", {}), ("chefer", {}), ("gradcam", {})]:
+        seconds = best_of(lambda: synthviz.attribute(model, x, method, target=0, **opts), args.repeat, model.device)
+        print(f"  {method:8s} {seconds:7.3f} s per call")
+    step = best_of(lambda: synthviz.render(model, obj.channel("encoder.layers.encoder_layer_6", 5),
+                                           synthviz.make_param("maco", size=224),
+                                           transforms=synthviz.maco.random_crops(224), steps=1, seed=0),
+                   args.repeat, model.device)
+    print(f"  MaCo step (224 px canvas, 1 crop) {step:.3f} s; 1000 steps ≈ {1000 * step / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()

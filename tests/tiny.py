@@ -1,0 +1,59 @@
+"""Tiny random-weight models for the transformer and custom-model tests (fast on one CPU thread)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def tiny_vit(num_classes: int = 10, layers: int = 2, seed: int = 0) -> nn.Module:
+    """torchvision's ViT at 32 px, 8 px patches: tokens (B, 1 + 4·4, 16). Its head is zero-initialised
+    by torchvision, so it is re-initialised here (a zero head gives zero gradients everywhere)."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(seed)
+    net = VisionTransformer(image_size=32, patch_size=8, num_layers=layers, num_heads=2, hidden_dim=16,
+                            mlp_dim=32, num_classes=num_classes)
+    nn.init.normal_(net.heads.head.weight, std=0.5)
+    nn.init.normal_(net.heads.head.bias, std=0.1)
+    return net.eval()
+
+
+class TinyRegressor(nn.Module):
+    """A tiny CNN ending in one output (B, 1): a regression model with no class names."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU())
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+class TinyEmbedder(nn.Module):
+    """A tiny CNN producing a 16-d embedding (B, 16)."""
+
+    def __init__(self, seed: int = 1):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 5, stride=2, padding=2, bias=False), nn.Tanh(),
+                                      nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.Tanh())
+        self.proj = nn.Linear(16, 16, bias=False)
+
+    def forward(self, x):
+        return self.proj(self.features(x).mean((2, 3)))
+
+
+class TinySegmenter(nn.Module):
+    """A tiny fully convolutional network: per-pixel scores of 3 classes (B, 3, H, W)."""
+
+    def __init__(self, seed: int = 2):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x)
