@@ -4,10 +4,10 @@ torchvision's encoder calls ``MultiheadAttention(..., need_weights=False)`` and 
 ``F.scaled_dot_product_attention``: nothing outside sees the weights. Inside
 :func:`recording_attention`:
 
-* each ``nn.MultiheadAttention`` (self-attention, ``batch_first``) gets a forward hook that recomputes
-  its output explicitly, ``out_proj(softmax(q kᵀ / √d) v)`` from the same q, k, v projections, and
-  records ``softmax(q kᵀ / √d)``: the weights recorded are the ones the rest of the network uses,
-  so gradients with respect to them are exact;
+* each ``nn.MultiheadAttention`` (self-attention, ``batch_first``) gets a forward hook that records
+  ``softmax(q kᵀ / √d)`` from the module's own q, k projections and, when gradients are on,
+  replaces its output by ``out_proj(softmax(q kᵀ / √d) v)``: the weights recorded are then the ones
+  the rest of the network uses, so gradients with respect to them are exact;
 * each timm ``Attention`` (an attribute ``fused_attn``) runs its explicit branch for the duration
   (``fused_attn = False``) and its ``attn_drop`` output (the weights multiplied with v) is recorded.
 
@@ -48,6 +48,8 @@ def _mha_hook(record: AttentionRecord):
         q, k, v = (t.reshape(b, n, h, e // h).transpose(1, 2) for t in (q, k, v))
         attn = (q @ k.transpose(-2, -1) / math.sqrt(e // h)).softmax(-1)
         record.append(attn)
+        if not torch.is_grad_enabled():  # no gradient wanted: the module's own (fused) output stands
+            return None
         out = (attn @ v).transpose(1, 2).reshape(b, n, e)
         out = module.out_proj(out)
         weights = output[1] if isinstance(output, tuple) else None
