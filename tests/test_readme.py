@@ -10,12 +10,15 @@ import pytest
 
 import synthviz
 from synthviz.attribution.registry import METHODS
-from synthviz.io import save_image
+from synthviz.io import resize, save_image
 from synthviz.objectives import OBJECTIVES
 from synthviz.presets import skimage_image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-PHOTOS = {"cat.png": "chelsea", "brick.png": "brick", "a.png": "grass", "b.png": "gravel", "photo.png": "coffee"}
+PHOTOS = {"cat.png": "chelsea", "brick.png": "brick", "a.png": "grass", "b.png": "gravel", "photo.png": "coffee",
+          "photos/cat.jpg": "chelsea", "photos/coffee.jpg": "coffee", "photos/astronaut.jpg": "astronaut",
+          "photos/rocket.jpg": "rocket", "photos/coins.png": "coins", "photos/camera.png": "camera",
+          "my_photos/chelsea.png": "chelsea", "my_photos/coffee.png": "coffee", "my_photos/rocket.png": "rocket"}
 
 
 def python_blocks() -> list[str]:
@@ -30,7 +33,8 @@ def test_readme_has_python_examples():
 def test_readme_python_examples_run_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name, photo in PHOTOS.items():
-        save_image(skimage_image(photo), name)
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        save_image(resize(skimage_image(photo), 256), name)
     namespace: dict = {}
     registries = [synthviz.TECHNIQUES, OBJECTIVES, METHODS]
     saved = [dict(r._items) for r in registries]  # the "how to add" examples register plugins
