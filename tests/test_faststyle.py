@@ -175,3 +175,14 @@ def test_cli_train_and_stylize(tmp_path, photos, content_folder):
     one_line_error(run("stylize", image, "--net", net, "--style", 5, "--out", tmp_path / "p.png"), "out of range")
     one_line_error(run("stylize", image, "--net", image, "--out", tmp_path / "p.png"), "style network")
     one_line_error(run("style-train", style_path, "--content", content_folder, "--out", net), "--resume")
+
+
+def test_style_cli_on_a_video(tmp_path, photos):
+    source = write_video(clip(photos["chelsea"], frames=3, side=64), tmp_path / "clip.mp4", fps=6)
+    style_path = tmp_path / "ink.png"
+    save_image(resize(photos["immunohistochemistry"], 96), style_path)
+    out = tmp_path / "styled.gif"
+    result = run("style", source, style_path, "--size", 64, "--steps", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    frames, fps = read_video(out)
+    assert frames.shape == (3, 3, 64, 64) and fps == pytest.approx(6, rel=0.05)

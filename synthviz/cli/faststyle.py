@@ -27,6 +27,7 @@ def style_train_cmd(
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight.")] = 1.0,
     channels: Annotated[str, typer.Option(help="Widths of the three conv stages (Johnson: 32,64,128).")] = "16,32,48",
     res_blocks: Annotated[int, typer.Option(help="Residual blocks (Johnson: 5).")] = 3,
+    stat: Annotated[str, typer.Option(help="Style statistics: moments (mean + covariance) or gram.")] = "moments",
     checkpoint_every: Annotated[int, typer.Option(help="Write the checkpoint every N steps (0 = only at the end).")] = 100,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")] = 100,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")] = False,
@@ -43,7 +44,7 @@ def style_train_cmd(
         raise SynthvizError(f"cannot read --channels '{channels}'; write three widths like 16,32,48") from None
     result = train_style_net(model, [str(s) for s in styles], content, out=out, steps=steps, size=size,
                              batch_size=batch_size, lr=lr, content_weight=content_weight, style_weight=style_weight,
-                             tv_weight=tv_weight, channels=widths, res_blocks=res_blocks,
+                             tv_weight=tv_weight, channels=widths, res_blocks=res_blocks, stat=stat,
                              checkpoint_every=checkpoint_every, sample_every=sample_every, resume=resume,
                              overwrite=overwrite, weights=weights, seed=seed, device=device, progress=True)
     info = result.info
@@ -114,3 +115,25 @@ def _stylize_video(source: Path, net: Path, out: Path, options: dict, blend: flo
     report = temporal_error(styled, frames) if len(frames) > 1 else None
     say(f"stylized {len(frames)} frame(s) at {fps:.3g} fps" + (f"; temporal error {report['warp_error']:.3g}" if report else ""))
     say(f"saved {path}")
+
+
+def is_video(content: Path, out: Path) -> bool:
+    """A video CONTENT for ``synthviz style``: an MP4/WebM/MOV, or a GIF written to a video --out."""
+    suffix = content.suffix.lower()
+    return suffix in VIDEO_SUFFIXES - {".gif"} or (suffix == ".gif" and out.suffix.lower() in VIDEO_SUFFIXES - {".gif"})
+
+
+def style_video_cmd(content: Path, styles: list[Path], out: Path, *, size: int, steps: int, overwrite: bool,
+                    **options) -> None:
+    """``synthviz style VIDEO STYLE --out OUT.mp4``: every frame styled, warm-started from the previous
+    result warped by optical flow, with a temporal loss (Ruder et al. 2016)."""
+    from ..faststyle.video import read_video, write_video
+    from ..faststyle.video_style import style_video
+
+    check_writable(out, VIDEO_SUFFIXES, inputs=[content, *styles])
+    frames, fps = read_video(content)
+    result = style_video(options.pop("model"), frames, [str(s) for s in styles], size=size, steps=steps,
+                         progress=True, **options)
+    temporal = result.info["temporal"]
+    say(f"styled {len(frames)} frame(s) at {fps:.3g} fps" + (f"; temporal error {temporal['warp_error']:.3g}" if temporal else ""))
+    say(f"saved {write_video(result.images, out, fps=fps, overwrite=overwrite)}")

@@ -114,7 +114,8 @@ def saliency_mask(model, image: torch.Tensor, *, method: str = "gradcam", thresh
 
     if not 0 < threshold < 1:
         raise SynthvizError(f"threshold must be between 0 and 1, not {threshold}")
-    sal = saliency(model, image, method=method, target=target).detach().float().cpu()[:1, :1]
+    with torch.enable_grad():  # the gradient-based maps need it, even when called under no_grad
+        sal = saliency(model, image, method=method, target=target).detach().float().cpu()[:1, :1]
     sal = (sal - sal.min()) / (sal.max() - sal.min()).clamp_min(1e-12)
     if not grabcut:
         return (sal >= threshold).float()

@@ -109,13 +109,17 @@ def train_style_net(model="efficientnet_lite0", styles: Sequence[torch.Tensor | 
                     content: str | os.PathLike = "", *, out: str | os.PathLike = "style-net.pt", steps: int = 400,
                     size: int = 128, batch_size: int = 4, lr: float = 2e-3, content_weight: float = 1.0,
                     style_weight: float = 3.0, tv_weight: float = 1.0, style_size: int | None = None,
-                    channels: Sequence[int] = (16, 32, 48), res_blocks: int = 3, stat: str = "gram",
+                    channels: Sequence[int] = (16, 32, 48), res_blocks: int = 3, stat: str = "moments",
                     content_layer: str | None = None, style_layers: str | Sequence[str] | None = None,
                     layer_weights: str | Sequence[float] | None = None, names: Sequence[str] | None = None,
                     checkpoint_every: int = 100, sample_every: int = 100, resume: bool = False,
                     overwrite: bool = False, weights: str = "default", seed: int = 0, device: str | None = None,
                     progress: bool = False) -> Result:
     """Train one network for all ``styles`` (paths or (1, 3, H, W) tensors) on crops of ``content``'s images.
+
+    ``stat`` defaults to ``moments`` (mean and covariance): with ``gram`` the small network learns to
+    paint saturated blobs (a cheap way to raise uncentred Gram entries, stuck once the sigmoid output
+    saturates); with moments it does not.
 
     Returns a :class:`Result` whose images are the sample grid's tiles (figure: the grid) and whose
     ``info`` has ``seconds``, ``steps``, the mean loss terms of the first and last 10% of the steps

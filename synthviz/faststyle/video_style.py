@@ -33,7 +33,7 @@ def temporal_loss(previous: torch.Tensor, mask: torch.Tensor, weight: float) -> 
 
 
 def style_video(model="efficientnet_lite0", frames: torch.Tensor | None = None,
-                styles: torch.Tensor | Sequence[torch.Tensor] = (), *, size: int | None = None, steps: int = 100,
+                styles: torch.Tensor | str | Sequence[torch.Tensor | str] = (), *, size: int | None = None, steps: int = 100,
                 later_steps: int | None = None, content_weight: float = 1.0, style_weight: float = 3.0,
                 tv_weight: float = 1.0, temporal_weight: float = 100.0, stat: str = "gram",
                 weights: str = "default", seed: int | None = 0, device: str | None = None,
