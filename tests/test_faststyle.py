@@ -88,14 +88,15 @@ def test_mix_one_zero_is_style_zero(tmp_path, photos):
 def test_training_lowers_style_loss_and_resumes(tmp_path, embedded, photos, content_folder):
     styles = [photos["immunohistochemistry"], photos["hubble_deep_field"]]
     out = tmp_path / "net.pt"
-    kw = dict(out=out, size=48, batch_size=2, lr=1e-2, channels=(4, 8, 8), res_blocks=1, sample_every=0)
+    # Gram: at this toy scale (6 updates per style) moments' loss is too noisy to fall reliably
+    kw = dict(out=out, size=48, batch_size=2, lr=1e-2, channels=(4, 8, 8), res_blocks=1, sample_every=0, stat="gram")
     train_style_net(embedded, styles, content_folder, steps=1, **kw)
     before, names = load_net(out, "cpu")
     r = train_style_net(embedded, styles, content_folder, steps=12, resume=True, checkpoint_every=5, **kw)
     after, names_after = load_net(out, "cpu")
     assert r.info["steps"] == 12 and r.info["steps_this_run"] == 11 and names == names_after == ["style 0", "style 1"]
     assert torch.load(out, weights_only=True)["arch"] == {"styles": 2, "channels": [4, 8, 8], "res_blocks": 1}
-    loss = PerceptualLoss(embedded, [resize(s, 48) for s in styles])
+    loss = PerceptualLoss(embedded, [resize(s, 48) for s in styles], stat="gram")  # as trained
     test_image = resize(photos["coffee"], 48)
     for k in range(2):
         with torch.no_grad():
