@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/synthviz-faststyle"))
     ap.add_argument("--figure", type=Path, default=Path("gallery/fast-style.png"))
     ap.add_argument("--no-opt-video", action="store_true", help="skip the optimisation-based video (the slowest part)")
+    ap.add_argument("--reuse", action="store_true", help="use the network already at WORKDIR/fast-style.pt (no training)")
+    ap.add_argument("--no-compare", action="store_true", help="skip the optimisation-based style comparison")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
@@ -89,14 +91,15 @@ def main() -> None:
         make_crops(crops, args.crops)
     styles = [_photo(n) for n in STYLES]
     net_path = args.workdir / "fast-style.pt"
-    result = train_style_net(model, styles, crops, out=net_path, steps=args.steps, size=args.size,
-                             batch_size=args.batch_size, names=list(STYLES), overwrite=True, sample_every=100,
-                             progress=True)
-    info = result.info
-    print(f"train: {len(STYLES)} styles, {info['steps']} steps x {args.batch_size} crops at {args.size} px from "
-          f"{args.crops} crops in {info['seconds']:.0f} s ({info['seconds_per_step']:.2f} s/step); "
-          f"style loss {info['first']['style']:.3g} -> {info['last']['style']:.3g}, "
-          f"content loss {info['first']['content']:.3g} -> {info['last']['content']:.3g}")
+    if not (args.reuse and net_path.exists()):
+        result = train_style_net(model, styles, crops, out=net_path, steps=args.steps, size=args.size,
+                                 batch_size=args.batch_size, names=list(STYLES), overwrite=True, sample_every=100,
+                                 progress=True)
+        info = result.info
+        print(f"train: {len(STYLES)} styles, {info['steps']} steps x {args.batch_size} crops at {args.size} px from "
+              f"{args.crops} crops in {info['seconds']:.0f} s ({info['seconds_per_step']:.2f} s/step); "
+              f"style loss {info['first']['style']:.3g} -> {info['last']['style']:.3g}, "
+              f"content loss {info['first']['content']:.3g} -> {info['last']['content']:.3g}")
 
     net, _ = load_net(net_path, dev)
     content = resize(_photo("astronaut"), args.size)
@@ -114,6 +117,8 @@ def main() -> None:
         with torch.no_grad():
             y = net(content.to(dev), k).cpu()
         outputs.append(y)
+        if args.no_compare:
+            continue
         t = time.perf_counter()
         opt = synthviz.style(model, content, styles[k], size=args.size, stat="moments")
         slow_s = time.perf_counter() - t

@@ -73,9 +73,9 @@ def test_conditional_norm_one_hot_equals_single_style():
 def test_mix_one_zero_is_style_zero(tmp_path, photos):
     net = tiny_net(2)
     image = resize(photos["chelsea"], 40)
-    zero = stylize(net, image, style=0).images
-    torch.testing.assert_close(stylize(net, image, mix="1,0").images, zero, rtol=0, atol=0)
-    half = stylize(net, image, mix=[0.5, 0.5]).images
+    zero = stylize(image=image, net=net, style=0).images
+    torch.testing.assert_close(stylize(image=image, net=net, mix="1,0").images, zero, rtol=0, atol=0)
+    half = stylize(image=image, net=net, mix=[0.5, 0.5]).images
     averaged = single_style(net, 0)
     for mod, src in zip(averaged.modules(), net.modules()):
         if isinstance(mod, CondInstanceNorm):
@@ -110,9 +110,9 @@ def test_zero_mask_leaves_content(embedded, photos):
     image = resize(photos["astronaut"], 48)
     mask = torch.zeros(1, 1, 48, 48)
     mask[..., 24:] = 1
-    out = stylize(net, image, style=1, masks=mask)
+    out = stylize(image=image, net=net, style=1, masks=mask)
     torch.testing.assert_close(out.images[..., :24], image[..., :24], rtol=0, atol=0)
-    torch.testing.assert_close(out.images[..., 24:], stylize(net, image, style=1).images[..., 24:])
+    torch.testing.assert_close(out.images[..., 24:], stylize(image=image, net=net, style=1).images[..., 24:])
     assert out.figure is not None and out.info["mask_coverage"] == pytest.approx(0.5)
     # the optimisation-based style: its guided loss inside the mask, the content untouched outside
     from synthviz.techniques.style import style

@@ -74,21 +74,21 @@ def stylize_cmd(
     kind = input_kind(source)
     options = dict(style=style if style and len(style) > 1 else (style[0] if style else 0), mix=mix,
                    masks=[str(m) for m in mask] if mask else None, mask_from_saliency=mask_from_saliency,
-                   saliency_model=model, threshold=threshold, grabcut=grabcut, size=size, device=device)
+                   threshold=threshold, grabcut=grabcut, size=size, device=device)
     if kind == "video":
         check_writable(out, VIDEO_SUFFIXES, inputs=[source])
-        _stylize_video(source, net, out, options, blend, overwrite)
+        _stylize_video(source, net, out, dict(options, model=model), blend, overwrite)
     elif kind == "folder":
         if out.suffix:
             raise SynthvizError(f"--out {out} must be a folder when the input is a folder")
         files = folder_images(source)
         for f in files:
-            result = stylize(net, f, **options)
+            result = stylize(model, f, net=net, **options)
             path = save_image(result.images[0], out / f"{f.stem}.png", overwrite)
         say(f"stylized {len(files)} image(s) into {out} ({path.name} last)")
     else:
         check_writable(out, IMAGE_SUFFIXES, inputs=[source])
-        result = stylize(net, source, **options)
+        result = stylize(model, source, net=net, **options)
         say(f"{result.info['report']}\nsaved {save_image(result.images[0], out, overwrite)}")
 
 
@@ -106,7 +106,7 @@ def _stylize_video(source: Path, net: Path, out: Path, options: dict, blend: flo
     choices = style_choices(model, options["style"], options["mix"])
     masks = None
     if options["mask_from_saliency"]:  # the mask of the first frame, for the whole clip
-        masks = [saliency_mask(get_model(options["saliency_model"], device=options["device"]), frames[:1],
+        masks = [saliency_mask(get_model(options["model"], device=options["device"]), frames[:1],
                                threshold=options["threshold"], grabcut=options["grabcut"])]
     elif options["masks"]:
         masks = load_masks(options["masks"], len(choices), tuple(frames.shape[-2:]))

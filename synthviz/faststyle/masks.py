@@ -110,13 +110,12 @@ def saliency_mask(model, image: torch.Tensor, *, method: str = "gradcam", thresh
     """A mask (1, 1, H, W) of 0/1 from the saliency of ``image`` (1, 3, H, W): the map scaled to
     [0, 1] and thresholded at ``threshold``; ``grabcut`` refines the edge with OpenCV's GrabCut,
     seeded by the map (sure foreground above (1 + threshold)/2, sure background below threshold/2)."""
-    from ..models import load_model
-    from ..techniques.saliency import attribute
+    from ..attribution import attribute
 
     if not 0 < threshold < 1:
         raise SynthvizError(f"threshold must be between 0 and 1, not {threshold}")
     with torch.enable_grad():  # the gradient-based maps need it, even when called under no_grad
-        sal = attribute(load_model(model), image[:1], method, target).maps.float().cpu()[:1, :1]
+        sal = attribute(model, image[:1], method, target).maps.float().cpu()[:1, :1]
     sal = (sal - sal.min()) / (sal.max() - sal.min()).clamp_min(1e-12)
     if not grabcut:
         return (sal >= threshold).float()

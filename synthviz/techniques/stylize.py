@@ -15,20 +15,24 @@ from ..faststyle.masks import load_masks, saliency_mask
 from ..faststyle.net import TransformNet
 from ..faststyle.stylize import apply_net, get_net, style_choices
 from ..io import make_grid, resize
-from ..models import DEFAULT_MODEL, Model
+from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result
-from . import register_technique
-from .common import get_image
+from .common import ImageLike, get_image
+from .registry import register_technique
+
+with torch.random.fork_rng(devices=[]):  # the contract test's example: a tiny untrained two-style network
+    torch.manual_seed(0)
+    EXAMPLE_NET = TransformNet(2, (4, 8, 8), 1).eval()
 
 
-@register_technique("stylize")
-def stylize(net: TransformNet | str | os.PathLike = "style-net.pt", image: torch.Tensor | str | os.PathLike | None = None, *,
-            style: int | Sequence[int] = 0, mix: str | Sequence[float] | None = None,
-            masks: torch.Tensor | str | os.PathLike | Sequence[torch.Tensor | str | os.PathLike] | None = None,
-            mask_from_saliency: bool = False, saliency_model: str | Model | torch.nn.Module = DEFAULT_MODEL,
-            saliency_method: str = "gradcam", threshold: float = 0.5, grabcut: bool = False,
-            size: int | None = None, device: str | None = None) -> Result:
-    """Paint ``image`` with a style network (a checkpoint path or a :class:`TransformNet`).
+@register_technique("stylize", example={"image": "skimage:chelsea", "size": 48, "net": EXAMPLE_NET, "style": 1})
+def stylize(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *,
+            net: TransformNet | str | os.PathLike = "style-net.pt", style: int | Sequence[int] = 0,
+            mix: str | Sequence[float] | None = None, masks: ImageLike | Sequence[ImageLike] | None = None,
+            mask_from_saliency: bool = False, saliency_method: str = "gradcam", threshold: float = 0.5,
+            grabcut: bool = False, size: int | None = None, device: str | None = None) -> Result:
+    """Paint ``image`` with a style network ``net`` (a checkpoint path or a :class:`TransformNet`).
+    ``model`` is the classifier whose saliency makes the mask with ``mask_from_saliency``.
 
     Args:
         style: a style index (counted from 0 in training order), or one per mask.
@@ -36,7 +40,7 @@ def stylize(net: TransformNet | str | os.PathLike = "style-net.pt", image: torch
             parameters are mixed (overrides ``style``).
         masks: one mask per style (grey image or tensor, white = styled); the content shows
             where no mask is set.
-        mask_from_saliency: style only where ``saliency_model`` looks (``saliency_method`` map scaled
+        mask_from_saliency: style only where ``model`` looks (``saliency_method`` map scaled
             to [0, 1], thresholded at ``threshold``, refined by GrabCut with ``grabcut``).
         size: resize the image's longer side first (default: as it is; the output has its size).
 
@@ -44,9 +48,9 @@ def stylize(net: TransformNet | str | os.PathLike = "style-net.pt", image: torch
     """
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
-    model, names = get_net(net, device)
+    transform, names = get_net(net, device)
     x = get_image(image, size, what="image")
-    choices = style_choices(model, style, mix)
+    choices = style_choices(transform, style, mix)
     mask_list = None
     if masks is not None and mask_from_saliency:
         raise SynthvizError("give masks or mask_from_saliency, not both")
@@ -55,12 +59,12 @@ def stylize(net: TransformNet | str | os.PathLike = "style-net.pt", image: torch
             raise SynthvizError("a saliency mask takes one style; pass a single --style")
         from .common import get_model
 
-        mask_list = [saliency_mask(get_model(saliency_model, device=device), x, method=saliency_method,
+        mask_list = [saliency_mask(get_model(model, device=device), x, method=saliency_method,
                                    threshold=threshold, grabcut=grabcut)]
     elif masks is not None:
         mask_list = load_masks(masks, len(choices), tuple(x.shape[-2:]))
     t0 = time.perf_counter()
-    y = apply_net(model, x, choices, mask_list)
+    y = apply_net(transform, x, choices, mask_list)
     seconds = time.perf_counter() - t0
     label = (f"mix {','.join(f'{float(v):.2g}' for v in choices[0])}" if mix is not None
              else " + ".join(names[c] for c in choices))
