@@ -10,6 +10,7 @@ import typer
 from ..techniques.style import style
 from ..techniques.texture import texture
 from .app import app
+from .faststyle import is_video
 from .common import (DEFAULTS, DeviceOpt, LrOpt, ModelOpt, OutOpt, OverwriteOpt, SeedOpt, VideoOpt, WeightsOpt,
                      command, frame_every, prepare_outputs, run_render, say)
 
@@ -67,8 +68,16 @@ def style_cmd(
     steps: LadderStepsOpt = None, lr: LrOpt = None, pool: PoolOpt = "max", model: ModelOpt = DEFAULTS["model"],
     weights: WeightsOpt = "default", seed: SeedOpt = 0, device: DeviceOpt = "auto",
     out: OutOpt = Path("style.png"), video: VideoOpt = None, overwrite: OverwriteOpt = False,
+    mask: Annotated[Optional[list[Path]], typer.Option(help="One mask image per style (white = that style; none = content).")] = None,
+    temporal_weight: Annotated[float, typer.Option(help="A video CONTENT: weight of the temporal loss (Ruder 2016).")] = 100.0,
 ) -> None:
-    """Paint CONTENT in the style of one or more STYLES images."""
+    """Paint CONTENT (an image, or a video with --out a video) in the style of one or more STYLES images."""
+    if is_video(content, out):
+        from .faststyle import style_video_cmd
+
+        return style_video_cmd(content, styles, out, size=size, steps=steps or 100, content_weight=content_weight,
+                               style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight,
+                               model=model, weights=weights, seed=seed, device=device, overwrite=overwrite)
     prepare_outputs(out, video, inputs=[content, *styles])
     if color_method not in ("luminance", "match"):
         from ..errors import SynthvizError
@@ -80,5 +89,6 @@ def style_cmd(
                         layer_weights=layer_weights, stat=stat, init=init,
                         preserve_colors=color_method if preserve_colors else False, scales=scales, param=param,
                         optimizer=optimizer, steps=steps, lr=lr, pool=pool, model=model, weights=weights, seed=seed,
-                        device=device, progress=True, frame_every=frame_every(video, steps, 200))
+                        device=device, progress=True, frame_every=frame_every(video, steps, 200),
+                        masks=[str(m) for m in mask] if mask else None)
     say(result.info["report"])

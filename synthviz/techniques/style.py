@@ -17,6 +17,7 @@ import torch
 
 from ..engine import seeded
 from ..errors import SynthvizError
+from ..faststyle.masks import composite, load_masks, masked_style_objective
 from ..io import resize
 from ..layers import capture
 from ..objectives import feature_match
@@ -61,7 +62,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           preserve_colors: bool | str = False, scales: int | None = None, param: str = "pixel",
           optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None, pool: str = "max",
           seed: int | None = 0, device: str | None = None, progress: bool | str = False,
-          frame_every: int = 0) -> Result:
+          frame_every: int = 0, masks: ImageLike | Sequence[ImageLike] | None = None) -> Result:
     """Paint ``content`` in the style of ``styles`` (one image or a list; paths or (1, 3, H, W) tensors).
 
     Args:
@@ -78,6 +79,9 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         param: ``pixel`` or ``fourier``. optimizer: ``lbfgs`` (lr 1) or ``adam``.
         steps: steps at the coarsest scale; each finer scale gets half (default 200).
         pool: ``avg`` swaps max-pooling for average pooling during the render (restored after).
+        masks: one mask per style image (white = that style; Gatys et al. 2017 spatial control):
+            each style's statistics are matched inside its mask only, and where no mask is set
+            the result is the content.
 
     Returns a :class:`~synthviz.result.Result`; ``info`` holds ``content_loss`` and
     ``style_loss`` of the result and of the start (``*_start``), the layers and a ``report`` line.
@@ -115,6 +119,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     if min(h, w) < MIN_SIDE:
         raise SynthvizError(f"the content is {w}x{h} px at --size {size}: too thin; use a larger --size")
     sizes = ladder_sizes(h, w, scales)
+    mask_list = load_masks(masks, len(style_imgs), (h, w)) if masks is not None else None
     lr = default_lr(optimizer, param, lr)
 
     if mode == "match":
@@ -134,7 +139,8 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
             scaled = [s if min(s.shape[-2:]) >= MIN_SIDE else resize(s, (max(MIN_SIDE, s.shape[-2]), max(MIN_SIDE, s.shape[-1])))
                       for s in scaled]
             content_obj = feature_match(c_layer, capture(m, c, [c_layer])[c_layer])
-            style_obj = style_objective(style_targets(m, scaled, mix, s_layers, stat), lw, stat)
+            style_obj = (masked_style_objective(m, scaled, mask_list, s_layers, lw, stat) if mask_list
+                         else style_objective(style_targets(m, scaled, mix, s_layers, stat), lw, stat))
             parts[sh, sw] = (content_obj, style_obj)
 
         def objective_at(sh: int, sw: int):
@@ -155,6 +161,8 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         if mode == "luminance":
             result.images = with_chroma(result.images, base)
             result.frames = [with_chroma(f, base) for f in result.frames]
+        if mask_list:  # no style where no mask is set
+            result.images = composite([result.images], [sum(mask_list)], base.to(result.images))
         content_obj, style_obj = parts[h, w]
         image = result.images.to(dev)
         # the start, measured at full size: the content itself, or the first noise upsampled

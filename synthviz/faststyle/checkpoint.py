@@ -1,0 +1,61 @@
+"""Checkpoints of a style network: the architecture, the styles' names, the weights, and for
+resuming the optimizer state, the step and the training settings. Plain tensors, numbers and
+strings only, so they load with ``torch.load(weights_only=True)`` (no pickled code)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import SynthvizError
+from ..io import write_file
+from .net import NetSpec, TransformNet
+
+FORMAT = "synthviz-faststyle/1"
+
+
+def save_checkpoint(path: str | os.PathLike, net: TransformNet, names: list[str], *, step: int = 0,
+                    optimizer: torch.optim.Optimizer | None = None, config: dict | None = None,
+                    overwrite: bool = True) -> Path:
+    """Write ``net`` (and what resuming needs) to ``path`` atomically; returns the path written."""
+    data = {"format": FORMAT, "arch": net.spec.to_dict(), "styles": list(names), "step": int(step),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "config": dict(config or {})}
+    if optimizer is not None:
+        data["optimizer"] = optimizer.state_dict()
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    return write_file(path, buffer.getvalue(), overwrite=overwrite)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint's dict, loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynthvizError(f"style network not found: {path}; train one with `synthviz style-train`")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SynthvizError(f"cannot read {path} as a style network ({type(e).__name__}); "
+                            "pass a .pt file written by `synthviz style-train`") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SynthvizError(f"{path} is not a synthviz style network; pass a .pt file written by `synthviz style-train`")
+    return data
+
+
+def net_from(data: dict) -> TransformNet:
+    spec = NetSpec.from_dict(data["arch"])
+    net = TransformNet(spec.styles, spec.channels, spec.res_blocks)
+    net.load_state_dict(data["state_dict"])
+    return net
+
+
+def load_net(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[TransformNet, list[str]]:
+    """(network in eval mode on ``device``, style names) from a checkpoint."""
+    from ..models import resolve_device
+
+    data = read_checkpoint(path)
+    return net_from(data).eval().to(resolve_device(device)), list(data["styles"])
