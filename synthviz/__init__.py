@@ -13,7 +13,7 @@ regularizers and transforms drives every technique::
                              synthviz.FourierImage(1, 128), transforms=synthviz.transforms.standard_transforms())
 """
 
-from . import maco, model_zoo, objectives, params, presets, regularizers, transforms
+from . import maco, model_zoo, objectives, params, presets, regularizers, transforms  # noqa: F401 - model_zoo registers models
 from .attribution import attribute, saliency
 from .engine import RenderInterrupted, render
 from .errors import SynthvizError

@@ -18,9 +18,11 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import SynthvizError
 from ..models import Model
-from .core import (Attribution, check_layer_name, layer_activation, layer_activation_and_grad, pending_targets, scores_of,
-                   upsample)
+from .core import (Attribution, check_layer_name, layer_activation, layer_activation_and_grad, pending_targets,
+                   scores_of, target_scores, upsample)
+from .graph import gap_head
 from .guided import GuidedReLU, modified_gradient
 from .registry import register_method
 
@@ -58,19 +60,29 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 Weigh = Callable[..., torch.Tensor]  # (model, x, targets, act, grad, layer) -> weighted activations (B, C, h, w)
+Features = Callable[..., tuple]      # (model, x, targets, layer) -> (act, grad or None, scores or None)
+
+
+def gradient_features(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str) -> tuple:
+    """A, ∂score/∂A and the scores: one forward, one backward stopping at the layer."""
+    return layer_activation_and_grad(model, x, targets, layer)
+
+
+def activation_features(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str) -> tuple:
+    """A only: a forward that stops at the layer."""
+    return layer_activation(model, x, layer), None, None
 
 
 def run_cam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | None, weigh: Weigh, *,
-            gradient: bool = True, aug_smooth: bool = False, eigen_smooth: bool = False) -> Attribution:
+            features: Features = gradient_features, aug_smooth: bool = False,
+            eigen_smooth: bool = False) -> Attribution:
     """The shared CAM pipeline: activations (and gradients) at ``layer`` -> ``weigh`` -> sum over
     channels (or first principal component) -> ReLU -> bilinear upsampling to (B, 1, H, W)."""
-    layer = check_layer_name(model, layer)
+    layer = check_layer_name(model, layer) if layer != "" else layer
     if aug_smooth:
-        return _augmented(model, x, targets, layer, weigh, gradient, eigen_smooth)
-    if gradient:
-        act, grad, scores = layer_activation_and_grad(model, x, targets, layer)
-    else:
-        act, grad, scores = layer_activation(model, x, layer), None, None
+        return augmentation_smoothing(model, x, targets, lambda xs, ts: run_cam(
+            model, xs, ts, layer, weigh, features=features, eigen_smooth=eigen_smooth))
+    act, grad, scores = features(model, x, targets, layer)
     weighted = weigh(model, x, targets, act, grad, layer)
     raw = first_component(weighted) if eigen_smooth else weighted.sum(1, keepdim=True)
     maps = upsample(raw.clamp(min=0), x.shape[-2:])
@@ -78,20 +90,21 @@ def run_cam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | N
                        info={"layer": layer, "aug_smooth": False, "eigen_smooth": bool(eigen_smooth)})
 
 
-def _augmented(model, x, targets, layer, weigh, gradient, eigen_smooth) -> Attribution:
-    """pytorch-grad-cam's aug_smooth: mirrored × contrast 0.9/1/1.1, each map min-max scaled, averaged."""
+def augmentation_smoothing(model: Model, x: torch.Tensor, targets: torch.Tensor,
+                           run: Callable[[torch.Tensor, torch.Tensor], Attribution]) -> Attribution:
+    """pytorch-grad-cam's aug_smooth: ``run`` on the images and their mirrors, each with its contrast
+    scaled by 0.9, 1 and 1.1 around the model's mean colour (one batch of 6B); each map min-max
+    scaled, mirrored back and averaged. ``raw`` is the mirrored-back mean of the raw maps."""
     fill_targets(model, x, targets)
     mean = model.mean.to(x)
     xs = torch.cat([mean + f * ((x.flip(-1) if flip else x) - mean) for flip, f in _AUGMENTATIONS])
-    att = run_cam(model, xs, targets.repeat(len(_AUGMENTATIONS)), layer, weigh, gradient=gradient,
-                  eigen_smooth=eigen_smooth)
+    att = run(xs, targets.repeat(len(_AUGMENTATIONS)))
     n, b = len(_AUGMENTATIONS), len(x)
     maps, raw = minmax(att.maps).view(n, b, *att.maps.shape[1:]), att.raw.view(n, b, *att.raw.shape[1:])
-    flips = torch.tensor([flip for flip, _ in _AUGMENTATIONS])
-    maps = torch.where(flips.view(-1, 1, 1, 1, 1), maps.flip(-1), maps).mean(0)
-    raw = torch.where(flips.view(-1, 1, 1, 1, 1), raw.flip(-1), raw).mean(0)
-    info = {**att.info, "aug_smooth": True}
-    return Attribution(maps, raw, display="positive", info=info,
+    flips = torch.tensor([flip for flip, _ in _AUGMENTATIONS], device=x.device).view(-1, 1, 1, 1, 1)
+    maps = torch.where(flips, maps.flip(-1), maps).mean(0)
+    raw = torch.where(flips, raw.flip(-1), raw).mean(0)
+    return Attribution(maps, raw, display="positive", info={**att.info, "aug_smooth": True},
                        scores=None if att.scores is None else att.scores[:b])
 
 
@@ -186,9 +199,38 @@ def layercam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | 
 @register_method("eigencam", label="Eigen-CAM", family="cam", cost="1 forward to the layer (no target, no backward)",
                  aliases=("eigen_cam",), needs_layer=True)
 def eigencam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None,
-             aug_smooth: bool = False, eigen_smooth: bool = True) -> Attribution:
+             aug_smooth: bool = False) -> Attribution:
     """Eigen-CAM: the activations (positions × channels, centred per channel) projected on their
     first principal component; the sign is fixed so the map correlates positively with the mean
-    activation over channels. Class-agnostic: the target is not used. ``eigen_smooth`` is always on."""
-    return run_cam(model, x, targets, layer, _eigencam_weights, gradient=False, aug_smooth=aug_smooth,
-                   eigen_smooth=True)
+    activation over channels. Class-agnostic: the target is not used (it is its own eigen smoothing)."""
+    return run_cam(model, x, targets, layer, _eigencam_weights, features=activation_features,
+                   aug_smooth=aug_smooth, eigen_smooth=True)
+
+
+def _gap_features(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str) -> tuple:
+    """The feature maps a GAP + linear head reads, and the logits, in one forward (no backward)."""
+    head = gap_head(model.net)
+    if head is None:
+        raise SynthvizError(f"cam needs a model that ends in global average pooling + one linear layer, and "
+                            f"{model.name} does not; use gradcam (equal to CAM up to a factor on such models)")
+    with torch.no_grad():
+        act, logits = head[0](model.normalize(x))
+        scores = target_scores(logits, targets)
+    return act, head[1], scores
+
+
+def _cam_weights(model, x, targets, act, fc, layer):
+    return fc.weight[targets].to(act)[:, :, None, None] * act
+
+
+@register_method("cam", label="CAM", family="cam", cost="1 forward (no backward)", aliases=("class_activation_map",),
+                 lazy_target=True)
+def cam(model: Model, x: torch.Tensor, targets: torch.Tensor, aug_smooth: bool = False,
+        eigen_smooth: bool = False) -> Attribution:
+    """CAM (Zhou et al. 2016) for models ending in global average pooling + one linear layer: the
+    target class's weights applied to the feature maps the pooling reads, Σ_k w_ck A_k (no
+    gradient; found by tracing the model with torch.fx). A clear error for other models."""
+    att = run_cam(model, x, targets, "", _cam_weights, features=_gap_features, aug_smooth=aug_smooth,
+                  eigen_smooth=eigen_smooth)
+    att.info["layer"] = "global-average-pool input"
+    return att

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import targets
-from ..attribution import METHODS, check_options, method_names, option_defaults
+from ..attribution import METHODS, check_options, option_defaults
 from ..errors import SynthvizError
 from ..io import free_path, save_image
 from ..presets import parse_set

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..attribution import Attribution, as_batch, attribute, check_options, method_info, method_names, resolve_targets
+from ..attribution import (Attribution, as_batch, attribute, check_options, method_info, method_names,
+                           option_defaults, resolve_targets)
 from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..models import DEFAULT_MODEL, Model
@@ -93,7 +94,8 @@ def comparison(photo: torch.Tensor, attributions: dict[str, Attribution], captio
     return grid, heat
 
 
-@register_technique("saliency_figure", example={"image": "skimage:chelsea", "methods": "gradient,gradcam", "size": 64})
+@register_technique("saliency_figure", example={"image": "skimage:chelsea", "methods": "gradient,gradcam", "size": 64},
+                    options=option_defaults)
 def saliency_figure(model: str | Model | torch.nn.Module = DEFAULT_MODEL, image=None, *,
                     methods: str | Sequence[str] = "all", target: int | str | None = None,
                     weights: str = "default", size: int = 224, device: str | None = None,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..attribution import as_batch, attribute, check_options, method_info, method_names, resolve_targets
+from ..attribution import as_batch, attribute, check_options, method_info, method_names, option_defaults, resolve_targets
 from ..engine import seeded
 from ..errors import SynthvizError
 from ..io import make_grid, resize
@@ -93,7 +93,8 @@ def line_plot(values: list[float], xs: list[float], width: int, height: int = 20
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
-@register_technique("sanity", example={"image": "skimage:chelsea", "method": "gradient", "size": 64, "depth": 2})
+@register_technique("sanity", example={"image": "skimage:chelsea", "method": "gradient", "size": 64, "depth": 2},
+                    options=option_defaults)
 def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method: str = "gradient",
            target: int | str | None = None, weights: str = "default", size: int = 224, device: str | None = None,
            depth: int | None = None, tile: int = 112, progress: bool = False, **options) -> Result:
