@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,24 +19,44 @@ from ..objectives import Objective
 from ..params import make_param
 from ..result import Result
 from ..regularizers import BlurEvery, l2
-from ..transforms import Transform, roll, standard_transforms
+from ..transforms import Transform, robust_transforms, roll
+
+
+def warmup_cosine(steps: int, warmup: float = 0.05, floor: float = 0.05) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` of the steps, then a cosine decay to
+    ``floor``; the last steps are small, so the noise of the last updates does not stay."""
+    w = max(1, round(warmup * steps))
+
+    def fn(step: int) -> float:
+        if step < w:
+            return (step + 1) / w
+        t = (step - w) / max(1, steps - w)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return fn
 
 
 @dataclass
 class VizRecipe:
+    """A recipe: parameterization (with options), robustness transforms for an image side,
+    optimizer, learning rate and its schedule, steps, an optional penalty and step operations
+    (made for the number of steps, so they can follow a schedule)."""
+
     param: str
-    transforms: Callable[[], Transform]
+    transforms: Callable[[int], Transform]  # size -> transform
     optimizer: str
     lr: float
     steps: int
     penalty: Objective | None = None
-    step_ops: Callable[[], list] = field(default=list)
+    step_ops: Callable[[int], list] = field(default=lambda steps: [])  # steps -> operations
+    schedule: Callable[[int], Callable[[int], float]] | None = None  # steps -> lr multiplier
+    param_options: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, VizRecipe] = {
-    "lucid": VizRecipe("fourier", standard_transforms, "adam", 0.05, 256),
-    "classic": VizRecipe("pixel", lambda: roll(8), "adam", 0.02, 200, penalty=l2(1e-2),
-                         step_ops=lambda: [BlurEvery(every=4, sigma=0.5)]),
+    "lucid": VizRecipe("fourier", robust_transforms, "adam", 0.05, 256, schedule=warmup_cosine),
+    "classic": VizRecipe("pixel", lambda size: roll(8), "adam", 0.02, 200, penalty=l2(1e-2),
+                         step_ops=lambda steps: [BlurEvery(every=4, sigma=0.5)]),
 }
 
 
@@ -47,10 +68,11 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
         raise SynthvizError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
     model.check_size(size)
+    steps = steps or r.steps
     total = objective + r.penalty if r.penalty is not None else objective
-    result = render(model, total, lambda: make_param(r.param, batch=batch, size=size),
-                    transforms=r.transforms(), step_ops=r.step_ops(), optimizer=r.optimizer,
-                    lr=lr or r.lr, steps=steps or r.steps, seed=seed, device=device, progress=progress,
-                    frame_every=frame_every, snapshots=snapshots)
+    result = render(model, total, lambda: make_param(r.param, batch=batch, size=size, **r.param_options),
+                    transforms=r.transforms(size), step_ops=r.step_ops(steps), optimizer=r.optimizer,
+                    lr=lr or r.lr, steps=steps, schedule=r.schedule(steps) if r.schedule else None, seed=seed,
+                    device=device, progress=progress, frame_every=frame_every, snapshots=snapshots)
     result.info["recipe"] = recipe
     return result
