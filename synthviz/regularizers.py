@@ -68,18 +68,41 @@ def _pixels(param: ImageParam, what: str) -> torch.nn.Parameter:
 
 
 class BlurEvery:
-    """Gaussian blur of the pixels every ``every`` steps (Yosinski: σ 1.0 every 4 steps)."""
+    """Gaussian blur of the pixels every ``every`` steps (Yosinski: σ 1.0 every 4 steps).
 
-    def __init__(self, every: int = 4, sigma: float = 1.0):
-        self.every, self.sigma = every, sigma
-        k = 2 * int(3 * sigma) + 1
-        self.kernel = (max(k, 3), max(k, 3))
+    ``sigma_end`` with ``steps``: σ goes linearly from ``sigma`` to ``sigma_end`` over the render
+    (coarse structure first, detail last, as in Øygard's deepdraw)."""
+
+    def __init__(self, every: int = 4, sigma: float = 1.0, sigma_end: float | None = None, steps: int = 0):
+        self.every, self.sigma, self.sigma_end, self.steps = every, sigma, sigma_end, steps
+
+    def sigma_at(self, step: int) -> float:
+        if self.sigma_end is None or self.steps <= 1:
+            return self.sigma
+        t = min(1.0, step / (self.steps - 1))
+        return self.sigma + t * (self.sigma_end - self.sigma)
 
     @torch.no_grad()
     def __call__(self, param: ImageParam, step: int) -> None:
         if self.every and (step + 1) % self.every == 0:
+            sigma = self.sigma_at(step)
+            if sigma <= 0:
+                return
+            k = max(3, 2 * int(3 * sigma) + 1)
             px = _pixels(param, "blur")
-            px.data = gaussian_blur2d(px.data, self.kernel, (self.sigma, self.sigma), border_type="reflect")
+            px.data = gaussian_blur2d(px.data, (k, k), (sigma, sigma), border_type="reflect")
+
+
+class Decay:
+    """Yosinski's L2 decay as a step: ``x ← grey + (1 − θ)(x − grey)`` every step."""
+
+    def __init__(self, theta: float = 0.01):
+        self.keep = 1.0 - theta
+
+    @torch.no_grad()
+    def __call__(self, param: ImageParam, step: int) -> None:
+        px = _pixels(param, "decay")
+        px.sub_(0.5).mul_(self.keep).add_(0.5)
 
 
 class ClipSmallNorm:

@@ -84,3 +84,12 @@ def identity(x: torch.Tensor) -> torch.Tensor:
 def standard_transforms() -> Transform:
     """The Feature Visualization article's robustness: pad 12, jitter 8, scale, rotate, jitter 4."""
     return compose(pad(12), jitter(8), random_affine((0.9, 1.1), 10.0), jitter(4))
+
+
+def robust_transforms(size: int = 128, scales: Sequence[float] = (0.8, 1.2), degrees: float = 15.0) -> Transform:
+    """Stronger robustness for larger images (Lucid's class renders): padding and jitter that grow
+    with the image (``size``/16 and ``size``/32, at least Lucid's 12/8/4 px), a wider zoom and
+    rotation range. The output is ``size + 2·pad − j1 − j2`` px at every step."""
+    p, j1 = max(12, size // 16), max(8, size // 16)
+    j2 = max(4, size // 32)
+    return compose(pad(p), jitter(j1), random_affine(scales, degrees), jitter(j2))

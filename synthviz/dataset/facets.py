@@ -13,14 +13,12 @@ import os
 import numpy as np
 import torch
 
-from ..engine import render
 from ..errors import SynthvizError
 from ..models import ModelLike
 from ..objectives import channel
-from ..params import make_param
 from ..result import Result
 from ..techniques.common import get_model
-from ..techniques.featureviz import RECIPES
+from ..techniques.featureviz import RECIPES, visualize
 from .run import Run, open_run
 
 
@@ -68,11 +66,7 @@ def render_facets(run: str | os.PathLike | Run, layer: str, unit: int, facets: i
     clusters = cluster_top_images(run, layer, unit, facets, top, seed=seed)
     starts = mean_images(run, clusters)
     m = get_model(model if model is not None else run.model, run.settings["weights"])
-    m.check_size(size)
-    r = RECIPES[recipe]
     objective = sum(channel(layer, unit, batch=i) for i in range(len(clusters)))
-    total = objective + r.penalty if r.penalty is not None else objective
-    result = render(m, total, lambda: make_param(r.param, batch=len(clusters), size=size, init=starts),
-                    transforms=r.transforms(), step_ops=r.step_ops(), optimizer=r.optimizer, lr=lr or r.lr,
-                    steps=r.steps if steps is None else steps, seed=seed, progress=progress)
+    result = visualize(m, objective, batch=len(clusters), size=size, recipe=recipe, steps=steps, lr=lr,
+                       seed=seed, progress=progress, init=starts)
     return result, clusters, starts

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..antialias import blurred_strides
 from ..engine import seeded
 from ..errors import SynthvizError
 from ..faststyle.masks import composite, load_masks, masked_style_objective
@@ -78,7 +79,10 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         scales: ladder sizes (default: start at 128 px, double up to ``size``; 1 = full size only).
         param: ``pixel`` or ``fourier``. optimizer: ``lbfgs`` (lr 1) or ``adam``.
         steps: steps at the coarsest scale; each finer scale gets half (default 200).
-        pool: ``avg`` swaps max-pooling for average pooling during the render (restored after).
+        pool: ``avg`` swaps max-pooling for average pooling during the render; ``blur`` runs every
+            stride-2 convolution anti-aliased (stride 1, binomial blur, subsample: no checkerboard
+            from strided gradients, for networks such as EfficientNet that reduce by striding).
+            The model is restored after.
         masks: one mask per style image (white = that style; Gatys et al. 2017 spatial control):
             each style's statistics are matched inside its mask only, and where no mask is set
             the result is the content.
@@ -90,6 +94,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     check_choice("optimizer", optimizer, ("lbfgs", "adam"))
     check_choice("parameterization", param, ("pixel", "fourier"))
     check_choice("init", init, ("content", "noise"))
+    check_choice("pool", pool, ("max", "avg", "blur"))
     mode = _color_mode(preserve_colors)
     steps = 200 if steps is None else steps
     positive("steps", steps)
@@ -130,7 +135,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     dev = m.device
     run_content, style_imgs = run_content.to(dev), [s.to(dev) for s in style_imgs]
 
-    with pooling(m, pool):
+    with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
         parts = {}
         for sh, sw in sizes:
             c = resize(run_content, (sh, sw))
