@@ -88,6 +88,8 @@ def _figure(entry: dict, tile: dict) -> str:
     lines = [f"<b>{_e(tile['unit'])}</b>", f"{_e(entry.get('recipe', entry['preset']))} · {_e(entry.get('model', ''))}"]
     if value is not None:
         lines.append(f'<span class="value">objective {value:.4g}</span>')
+    if tile.get("measured"):
+        lines.append(f'<span class="value">{_e(tile["measured"])}</span>')
     links = [f'<a href="{_href(entry["full"])}">whole grid</a>'] if entry.get("full") != tile["src"] else []
     if entry.get("video"):
         links.append(f'<a href="{_href(entry["video"])}">optimization ({_e(entry["video"].rsplit(".", 1)[-1].upper())})</a>')
