@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import SynthvizError, did_you_mean
+from .errors import BadModel, BadValue, SynthvizError, did_you_mean
 from .registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -122,11 +122,39 @@ class Model:
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
-    def check_size(self, size: int) -> None:
+    def check_size(self, size: int, batch: int = 1, pixels: int | None = None) -> None:
+        """Refuse a ``size`` below the model's minimum, or one whose memory estimate for a render
+        (``batch`` images of ``size`` x ``size``, or ``pixels`` in all) exceeds the free memory."""
+        from .checks import fits_in_memory, positive
+
+        positive("size", size, integer=True)
+        positive("batch", batch, integer=True)
         if size < self.min_size:
-            raise SynthvizError(
+            raise BadValue(
                 f"image size {size} is too small for {self.name}; use --size {self.min_size} or more"
             )
+        pixels = pixels if pixels is not None else batch * size * size
+        fits_in_memory(self.bytes_per_pixel() * pixels, f"a {size} px render on {self.name}", self.device)
+
+    def bytes_per_pixel(self) -> float:
+        """Memory a render takes per input pixel: every layer's output per pixel, measured once at
+        a small size, kept for the backward pass and its gradient (x 3, float32)."""
+        if getattr(self, "_bytes_per_pixel", None) is None:
+            side = max(self.min_size, 64)
+            counts = []
+            hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel())
+                                             if isinstance(out, torch.Tensor) else None)
+                     for m in self.net.modules() if next(m.children(), None) is None]
+            try:
+                with torch.no_grad():
+                    self(torch.zeros(1, 3, side, side, device=self.device))
+            except Exception:  # the real render reports what is wrong
+                counts = [0]
+            finally:
+                for h in hooks:
+                    h.remove()
+            self._bytes_per_pixel = 3 * 4 * (sum(counts) + 3 * side * side) / (side * side)
+        return self._bytes_per_pixel
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes else str(index)
@@ -134,11 +162,17 @@ class Model:
     def class_index(self, cls: int | str) -> int:
         """A class by index (``285``, ``"285"``) or by name (``"tabby"``, ``"Egyptian cat"``)."""
         n = self.num_classes
+        if cls is None:
+            raise BadValue("no class given; pass an index such as 285 or a name such as 'tabby'")
+        if isinstance(cls, torch.Tensor) and cls.numel() == 1 and not cls.is_floating_point():
+            cls = int(cls)
+        if isinstance(cls, bool) or not isinstance(cls, (int, str)):
+            raise BadValue(f"a class is an index (int) or a name (str), not {type(cls).__name__} {cls!r}")
         if isinstance(cls, str) and cls.strip().lstrip("-").isdigit():
             cls = int(cls)
         if isinstance(cls, int):
             if n and not 0 <= cls < n:
-                raise SynthvizError(f"class {cls} is out of range for {self.name}: use 0..{n - 1}")
+                raise BadValue(f"class {cls} is out of range for {self.name}: use 0..{n - 1}")
             return cls
         if not self.classes:
             raise SynthvizError(f"{self.name} has no class names; give the class as an index")
@@ -197,20 +231,36 @@ def load_model(
         device: ``"auto"``/``None`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
     """
     if isinstance(name, Model):
-        return name.to(device) if device is not None else name
+        return check_finite_model(name.to(device) if device is not None else name)
     if isinstance(name, nn.Module):
         model = Model(name, classes=imagenet_classes(), name=type(name).__name__, owned=False)
-        return model.to(device) if device is not None else model
+        return check_finite_model(model.to(device) if device is not None else model)
+    if not isinstance(name, str):
+        raise BadModel(f"a model is a name (see `synthviz models`), a synthviz Model or an nn.Module, "
+                       f"not {type(name).__name__}")
     weights = "default" if weights is None else weights
     if name in MODELS:
         model = MODELS.get(name)(weights=weights)
     elif name in _torchvision_names():
         model = _torchvision_model(name, weights)
     else:
-        raise SynthvizError(
+        raise BadModel(
             f"unknown model '{name}'{did_you_mean(name, list_models())}; run `synthviz models` for the list"
         )
-    return model.to(device)
+    return check_finite_model(model.to(device))
+
+
+def check_finite_model(model: Model) -> Model:
+    """``model`` unless a weight or buffer is NaN/inf (a broken checkpoint): then one-line
+    :class:`~synthviz.errors.BadModel`. Checked once per model (weights never change here)."""
+    if getattr(model, "_finite_checked", False):
+        return model
+    bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
+                if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise BadModel(f"{model.name} has NaN/inf values in {bad}; check --weights (the checkpoint is broken)")
+    model._finite_checked = True
+    return model
 
 
 @contextlib.contextmanager

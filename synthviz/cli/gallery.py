@@ -66,7 +66,7 @@ def run_cmd(
 @command(app, "gallery")
 def gallery_cmd(
     spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("gallery"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("synthviz-gallery"),
     workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine (one per GPU when present).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (auto, ray://HOST:10001, or local): each item a Ray task.")] = None,
     cpus_per_item: Annotated[int, typer.Option(help="CPUs each Ray task asks for (a GPU instead when the cluster has GPUs).")] = 1,

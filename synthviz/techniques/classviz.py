@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import choice
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import class_score
 from ..result import Result
@@ -30,6 +31,7 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str = 285, *, weigh
     """
     m = get_model(model, weights, device)
     cls = m.class_index(target)
+    choice("score", score, ("logit", "logprob"))
     result = visualize(m, class_score(cls, score), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
                        seed=seed, device=device, progress=progress, frame_every=frame_every)
     with torch.no_grad(), m.evaluating():

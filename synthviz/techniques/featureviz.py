@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine import render
-from ..errors import SynthvizError
+from ..checks import choice, positive
 from ..models import Model
 from ..objectives import Objective
 from ..params import make_param
@@ -43,14 +43,15 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
               steps: int | None = None, lr: float | None = None, seed: int | None = 0, device=None,
               progress: bool | str = False, frame_every: int = 0, snapshots=()) -> Result:
     """Render ``objective`` with a named recipe (``lucid`` or ``classic``)."""
-    if recipe not in RECIPES:
-        raise SynthvizError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
-    r = RECIPES[recipe]
-    model.check_size(size)
+    r = RECIPES[choice("recipe", recipe, RECIPES)]
+    steps = positive("steps", steps, integer=True)  # None: the recipe's; 0 is refused, not "the default"
+    lr = positive("lr", lr)
+    model.check_size(size, batch)
     total = objective + r.penalty if r.penalty is not None else objective
     result = render(model, total, lambda: make_param(r.param, batch=batch, size=size),
                     transforms=r.transforms(), step_ops=r.step_ops(), optimizer=r.optimizer,
-                    lr=lr or r.lr, steps=steps or r.steps, seed=seed, device=device, progress=progress,
+                    lr=r.lr if lr is None else lr,
+                    steps=r.steps if steps is None else steps, seed=seed, device=device, progress=progress,
                     frame_every=frame_every, snapshots=snapshots)
     result.info["recipe"] = recipe
     return result

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from ..attribution import Attribution, as_batch, attribute, check_options, method_info, method_names, resolve_targets
+from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..models import DEFAULT_MODEL, Model
@@ -69,7 +70,10 @@ def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options
     attributions, seconds, lines = {}, {}, []
     for name in names:
         start = time.perf_counter()
-        att = attribute(model, x, name, target, **options)
+        try:
+            att = attribute(model, x, name, target, **options)
+        except KeyboardInterrupt:  # Ctrl-C: the finished methods go to the caller
+            raise _Partial(attributions, seconds, lines) from None
         seconds[name] = time.perf_counter() - start
         attributions[name] = att
         line = f"{name}: {seconds[name]:.2f} s"
@@ -80,6 +84,14 @@ def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options
         if progress:
             print(line, file=sys.stderr)
     return attributions, seconds, lines
+
+
+class _Partial(KeyboardInterrupt):
+    """Ctrl-C inside :func:`explain`, carrying the methods that finished."""
+
+    def __init__(self, attributions, seconds, lines):
+        super().__init__("interrupted")
+        self.done = (attributions, seconds, lines)
 
 
 def comparison(photo: torch.Tensor, attributions: dict[str, Attribution], caption: str,
@@ -127,10 +139,17 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     with torch.no_grad():
         probs = m(x).softmax(1)[0]
     cls = resolve_targets(m, x, target)[0].item()
-    attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
+    interrupted = False
+    try:
+        attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
+    except _Partial as stop:  # keep the finished methods: a figure of them, then the interrupt
+        (attributions, seconds, lines), interrupted = stop.done, True
+        if not attributions:
+            raise KeyboardInterrupt from None
+        names = list(attributions)
     label = m.class_name(cls)
     extra, info = [], {}
-    if with_classviz:
+    if with_classviz and not interrupted:
         from .classviz import classviz
 
         viz = classviz(model=m, target=cls, size=min(photo.shape[-2:]), steps=classviz_steps,
@@ -142,7 +161,9 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     info.update(cls=cls, label=label, probability=float(probs[cls]), model=m.name, seconds=seconds, lines=lines,
                 methods=names, layers={n: a.info["layer"] for n, a in attributions.items() if "layer" in a.info})
     result = Result(images=heat, labels=[method_info(n).label for n in names], figure=grid, info=info,
-                    objective="saliency", technique="saliency_figure")
+                    objective="saliency", technique="saliency_figure", stopped="interrupted" if interrupted else None)
+    if interrupted:
+        raise RenderInterrupted(result, attributions)
     return result, attributions
 
 
