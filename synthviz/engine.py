@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from .callbacks import Callback, ProgressBar, StepInfo
-from .errors import SynthvizError
 from .layers import Tap
 from .checks import non_negative, positive
 from .models import Model, check_finite_model, frozen, load_model, resolve_device  # noqa: F401 (re-exported)

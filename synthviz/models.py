@@ -275,19 +275,19 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike, model_name: str) ->
     """Load a local state dict into ``net`` with ``weights_only=True``; one-line errors."""
     path = Path(path)
     if not path.is_file():
-        raise SynthvizError(f"weights file not found: {path}; pass an existing checkpoint, 'default' or 'random'")
+        raise BadModel(f"weights file not found: {path}; pass an existing checkpoint, 'default' or 'random'")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and unsupported-global errors all mean "not a usable checkpoint"
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise SynthvizError(
+        raise BadModel(
             f"cannot read weights file {path} ({reason}); save it with torch.save(model.state_dict(), PATH)"
         ) from None
     for key in ("state_dict", "model_state_dict", "model"):  # common training-script wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise SynthvizError(f"weights file {path} holds no state dict; save it with torch.save(model.state_dict(), PATH)")
+        raise BadModel(f"weights file {path} holds no state dict; save it with torch.save(model.state_dict(), PATH)")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     own = net.state_dict()
     missing = [k for k in own if k not in state]
@@ -295,7 +295,7 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike, model_name: str) ->
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
         example = (missing or unexpected or shapes)[0]
-        raise SynthvizError(
+        raise BadModel(
             f"weights file {path} does not fit model {model_name} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected, {len(shapes)} mis-shaped tensors, e.g. '{example}'); "
             "check --model matches the checkpoint"

@@ -9,6 +9,7 @@ import typer
 
 from ..errors import SynthvizError
 from ..gallery import Manifest, build_gallery, load_spec, summarize
+from ..gallery.build import check_parallel
 from ..presets import call_kwargs, list_presets, load_preset, parse_set
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
@@ -80,6 +81,7 @@ def gallery_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    check_parallel(workers, cpus_per_item, threads)
     if index is not None:
         from ..dataset.run import open_run
 

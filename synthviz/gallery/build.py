@@ -71,8 +71,7 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec, overrides)
     out = Path(out)
-    if workers < 1 or cpus_per_item < 1 or (threads is not None and threads < 1):  # before any folder is made
-        raise BadValue("--workers, --cpus-per-item and --threads must be at least 1")
+    check_parallel(workers, cpus_per_item, threads)  # before any folder is made
     if out.exists() and not out.is_dir():
         raise SynthvizError(f"--out {out} is a file; give a folder for the gallery")
     try:
@@ -113,6 +112,12 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
             manifest.save()
             index = write_index(spec, manifest, out)
     return GalleryRun(out, index, rendered, skipped, failed, manifest)
+
+
+def check_parallel(workers: int = 1, cpus_per_item: int = 1, threads: int | None = None) -> None:
+    """The parallelism options, checked before anything is made (the CLI calls this first too)."""
+    if workers < 1 or cpus_per_item < 1 or (threads is not None and threads < 1):
+        raise BadValue("--workers, --cpus-per-item and --threads must be at least 1")
 
 
 def summarize(run: GalleryRun) -> str:

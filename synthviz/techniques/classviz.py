@@ -10,7 +10,7 @@ from ..objectives import class_score
 from ..result import Result
 from .registry import register_technique
 from .common import get_model
-from .featureviz import visualize
+from .featureviz import check_options, visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
@@ -29,9 +29,10 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str = 285, *, weigh
     Returns a :class:`~synthviz.result.Result`: ``scores`` the final objective per image,
     ``labels`` the class name; ``info`` holds the class and its softmax probability per image.
     """
+    choice("score", score, ("logit", "logprob"))
+    check_options(steps, lr, batch, size, recipe)
     m = get_model(model, weights, device)
     cls = m.class_index(target)
-    choice("score", score, ("logit", "logprob"))
     result = visualize(m, class_score(cls, score), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
                        seed=seed, device=device, progress=progress, frame_every=frame_every)
     with torch.no_grad(), m.evaluating():

@@ -39,13 +39,23 @@ RECIPES: dict[str, VizRecipe] = {
 }
 
 
+def check_options(steps: int | None = None, lr: float | None = None, batch: int = 1, size: int = 128,
+                  recipe: str = "lucid") -> None:
+    """The recipe options, checked before a model is even loaded (``None``: the recipe's value;
+    0 steps is refused, not taken as "the default")."""
+    choice("recipe", recipe, RECIPES)
+    positive("steps", steps, integer=True)
+    positive("lr", lr)
+    positive("batch", batch, integer=True)
+    positive("size", size, integer=True)
+
+
 def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int = 128, recipe: str = "lucid",
               steps: int | None = None, lr: float | None = None, seed: int | None = 0, device=None,
               progress: bool | str = False, frame_every: int = 0, snapshots=()) -> Result:
     """Render ``objective`` with a named recipe (``lucid`` or ``classic``)."""
     r = RECIPES[choice("recipe", recipe, RECIPES)]
-    steps = positive("steps", steps, integer=True)  # None: the recipe's; 0 is refused, not "the default"
-    lr = positive("lr", lr)
+    check_options(steps, lr, batch, size)
     model.check_size(size, batch)
     total = objective + r.penalty if r.penalty is not None else objective
     result = render(model, total, lambda: make_param(r.param, batch=batch, size=size),

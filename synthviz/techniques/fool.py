@@ -31,6 +31,7 @@ from ..objectives import class_score
 from ..params import PixelImage
 from ..result import Result
 from .registry import register_technique
+from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 
 MAX_EPSILON = 64 / 255  # beyond this the change is no longer small: leave epsilon out instead
@@ -120,8 +121,9 @@ def fool(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, ta
         ``report`` (one line); ``extras`` the ``diff`` (change ×10 around grey) and ``diff_map``.
     """
     eps = parse_epsilon(epsilon)
-    positive("steps", steps)
+    positive("steps", steps, integer=True)
     positive("lr", lr)
+    non_negative("confidence", confidence)
     if not 0 <= confidence < 1:
         raise SynthvizError(f"confidence must be in [0, 1), not {confidence}")
     m = get_model(model, weights, device)

@@ -13,7 +13,7 @@ from ..objectives import channel, neuron
 from ..result import Result
 from .registry import register_technique
 from .common import get_model
-from .featureviz import visualize
+from .featureviz import check_options, visualize
 
 
 def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int]:
@@ -28,15 +28,13 @@ def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int
         for part in units.split(","):
             part = part.strip()
             try:
-                if "-" in part[1:]:
-                    a, b = part.split("-", 1)
-                    if int(b) < int(a):
-                        raise BadValue(f"units range '{part}' runs backwards; write it low-high, e.g. {b}-{a}")
-                    out += list(range(int(a), int(b) + 1))
-                elif part:
-                    out.append(int(part))
+                a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
+                a, b = (int(a), int(b)) if part else (0, -1)
             except ValueError:
                 raise BadValue(f"cannot read units '{units}'; {fix}") from None
+            if part and b < a:
+                raise BadValue(f"units range '{part}' runs backwards; write it low-high, e.g. {b}-{a}")
+            out += list(range(a, b + 1))
         if not out:
             raise BadValue(f"no units in '{units}'; {fix}")
         units = out
@@ -66,6 +64,9 @@ def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str
     if kind != "neuron" and (x is not None or y is not None):
         raise BadValue("x and y place a neuron; add --neuron (kind='neuron') or leave them out")
     batch_size = positive("batch_size", batch_size, integer=True)
+    check_options(steps, lr, 1, size, recipe)
+    if isinstance(units, str) and units != "all":
+        parse_units(units, 1 << 30)  # the syntax now, the range once the layer is known
     m = get_model(model, weights, device)
     m.check_size(size, min(batch_size, 16))
     shape = layer_shape(m, layer, size) if layer != LOGITS else (m.num_classes,)

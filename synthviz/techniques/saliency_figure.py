@@ -132,8 +132,8 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     names = method_names(methods)
     opts = check_options(options or {})
+    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
     m = get_model(model, weights, device)
-    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     with torch.no_grad():

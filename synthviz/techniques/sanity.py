@@ -116,15 +116,15 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     if len(names) != 1:
         raise SynthvizError("the sanity check takes one method; pass --method NAME")
     name = names[0]
+    positive("depth", depth, integer=True)
+    positive("tile", tile, integer=True)
     opts = check_options(options)
+    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
     m = get_model(model, weights, device)
-    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     cls = resolve_targets(m, x, target)[0].item()
     blocks = randomization_blocks(m, x)
-    positive("depth", depth, integer=True)
-    positive("tile", tile, integer=True)
     top = list(reversed(blocks))[:depth]
     # a private copy: the user's model keeps its weights whatever happens here
     work = Model(copy.deepcopy(m.net), m.mean.flatten().tolist(), m.std.flatten().tolist(), m.classes,
