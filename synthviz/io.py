@@ -8,6 +8,7 @@ refuse to write over an input image.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import warnings
@@ -202,9 +203,17 @@ def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: int
         except OSError:
             raise
         except Exception as e:  # ffmpeg reports a failed write (disk full) as a broken pipe or its own error
-            raise OSError(getattr(e, "errno", None) or 28, f"the video encoder failed ({' '.join(str(e).split())[:120]})") from None
-        if not tmp.exists() or tmp.stat().st_size == 0:
-            raise OSError(28, "the video encoder wrote nothing (disk full?)")
+            raise OSError(getattr(e, "errno", None) or errno.ENOSPC, f"the video encoder failed ({' '.join(str(e).split())[:120]})") from None
+        # ffmpeg may end "successfully" after a failed write (a full disk): read the file back
+        import imageio_ffmpeg
+
+        try:
+            count, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp))
+        except Exception:
+            count = 0
+        if count != len(arrays):
+            raise OSError(errno.ENOSPC, f"the video encoder could not finish the file ({count} of {len(arrays)} "
+                                        "frames readable; disk full?)")
 
     return write_file(path, encode, overwrite)
 
