@@ -24,7 +24,7 @@ from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
-                         scale_steps, score, style_layers, style_objective, style_targets, default_lr)
+                         scale_steps, score, style_layers, style_objective, style_targets, default_lr, is_grey)
 
 
 def output_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -104,9 +104,16 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
 
         from ..params import make_param
 
+        grey = is_grey(ex)  # a grey example gives a grey texture (its colour distribution has no chroma)
+
+        def start(sh: int, sw: int):
+            p = make_param(param, 1, (sh, sw))
+            p.grey = grey
+            return p
+
         with circular_padding(m, tileable):
             result = run_ladder(
-                m, sizes, objective_at, lambda sh, sw: make_param(param, 1, (sh, sw)),
+                m, sizes, objective_at, start,
                 steps=scale_steps(steps, len(sizes)), optimizer=optimizer, lr=lr,
                 transforms_at=(lambda sh, sw: roll(max(sh, sw) // 2)) if tileable and optimizer != "lbfgs" else None,
                 periodic=tileable,
