@@ -48,6 +48,7 @@ def fingerprint(net: nn.Module) -> tuple:
 
 IMAGE = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 FAST = {"steps": 1}
+PHOTOS = [torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(4)]
 CALLS = {
     "classviz": lambda net: synthviz.classviz(net, 3, size=32, **FAST),
     "probe": lambda net: synthviz.probe(net, "conv2", "0-1", size=32, **FAST),
@@ -59,6 +60,10 @@ CALLS = {
     "sanity": lambda net: synthviz.sanity(net, IMAGE, method="gradient", size=64, depth=2),
     "style": lambda net: synthviz.style(net, IMAGE, IMAGE, size=64, scales=1, content_layer="conv2",
                                         style_layers="conv1,conv2", **FAST),
+    "neighbours": lambda net: synthviz.neighbours(net, PHOTOS[0], images=PHOTOS, layer="conv2", k=2, size=64, thumb=32),
+    "embedding": lambda net: synthviz.embedding(net, images=PHOTOS, layer="conv2", method="pca", size=64, thumb=16),
+    "filters": lambda net: synthviz.filters(net, scale=2),
+    "facets": lambda net: synthviz.facets(net, images=PHOTOS, layer="conv2", unit=0, facets=2, size=64, **FAST),
     "texture": lambda net: synthviz.texture(net, IMAGE, size=64, scales=1, layers="conv1,conv2", **FAST),
 }
 
