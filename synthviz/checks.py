@@ -103,3 +103,55 @@ def fits_in_memory(estimate: float, what: str, device=None) -> None:
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def render_size(model, size: int, batch: int = 1, pixels: int | None = None) -> None:
+    """Refuse a ``size`` below ``model``'s minimum, or one whose memory estimate for a render
+    (``batch`` images of ``size`` x ``size``, or ``pixels`` in all) exceeds the free memory."""
+    positive("size", size, integer=True)
+    positive("batch", batch, integer=True)
+    if size < model.min_size:
+        raise BadValue(f"image size {size} is too small for {model.name}; use --size {model.min_size} or more")
+    if getattr(model, "_bytes_per_pixel", None) is None:
+        model._bytes_per_pixel = render_bytes_per_pixel(model)
+    pixels = pixels if pixels is not None else batch * size * size
+    fits_in_memory(model._bytes_per_pixel * pixels, f"a {size} px render on {model.name}", model.device)
+
+
+def render_bytes_per_pixel(model) -> float:
+    """Memory a render on ``model`` (a :class:`~synthviz.models.Model`) takes per input pixel:
+    every layer's output per pixel, measured once at a small size, kept for the backward pass and
+    its gradient (x 3, float32)."""
+    import torch
+
+    side = max(model.min_size, 64)
+    counts: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel())
+                                     if isinstance(out, torch.Tensor) else None)
+             for m in model.net.modules() if next(m.children(), None) is None]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, side, side, device=model.device))
+    except Exception:  # the real render reports what is wrong
+        counts = [0]
+    finally:
+        for h in hooks:
+            h.remove()
+    return 3 * 4 * (sum(counts) + 3 * side * side) / (side * side)
+
+
+def finite_weights(model):
+    """``model`` unless a weight or buffer is NaN/inf (a broken checkpoint): then one-line
+    :class:`~synthviz.errors.BadModel`. Checked once per model (weights never change here)."""
+    import torch
+
+    from .errors import BadModel
+
+    if getattr(model, "_finite_checked", False):
+        return model
+    bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
+                if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise BadModel(f"{model.name} has NaN/inf values in {bad}; check --weights (the checkpoint is broken)")
+    model._finite_checked = True
+    return model

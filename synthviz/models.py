@@ -123,38 +123,10 @@ class Model:
         return len(self.classes) if self.classes else 0
 
     def check_size(self, size: int, batch: int = 1, pixels: int | None = None) -> None:
-        """Refuse a ``size`` below the model's minimum, or one whose memory estimate for a render
-        (``batch`` images of ``size`` x ``size``, or ``pixels`` in all) exceeds the free memory."""
-        from .checks import fits_in_memory, positive
+        """Refuse a ``size`` below the minimum or beyond the free memory (:func:`synthviz.checks.render_size`)."""
+        from .checks import render_size
 
-        positive("size", size, integer=True)
-        positive("batch", batch, integer=True)
-        if size < self.min_size:
-            raise BadValue(
-                f"image size {size} is too small for {self.name}; use --size {self.min_size} or more"
-            )
-        pixels = pixels if pixels is not None else batch * size * size
-        fits_in_memory(self.bytes_per_pixel() * pixels, f"a {size} px render on {self.name}", self.device)
-
-    def bytes_per_pixel(self) -> float:
-        """Memory a render takes per input pixel: every layer's output per pixel, measured once at
-        a small size, kept for the backward pass and its gradient (x 3, float32)."""
-        if getattr(self, "_bytes_per_pixel", None) is None:
-            side = max(self.min_size, 64)
-            counts = []
-            hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel())
-                                             if isinstance(out, torch.Tensor) else None)
-                     for m in self.net.modules() if next(m.children(), None) is None]
-            try:
-                with torch.no_grad():
-                    self(torch.zeros(1, 3, side, side, device=self.device))
-            except Exception:  # the real render reports what is wrong
-                counts = [0]
-            finally:
-                for h in hooks:
-                    h.remove()
-            self._bytes_per_pixel = 3 * 4 * (sum(counts) + 3 * side * side) / (side * side)
-        return self._bytes_per_pixel
+        render_size(self, size, batch, pixels)
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes else str(index)
@@ -251,10 +223,10 @@ def load_model(
 
 
 def check_finite_model(model: Model) -> Model:
-    """``model`` unless a weight or buffer is NaN/inf (a broken checkpoint): then one-line
-    :class:`~synthviz.errors.BadModel`. Checked once per model (weights never change here)."""
-    if getattr(model, "_finite_checked", False):
-        return model
+    """``model`` unless a weight or buffer is NaN/inf (see :func:`synthviz.checks.finite_weights`)."""
+    from .checks import finite_weights
+
+    return finite_weights(model)
     bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
                 if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if bad is not None:
