@@ -290,7 +290,11 @@ def as_image(image, size: int | None = None, what: str = "image", batch: bool = 
     RGBA channels, 0-255 values, NaN/inf values, several images where one is expected)."""
     from .checks import fits_in_memory, positive
 
-    size = positive("size", size, integer=True)
+    if isinstance(size, (tuple, list)):
+        size = tuple(positive("size", v, integer=True) for v in size)
+    else:
+        size = positive("size", size, integer=True)
+    side = max(size) if isinstance(size, tuple) else size  # for the memory estimate
     if isinstance(image, (list, tuple)):
         if not batch:
             raise BadImage(f"{what} must be one image (a path or a (1, 3, H, W) tensor), not a list")
@@ -301,8 +305,8 @@ def as_image(image, size: int | None = None, what: str = "image", batch: bool = 
             raise BadImage(f"the {what}s have different sizes; pass --size, or one image at a time")
         return torch.cat(loaded)
     if isinstance(image, (str, os.PathLike)):
-        if size:
-            fits_in_memory(16 * 3 * size * size, f"a {size} px {what}")
+        if side:
+            fits_in_memory(16 * 3 * side * side, f"a {side} px {what}")
         return load_image(image, size)
     if not isinstance(image, torch.Tensor):
         raise BadImage(f"{what} must be a file path or a (1, 3, H, W) tensor in [0, 1], not {type(image).__name__}")
@@ -321,7 +325,7 @@ def as_image(image, size: int | None = None, what: str = "image", batch: bool = 
     if float(image.max()) > 1.0 + 1e-3 or float(image.min()) < -1e-3:
         raise BadImage(f"{what} is not in [0, 1] (an 8-bit image?); divide it by 255")
     image = image.float().clamp(0, 1)
-    if size:
-        fits_in_memory(16 * image.shape[0] * 3 * size * size, f"{what} at {size} px")
+    if side:
+        fits_in_memory(16 * image.shape[0] * 3 * side * side, f"{what} at {side} px")
     # contiguous: a channels-last image would give a pixel parameter whose gradient L-BFGS cannot view
     return (resize(image, size) if size else image).contiguous()
