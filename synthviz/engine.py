@@ -16,7 +16,7 @@ import torch
 
 from .callbacks import Callback, ProgressBar, StepInfo
 from .layers import Tap
-from .checks import non_negative, positive
+from .checks import non_negative
 from .models import Model, check_finite_model, frozen, load_model, resolve_device  # noqa: F401 (re-exported)
 from .objectives import Context, Objective
 from .optimizers import make_optimizer
@@ -103,7 +103,7 @@ def render(
     model = load_model(model)
     steps = non_negative("steps", steps, integer=True)
     if not isinstance(optimizer, torch.optim.Optimizer):
-        lr = positive("lr", lr)
+        lr = non_negative("lr", lr)  # 0 is allowed here (a gradient probe); techniques ask for > 0
     home = model.device
     dev = resolve_device(device) if device is not None else home
     transforms = transforms or identity
