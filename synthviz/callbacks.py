@@ -37,6 +37,9 @@ class ProgressBar:
         return self
 
     def __exit__(self, *exc):
+        # a run that stopped early (fooled, NaN, Ctrl-C) ends the bar at the real count, not "8/500"
+        done = self.progress.tasks[0].completed
+        self.progress.update(self.task, total=done, completed=done)
         self.progress.stop()
 
     def __call__(self, info: StepInfo) -> None:

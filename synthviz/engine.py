@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from .callbacks import Callback, ProgressBar, StepInfo
-from .errors import SynthvizError
 from .layers import Tap
-from .models import Model, frozen, load_model, resolve_device
+from .checks import non_negative
+from .models import Model, check_finite_model, frozen, load_model, resolve_device  # noqa: F401 (re-exported)
 from .objectives import Context, Objective
 from .optimizers import make_optimizer
 from .params import ImageParam
@@ -32,11 +32,13 @@ class _NonFinite(Exception):
 
 
 class RenderInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a render; ``.result`` holds the image as it stood."""
+    """Ctrl-C during a render (or any technique); ``.result`` holds the image(s) as they stood,
+    ``.extra`` whatever else a technique kept (the saliency figure's finished maps)."""
 
-    def __init__(self, result: Result):
+    def __init__(self, result: Result, extra=None):
         super().__init__("render interrupted")
         self.result = result
+        self.extra = extra
 
 
 @contextlib.contextmanager
@@ -98,7 +100,10 @@ def render(
         image as it stood. If the objective turns NaN/inf the last good image is kept, the
         result says ``stopped="nan"`` and a warning is issued.
     """
-    model = load_model(model) if isinstance(model, str) else model
+    model = load_model(model)
+    steps = non_negative("steps", steps, integer=True)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        lr = non_negative("lr", lr)  # 0 is allowed here (a gradient probe); techniques ask for > 0
     home = model.device
     dev = resolve_device(device) if device is not None else home
     transforms = transforms or identity
@@ -218,8 +223,3 @@ def on_device(model: Model, device: torch.device) -> Iterator[Model]:
 def _restore(param: ImageParam, saved: list[torch.Tensor]) -> None:
     for p, s in zip(param.parameters(), saved):
         p.copy_(s)
-
-
-def check_finite_model(model: Model) -> None:
-    if any(not torch.isfinite(p).all() for p in model.net.parameters()):
-        raise SynthvizError(f"{model.name} has NaN/inf weights; check --weights")

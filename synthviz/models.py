@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
-from .errors import SynthvizError, did_you_mean
+from .errors import BadModel, BadValue, SynthvizError, did_you_mean
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
 from .registry import Registry
 
@@ -155,13 +155,12 @@ class Model:
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
-    def check_size(self, size: int) -> None:
-        if self.input_size is not None:
-            return  # resized to the fixed size inside the call
-        if size < self.min_size:
-            raise SynthvizError(
-                f"image size {size} is too small for {self.name}; use --size {self.min_size} or more"
-            )
+    def check_size(self, size: int, batch: int = 1, pixels: int | None = None) -> None:
+        """Refuse a ``size`` below the minimum or beyond the free memory (:func:`synthviz.checks.render_size`);
+        a model with a fixed input size renders at that size."""
+        from .checks import render_size
+
+        render_size(self, self.input_size or size, batch, pixels)
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes else str(index)
@@ -169,11 +168,17 @@ class Model:
     def class_index(self, cls: int | str) -> int:
         """A class by index (``285``, ``"285"``) or by name (``"tabby"``, ``"Egyptian cat"``)."""
         n = self.num_classes
+        if cls is None:
+            raise BadValue("no class given; pass an index such as 285 or a name such as 'tabby'")
+        if isinstance(cls, torch.Tensor) and cls.numel() == 1 and not cls.is_floating_point():
+            cls = int(cls)
+        if isinstance(cls, bool) or not isinstance(cls, (int, str)):
+            raise BadValue(f"a class is an index (int) or a name (str), not {type(cls).__name__} {cls!r}")
         if isinstance(cls, str) and cls.strip().lstrip("-").isdigit():
             cls = int(cls)
         if isinstance(cls, int):
             if n and not 0 <= cls < n:
-                raise SynthvizError(f"class {cls} is out of range for {self.name}: use 0..{n - 1}")
+                raise BadValue(f"class {cls} is out of range for {self.name}: use 0..{n - 1}")
             return cls
         if not self.classes:
             raise SynthvizError(f"{self.name} has no class names; give the class as an index")
@@ -247,10 +252,13 @@ def load_model(
         device: ``"auto"``/``None`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
     """
     if isinstance(name, Model):
-        return name.to(device) if device is not None else name
+        return check_finite_model(name.to(device) if device is not None else name)
     if isinstance(name, nn.Module):
         model = _module_model(name)
-        return model.to(device) if device is not None else model
+        return check_finite_model(model.to(device) if device is not None else model)
+    if not isinstance(name, str):
+        raise BadModel(f"a model is a name (see `synthviz models`), a synthviz Model or an nn.Module, "
+                       f"not {type(name).__name__}")
     weights = "default" if weights is None else weights
     if name in MODELS:
         model = MODELS.get(name)(weights=weights)
@@ -260,10 +268,23 @@ def load_model(
     elif name in _torchvision_names():
         model = _torchvision_model(name, weights)
     else:
-        raise SynthvizError(
+        raise BadModel(
             f"unknown model '{name}'{did_you_mean(name, list_models())}; run `synthviz models` for the list"
         )
-    return model.to(device)
+    return check_finite_model(model.to(device))
+
+
+def check_finite_model(model: Model) -> Model:
+    """``model`` unless a weight or buffer is NaN/inf (see :func:`synthviz.checks.finite_weights`)."""
+    from .checks import finite_weights
+
+    return finite_weights(model)
+    bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
+                if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise BadModel(f"{model.name} has NaN/inf values in {bad}; check --weights (the checkpoint is broken)")
+    model._finite_checked = True
+    return model
 
 
 def _module_model(net: nn.Module) -> Model:

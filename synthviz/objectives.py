@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .checks import choice
+from .errors import BadValue
 from .layers import LOGITS
 from .registry import Registry
 
@@ -52,6 +54,9 @@ class Objective:
         if value.dim() == 0:
             value = value.expand(size) / size  # a batch-wide value is shared among the elements
         if self.batch is not None:
+            if not -size <= self.batch < size:
+                raise BadValue(f"objective {self.name} scores batch element {self.batch} of a batch of {size}; "
+                               f"use batch 0..{size - 1}")
             mask = torch.zeros(size, dtype=value.dtype, device=value.device)
             mask[self.batch] = 1
             value = value * mask
@@ -108,15 +113,23 @@ def _batch_tag(batch: int | None) -> str:
     return "" if batch is None else f"@{batch}"
 
 
-def _flat_unit(act: torch.Tensor, n: int) -> torch.Tensor:
+def _check_unit(act: torch.Tensor, n: int, layer: str, what: str = "channel") -> int:
+    """``n`` if ``act`` (B, C, ...) has a channel ``n``, else a one-line error with the valid range."""
+    count = act.shape[1]
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < count:
+        raise BadValue(f"{what} {n} is out of range for {layer} ({count} channels): use 0..{count - 1}")
+    return n
+
+
+def _flat_unit(act: torch.Tensor, n: int, layer: str = "layer") -> torch.Tensor:
     """Channel ``n`` of an activation: (B, C, H, W) -> (B, H*W); (B, C) -> (B, 1)."""
-    return act[:, n].reshape(act.shape[0], -1)
+    return act[:, _check_unit(act, n, layer)].reshape(act.shape[0], -1)
 
 
 @register_objective()
 def channel(layer: str, n: int, batch: int | None = None) -> Objective:
     """Mean activation of channel ``n`` of ``layer`` (a fully connected output's unit ``n``)."""
-    return Objective(lambda c: _flat_unit(c[layer], n).mean(1), f"channel({layer}:{n}){_batch_tag(batch)}",
+    return Objective(lambda c: _flat_unit(c[layer], n, layer).mean(1), f"channel({layer}:{n}){_batch_tag(batch)}",
                      [layer], batch)
 
 
@@ -126,10 +139,14 @@ def neuron(layer: str, n: int, x: int | None = None, y: int | None = None, batch
 
     def fn(c: Context) -> torch.Tensor:
         act = c[layer]
+        _check_unit(act, n, layer)
         if act.dim() == 2:
             return act[:, n]
         h, w = act.shape[-2:]
-        return act[:, n, h // 2 if y is None else y, w // 2 if x is None else x]
+        yy, xx = h // 2 if y is None else y, w // 2 if x is None else x
+        if not (0 <= xx < w and 0 <= yy < h):
+            raise BadValue(f"neuron ({xx}, {yy}) is outside {layer}'s {w}x{h} grid: use x 0..{w - 1}, y 0..{h - 1}")
+        return act[:, n, yy, xx]
 
     return Objective(fn, f"neuron({layer}:{n}@x={x},y={y}){_batch_tag(batch)}", [layer], batch)
 
@@ -137,11 +154,11 @@ def neuron(layer: str, n: int, x: int | None = None, y: int | None = None, batch
 @register_objective()
 def class_score(cls: int, kind: str = "logit", batch: int | None = None) -> Objective:
     """The raw logit of class ``cls`` (``kind="logit"``) or its log-probability (``"logprob"``)."""
-    if kind not in ("logit", "logprob"):
-        raise ValueError("kind must be 'logit' or 'logprob'")
+    choice("score", kind, ("logit", "logprob"))
 
     def fn(c: Context) -> torch.Tensor:
         logits = c[LOGITS]
+        _check_unit(logits, cls, "the logits", "class")
         return (logits if kind == "logit" else logits.log_softmax(-1))[:, cls]
 
     return Objective(fn, f"{kind}({cls}){_batch_tag(batch)}", [LOGITS], batch)
@@ -160,7 +177,7 @@ def layer_amplify(layer: str, channel: int | None = None, batch: int | None = No
     """DeepDream: mean of squared activations of a layer (or of one of its channels)."""
 
     def fn(c: Context) -> torch.Tensor:
-        act = c[layer] if channel is None else c[layer][:, channel : channel + 1]
+        act = c[layer] if channel is None else c[layer][:, _check_unit(c[layer], channel, layer) : channel + 1]
         return act.pow(2).reshape(act.shape[0], -1).mean(1)
 
     unit = layer if channel is None else f"{layer}:{channel}"

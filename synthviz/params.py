@@ -45,6 +45,13 @@ class ImageParam(nn.Module):
 
     batch: int
     size: tuple[int, int]
+    grey: bool = False  # True: every image is grey (R = G = B), e.g. a texture of a greyscale example
+
+    def __call__(self) -> torch.Tensor:
+        x = super().__call__()
+        # a grey example constrains no colour: without this, colour noise of the start (and the
+        # Fourier image's 1/f-amplified low-frequency chroma) would survive as coloured patches
+        return x.mean(1, keepdim=True).expand_as(x) if self.grey else x
 
     def project(self) -> None:
         """Called after each optimizer step; keep the parameters valid."""

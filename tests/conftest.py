@@ -78,3 +78,15 @@ def skimage_image():
             return _skimage(name)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def cat_png(tmp_path_factory, chelsea):
+    """The chelsea photo as a PNG file (one definition for every test module)."""
+    import imageio.v3 as iio
+
+    from synthviz.io import to_uint8
+
+    path = tmp_path_factory.mktemp("photos") / "cat.png"
+    iio.imwrite(path, to_uint8(chelsea))
+    return path

@@ -51,7 +51,8 @@ def test_probe_cli_grid(tmp_path):
 def test_neuron_cli(tmp_path):
     out = tmp_path / "n.png"
     result = run("probe", "_blocks.5", "3", "--neuron", "--x", "1", "--y", "2", "--size", "64", "--steps", "2", "--out", out)
-    assert result.exit_code == 0, result.output and out.exists()
+    assert result.exit_code == 0, result.output
+    assert load_image(out).shape == (1, 3, 64, 64)
 
 
 @pytest.fixture

@@ -26,13 +26,6 @@ def cat160(chelsea):
     return resize(chelsea, 160)
 
 
-@pytest.fixture(scope="module")
-def cat_png(tmp_path_factory, chelsea):
-    path = tmp_path_factory.mktemp("fool") / "cat.png"
-    iio.imwrite(path, to_uint8(chelsea))
-    return path
-
-
 def predict(model, image):
     with torch.no_grad():
         return int(model(image).argmax())

@@ -155,3 +155,17 @@ def test_texture_cli(tmp_path, skimage_image):
     assert len(lines) == 1 and lines[0].startswith("error: unknown layer 'blocks.5'") and "_blocks.5" in lines[0]
     missing = runner.invoke(app, ["texture", str(tmp_path / "nope.png"), "-o", str(out)])
     assert missing.exit_code == 2 and "error: image not found" in missing.output
+
+
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_a_greyscale_example_gives_a_greyscale_texture(embedded, skimage_image, param):
+    """No colour the example does not have (issue 11: grass/straw-coloured corners on the brick)."""
+    grey = resize(skimage_image("brick"), 96)
+    assert float((grey.max(1).values - grey.min(1).values).max()) == 0  # the example is grey
+    result = synthviz.texture(example=grey, size=64, steps=10, scales=2, param=param, model=embedded)
+    chroma = result.images.max(1).values - result.images.min(1).values
+    assert float(chroma.max()) < 0.5 / 255, float(chroma.max())  # exactly 0 here; the bound leaves room
+    # the measure can fail: a colour example gives colour
+    colour = synthviz.texture(example=resize(skimage_image("coffee"), 96), size=64, steps=10, scales=1,
+                              param=param, model=embedded)
+    assert float((colour.images.max(1).values - colour.images.min(1).values).max()) > 2 / 255  # 3.2/255 (fourier, 10 steps) and more

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SynthvizError
-from ..io import load_image, resize
+from ..io import as_image, load_image, resize
 from .. import targets as targets_mod
 from ..layers import LOGITS, Tap, default_layer
 from ..models import Model
@@ -208,23 +208,6 @@ def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
 
 
 def as_batch(images, size: int | None = None) -> torch.Tensor:
-    """Paths / a list of paths / a (B, 3, H, W) or (3, H, W) tensor -> (B, 3, H, W) in [0, 1]."""
-    from ..techniques.common import get_image
-
-    if isinstance(images, (list, tuple)) and images and not isinstance(images[0], torch.Tensor):
-        loaded = [load_image(p, size) for p in images]
-        if len({tuple(t.shape) for t in loaded}) > 1:
-            raise SynthvizError("the images have different sizes; pass --size, or one image at a time")
-        return torch.cat(loaded)
-    if isinstance(images, (list, tuple)):
-        images = torch.stack([im if im.dim() == 3 else im[0] for im in images])
-    if isinstance(images, torch.Tensor):
-        if images.dim() == 3:
-            images = images[None]
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise SynthvizError(f"images must be (B, 3, H, W) in [0, 1], not {tuple(images.shape)}")
-        images = images.float()
-        if images.min() < 0 or images.max() > 1:
-            raise SynthvizError("images must be in [0, 1]; the model normalises them itself")
-        return resize(images, size) if size else images
-    return get_image(images, size)
+    """Paths / a list of paths or tensors / a (B, 3, H, W) or (3, H, W) tensor -> (B, 3, H, W) in
+    [0, 1] (see :func:`synthviz.io.as_image`, the one validator)."""
+    return as_image(images, size, "image", batch=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..models import Model
-from ..techniques.common import positive
+from ..checks import in_range, positive
 from .core import Attribution, chunks, scores_of
 from .registry import register_method
 
@@ -25,8 +25,9 @@ def occlusion(model: Model, x: torch.Tensor, targets: torch.Tensor, window: int 
               value: float = 0.5, batch_size: int = 16) -> Attribution:
     """Score drop f(x) − f(x with a window filled with ``value``), averaged over the windows covering
     each pixel: (B, 1, H, W), positive where hiding the pixels lowers the score."""
-    positive("window", window)
-    positive("stride", stride)
+    positive("window", window, integer=True)
+    positive("stride", stride, integer=True)
+    in_range("value", value, 0.0, 1.0)  # the fill is a pixel value: images are in [0, 1]
     h, w = x.shape[-2:]
     win_h, win_w = min(window, h), min(window, w)
     spots = [(y0, x0) for y0 in _windows(h, window, stride) for x0 in _windows(w, window, stride)]

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..checks import in_range, non_negative, positive
 from ..errors import SynthvizError, did_you_mean
 from ..registry import Registry
 
@@ -139,7 +140,23 @@ def check_options(options: dict) -> dict:
     for key in options:
         if key not in known:
             raise SynthvizError(f"unknown saliency option '{key}'{did_you_mean(key, known)}")
-    return {k: v for k, v in options.items() if v is not None}
+    options = {k: v for k, v in options.items() if v is not None}
+    for key, value in options.items():  # values too, before any model is loaded
+        if key in OPTION_CHECKS and isinstance(value, (int, float)):
+            OPTION_CHECKS[key](key, value)
+    return options
+
+
+def _fill_value(name: str, value: float) -> float:
+    return in_range(name, value, 0.0, 1.0)  # a pixel value: images are in [0, 1]
+
+
+# the numeric options several methods share, checked by the same rules as every technique's
+OPTION_CHECKS = {
+    "samples": lambda n, v: positive(n, v, integer=True), "steps": lambda n, v: positive(n, v, integer=True),
+    "window": lambda n, v: positive(n, v, integer=True), "stride": lambda n, v: positive(n, v, integer=True),
+    "batch_size": lambda n, v: positive(n, v, integer=True), "noise": non_negative, "value": _fill_value,
+}
 
 
 def call_method(name: str, model, x, targets, options: dict):

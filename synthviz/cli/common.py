@@ -12,7 +12,7 @@ import typer
 
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
-from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, save_image, save_video
+from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, deferred_interrupt, save_image, save_video
 from ..models import DEFAULT_MODEL
 from ..result import Result
 
@@ -54,9 +54,13 @@ def command(app: typer.Typer, *args, **kwargs):
                     say(f"error: {e}")
                     raise typer.Exit(2) from None
                 finally:
+                    shown = set()
                     for w in caught:
-                        if not issubclass(w.category, (DeprecationWarning, FutureWarning, ResourceWarning)):
-                            say(f"note: {w.message}")
+                        message = " ".join(str(w.message).split())
+                        if message not in shown and not issubclass(
+                                w.category, (DeprecationWarning, FutureWarning, ResourceWarning)):
+                            shown.add(message)  # once: several chunks of one run may warn alike
+                            say(f"note: {message}")
 
         return app.command(*args, **kwargs)(wrapper)
 
@@ -75,7 +79,8 @@ def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False
     try:
         result = fn(**kwargs)
     except RenderInterrupted as stop:
-        path = save_image((image or Result.picture)(stop.result), out, overwrite)
+        with deferred_interrupt():  # a second Ctrl-C does not cut the save short
+            path = save_image((image or Result.picture)(stop.result), out, overwrite)
         say(f"interrupted: saved the image as it stood to {path}")
         raise typer.Exit(130) from None
     path = save_image((image or Result.picture)(result), out, overwrite)
@@ -85,9 +90,7 @@ def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False
 
         frames = [make_grid(f) if len(f) > 1 else f[0] for f in result.frames]
         say(f"saved {save_video(frames, video, overwrite=overwrite)}")
-    if result.stopped == "nan":
-        say("note: the objective turned NaN; the last good image was kept (try a lower --lr)")
-    return result
+    return result  # a NaN stop is reported once, by the engine's warning (printed as a note)
 
 
 def frame_every(video: Path | None, steps: int | None, default_steps: int = 256) -> int:

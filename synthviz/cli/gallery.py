@@ -9,6 +9,7 @@ import typer
 
 from ..errors import SynthvizError
 from ..gallery import Manifest, build_gallery, load_spec, summarize
+from ..gallery.build import check_parallel
 from ..presets import call_kwargs, list_presets, load_preset, parse_set
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
@@ -66,7 +67,7 @@ def run_cmd(
 @command(app, "gallery")
 def gallery_cmd(
     spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("gallery"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("synthviz-gallery"),
     workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine (one per GPU when present).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (auto, ray://HOST:10001, or local): each item a Ray task.")] = None,
     cpus_per_item: Annotated[int, typer.Option(help="CPUs each Ray task asks for (a GPU instead when the cluster has GPUs).")] = 1,
@@ -80,6 +81,7 @@ def gallery_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    check_parallel(workers, cpus_per_item, threads)
     if index is not None:
         from ..dataset.run import open_run
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,8 +13,9 @@ import typer
 
 from .. import targets
 from ..attribution import METHODS, check_options, option_defaults
+from ..engine import RenderInterrupted
 from ..errors import SynthvizError
-from ..io import free_path, save_image
+from ..io import deferred_interrupt, save_image, write_file
 from ..presets import parse_set
 from ..techniques.sanity import sanity
 from ..techniques.common import get_model
@@ -92,9 +94,16 @@ def saliency_cmd(
     model = get_model(model, weights, device)
     target = targets.from_options(model, cls=target, classes_=classes, output=output_index, similar=similar_to,
                                   mask=mask)
-    result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
-                                           device=device, with_classviz=with_classviz,
-                                           classviz_steps=classviz_steps, progress=True, options=options)
+    try:
+        result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
+                                               device=device, with_classviz=with_classviz,
+                                               classviz_steps=classviz_steps, progress=True, options=options)
+    except RenderInterrupted as stop:  # Ctrl-C: the figure and maps of the methods that finished
+        with deferred_interrupt():
+            say(f"interrupted: saved the {len(stop.extra)} finished method(s) to "
+                f"{save_image(stop.result.figure, out, overwrite)}")
+            save_maps(stop.extra, out, overwrite)
+        raise typer.Exit(130) from None
     info = result.info
     if "cls" in info:
         say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability']:.3f}")
@@ -128,17 +137,28 @@ def sanity_cmd(
                        baseline=baseline, rule=rule, window=window, stride=stride, value=value,
                        aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, seed=seed)
     prepare_outputs(out, inputs=[image])
-    result = sanity(model, image, method=method, target=target, weights=weights, size=size, device=device,
-                    depth=depth, tile=tile, progress=True, **options)
+    try:
+        result = sanity(model, image, method=method, target=target, weights=weights, size=size, device=device,
+                        depth=depth, tile=tile, progress=True, **options)
+    except RenderInterrupted as stop:  # Ctrl-C: the figure of the steps that finished
+        with deferred_interrupt():
+            path = save_image(stop.result.figure, out, overwrite)
+            _write_table(stop.result.info, out, overwrite)
+        say(f"interrupted: saved the {len(stop.result.info['layers']) - 1} finished step(s) to {path}")
+        raise typer.Exit(130) from None
     info = result.info
     corrs = info["correlations"]
     say(f"{info['model']} class {info['cls']} '{info['label']}', {info['method']}: "
         f"rank correlation {corrs[1]:+.3f} after the top block, {corrs[-1]:+.3f} with every block randomized")
     say(f"saved {save_image(result.figure, out, overwrite)}")
-    table = free_path(out.with_suffix(".csv"), overwrite)
-    with open(table, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "randomized_down_to", "spearman_abs"])
-        for i, (layer_name, corr) in enumerate(zip(info["layers"], corrs)):
-            writer.writerow([i, layer_name, f"{corr:.6f}"])
-    say(f"saved {table}")
+    say(f"saved {_write_table(info, out, overwrite)}")
+
+
+def _write_table(info: dict, out: Path, overwrite: bool) -> Path:
+    """OUT-STEM.csv: step, the block randomized last, the rank correlation (through the atomic write)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["step", "randomized_down_to", "spearman_abs"])
+    for i, (layer_name, corr) in enumerate(zip(info["layers"], info["correlations"])):
+        writer.writerow([i, layer_name, f"{corr:.6f}"])
+    return write_file(out.with_suffix(".csv"), text.getvalue(), overwrite)

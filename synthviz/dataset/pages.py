@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io import atomic_write, encode_image, resize
+from ..io import encode_image, resize, write_file
 from ..layers import Tap
 from ..models import frozen
 from ..techniques.common import get_model
@@ -92,7 +92,7 @@ def _activation_maps(model, layer: str, images: torch.Tensor, unit: int) -> torc
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
-    atomic_write(path, encode_image(image))
+    write_file(path, encode_image(image), overwrite=True)
 
 
 def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, layers: list[str] | None = None,
@@ -150,7 +150,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
     head = [f"<h1>Units of {_e(run.model)}</h1>",
             f'<p class="meta">{len(run.paths)} images from {_e(run.manifest["dataset"])}, size {run.size}, '
             f'reduce {_e(run.settings["reduce"])}</p>']
-    atomic_write(out / "units" / "index.html", _page(f"units of {run.model}", head + back + listing))
+    write_file(out / "units" / "index.html", _page(f"units of {run.model}", head + back + listing), overwrite=True)
     return links
 
 
@@ -189,7 +189,7 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
         "<h2>Top patches (receptive field around the maximum)</h2>", '<div class="grid">', *patches, "</div>",
         "<h2>Activation maps over the top images</h2>", '<div class="grid">', *overlays, "</div>",
     ]
-    atomic_write(folder / f"{unit}.html", _page(f"{layer} unit {unit}", body))
+    write_file(folder / f"{unit}.html", _page(f"{layer} unit {unit}", body), overwrite=True)
 
 
 def link_from_page(page: str | os.PathLike, links: list[dict], title: str = "Units") -> None:
@@ -204,7 +204,7 @@ def link_from_page(page: str | os.PathLike, links: list[dict], title: str = "Uni
     section = (f'{start}<section id="units"><h2>{_e(title)}</h2><p><a href="{_href(index)}">'
                f"{pages} unit pages</a>: top patches, activation maps and histograms from a dataset index</p></section>{end}")
     text = text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section
-    atomic_write(page, text)
+    write_file(page, text, overwrite=True)
 
 
 def add_unit_pages(run: str | os.PathLike | Run, gallery: str | os.PathLike, units: str | None = None,

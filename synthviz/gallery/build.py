@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthvizError
-from ..io import atomic_write
+from ..errors import BadValue, SynthvizError
+from ..io import deferred_interrupt, write_file
 from .executors import _import_ray, _run_processes, _run_ray
 from .manifest import Manifest
 from .page import write_index
@@ -50,7 +50,7 @@ class GalleryRun:
     manifest: Manifest
 
 
-def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str | os.PathLike = "gallery", *,
+def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str | os.PathLike = "synthviz-gallery", *,
                   overrides: dict | None = None, workers: int = 1, ray: str | None = None,
                   cpus_per_item: int = 1, threads: int | None = None,
                   on_item: Callable[[dict], None] | None = None) -> GalleryRun:
@@ -71,6 +71,7 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec, overrides)
     out = Path(out)
+    check_parallel(workers, cpus_per_item, threads)  # before any folder is made
     if out.exists() and not out.is_dir():
         raise SynthvizError(f"--out {out} is a file; give a folder for the gallery")
     try:
@@ -79,8 +80,6 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
         raise SynthvizError(f"cannot create folder {out}; choose a writable --out") from None
     if not os.access(out, os.W_OK):
         raise SynthvizError(f"cannot write to {out}; choose a writable --out")
-    if workers < 1 or cpus_per_item < 1 or (threads is not None and threads < 1):
-        raise SynthvizError("--workers, --cpus-per-item and --threads must be at least 1")
     if ray:
         _import_ray()  # before any work: a missing extra is a one-line error, not a failed gallery
     manifest = Manifest(out)
@@ -96,7 +95,7 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
         for entry in results:
             files = entry.pop("files", {})
             for rel, data in files.items():
-                atomic_write(out / rel, data)
+                write_file(out / rel, data, overwrite=True)
             entry["paths"] = sorted(files)
             manifest.record(entry)
             (rendered if entry["status"] == "done" else failed).append(entry["id"])
@@ -106,12 +105,19 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
                 write_index(spec, manifest, out)
                 last_page = time.monotonic()
     finally:  # also on Ctrl-C or an error: everything finished so far is saved and shown
-        close = getattr(results, "close", None)
-        if close:
-            close()
-        manifest.save()
-        index = write_index(spec, manifest, out)
+        with deferred_interrupt():  # a second Ctrl-C waits until the page is written
+            close = getattr(results, "close", None)
+            if close:
+                close()
+            manifest.save()
+            index = write_index(spec, manifest, out)
     return GalleryRun(out, index, rendered, skipped, failed, manifest)
+
+
+def check_parallel(workers: int = 1, cpus_per_item: int = 1, threads: int | None = None) -> None:
+    """The parallelism options, checked before anything is made (the CLI calls this first too)."""
+    if workers < 1 or cpus_per_item < 1 or (threads is not None and threads < 1):
+        raise BadValue("--workers, --cpus-per-item and --threads must be at least 1")
 
 
 def summarize(run: GalleryRun) -> str:

@@ -12,7 +12,28 @@ from .render import _WORKER, render_item
 from .spec import Item
 
 
-def _init_worker(slots, threads: int, gpus: int) -> None:
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    """Exit this worker as soon as ``parent`` is gone (killed with SIGKILL, no cleanup): a worker
+    is reparented then, so ``os.getppid()`` changes. Runs in a daemon thread."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="synthviz-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(slots, threads: int, gpus: int, parent: int | None = None) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it (saves what finished and
+    # stops the workers); a worker interrupted mid-import would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _watch_parent(parent)
     slot = slots.get()
     torch.set_num_threads(threads)
     _WORKER["device"] = f"cuda:{slot % gpus}" if gpus else "cpu"
@@ -29,7 +50,7 @@ def _run_processes(items: list[Item], workers: int, threads: int | None = None) 
     for i in range(workers):
         slots.put(i)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, gpus))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, gpus, os.getpid()))
     try:
         futures = {pool.submit(render_item, it.as_dict()): it for it in items}
         for future in as_completed(futures):
@@ -37,8 +58,14 @@ def _run_processes(items: list[Item], workers: int, threads: int | None = None) 
                 yield future.result()
             except Exception as e:  # a worker that died (out of memory, segfault): record, go on
                 yield _failed(futures[future], f"worker process failed ({type(e).__name__}: {e})")
-    finally:
+    finally:  # finished normally, Ctrl-C or an error: no worker outlives the gallery
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+        for p in processes:
+            p.join(timeout=5)
 
 
 def _failed(item: Item, message: str) -> dict:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from ..errors import SynthvizError
-from ..io import atomic_write
+from ..errors import WriteError
+from ..io import write_file
 from .spec import Item
 
 
@@ -54,14 +55,17 @@ class Manifest:
     def record(self, entry: dict) -> None:
         self.items[entry["id"]] = entry
         self.journal.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.journal, "a") as f:
-            f.write(json.dumps(entry, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.journal, "a") as f:
+                f.write(json.dumps(entry, allow_nan=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a torn last line is ignored on load (see above)
+            raise WriteError(f"could not write {self.journal}: {e.strerror or e}; free some space") from None
         if time.monotonic() - self._saved >= self.save_every:
             self.save()
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps({"title": self.title, "items": self.items}, indent=1, allow_nan=False))
+        write_file(self.path, overwrite=True, data=json.dumps({"title": self.title, "items": self.items}, indent=1, allow_nan=False))
         self.journal.unlink(missing_ok=True)
         self._saved = time.monotonic()

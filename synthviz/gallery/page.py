@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..io import atomic_write
+from ..io import write_file
 
 if TYPE_CHECKING:
     from .manifest import Manifest
@@ -78,7 +78,7 @@ def write_index(spec: Spec, manifest: Manifest, out: Path) -> Path:
         parts.append("</section>")
     parts.append("</body></html>\n")
     index = out / "index.html"
-    atomic_write(index, "\n".join(p for p in parts if p))
+    write_file(index, "\n".join(p for p in parts if p), overwrite=True)
     return index
 
 

@@ -84,6 +84,8 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
                 param = make_param(_kind(result.param), 1, (h, w), init=periodic_resize(result.param.image(), (h, w)))
             else:
                 param = result.param.resized(h, w)
+            if result is not None:
+                param.grey = result.param.grey  # a grey texture stays grey at every scale
         param = param.to(model.device)
         tag = f"{label} {w}x{h}" + (f" ({i + 1}/{len(sizes)})" if len(sizes) > 1 else "")
         measure = measure_at(h, w) if measure_at else objective

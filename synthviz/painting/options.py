@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..checks import positive
 from ..errors import SynthvizError
 
 STATS = ("gram", "moments")
@@ -70,9 +71,7 @@ def check_stat(stat: str) -> None:
 
 def default_lr(optimizer: str, param: str, lr: float | None) -> float:
     if lr is not None:
-        if lr <= 0:
-            raise SynthvizError(f"lr must be positive, not {lr}")
-        return lr
+        return positive("lr", lr)
     return 1.0 if optimizer == "lbfgs" else 0.05 if param == "fourier" else 0.02
 
 

@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 import torch
 
+from ..checks import choice
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import class_score, target as target_objective
 from ..result import Result
 from ..targets import main_output
 from .registry import register_technique
 from .common import get_model
-from .featureviz import visualize
+from .featureviz import check_options, visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
@@ -35,6 +36,8 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
     ``labels`` the class name (or the target's); ``info`` holds the class and its softmax probability
     per image, or for any other target its name, its value at the start and its final value per image.
     """
+    choice("score", score, ("logit", "logprob"))
+    check_options(steps, lr, batch, size, recipe)
     m = get_model(model, weights, device)
     if callable(target):
         result = visualize(m, target_objective(target), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,

@@ -8,7 +8,8 @@ from typing import Union
 import torch
 
 from ..errors import SynthvizError
-from ..io import load_image
+from ..checks import positive  # noqa: F401  (re-exported: techniques import it from here)
+from ..io import as_image
 from ..models import DEFAULT_MODEL, Model, load_model
 
 
@@ -31,27 +32,7 @@ def get_model(model: Model | str | torch.nn.Module = DEFAULT_MODEL, weights: str
 def get_image(image: torch.Tensor | str | os.PathLike, size: int | None = None,
               what: str = "image") -> torch.Tensor:
     """An image as a contiguous (1, 3, H, W) float tensor in [0, 1], from a path or a tensor;
-    ``size`` sets the longer side. Tensors of the wrong mode get one-line errors (grey/RGBA
-    channels, 0-255 values, several images in one tensor)."""
-    from ..io import resize
-
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image, size)
-    if not isinstance(image, torch.Tensor):
-        raise SynthvizError(f"{what} must be a file path or a (1, 3, H, W) tensor in [0, 1]")
-    if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
-        raise SynthvizError(f"{what} has shape {tuple(image.shape)}; give one image as a (1, 3, H, W) tensor")
-    channels = image.shape[-3]
-    if channels != 3:
-        fix = "repeat the grey channel 3 times" if channels == 1 else "drop the alpha channel" if channels == 4 else "convert it to RGB"
-        raise SynthvizError(f"{what} has {channels} channel(s) but RGB (3) is needed; {fix}")
-    if image.dtype == torch.uint8 or float(image.max()) > 1.0 + 1e-3 or float(image.min()) < -1e-3:
-        raise SynthvizError(f"{what} is not in [0, 1] (an 8-bit image?); divide it by 255")
-    image = (image if image.dim() == 4 else image[None]).float().clamp(0, 1)
-    # contiguous: a channels-last image would give a pixel parameter whose gradient L-BFGS cannot view
-    return (resize(image, size) if size else image).contiguous()
+    ``size`` sets the longer side (see :func:`synthviz.io.as_image`, the one validator)."""
+    return as_image(image, size, what)
 
 
-def positive(name: str, value: float) -> None:
-    if value is not None and value <= 0:
-        raise SynthvizError(f"{name} must be positive, not {value}")

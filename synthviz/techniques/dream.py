@@ -29,6 +29,7 @@ from ..params import PixelImage
 from ..transforms import roll
 from ..result import Result
 from .registry import register_technique
+from ..checks import finite, non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 
 MIN_OCTAVE = 64  # smaller octaves carry too little to dream on
@@ -50,7 +51,10 @@ def tile_size(h: int, w: int, tile: int) -> int:
 def layer_rms(model: Model, image: torch.Tensor, layer: str, tile: int | None = None) -> float:
     """Root mean square activation of ``layer`` on ``image`` (1, 3, H, W), tile by tile when it is
     larger than ``tile`` (bounded memory, like the dream itself)."""
-    t = tile if tile and max(image.shape[-2:]) > tile else max(image.shape[-2:])
+    h, w = image.shape[-2:]
+    # the same tiles as the dream itself: near ``tile`` and with no sliver at the edges (an 8 px
+    # strip is below the model's minimum size)
+    t = tile_size(h, w, tile) if tile and max(h, w) > tile else max(h, w)
     total, count = 0.0, 0
     with Tap(model, [layer]) as tap:
         for top in range(0, image.shape[-2], t):
@@ -103,8 +107,13 @@ def dream(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, l
         side used at full size, or None), ``rms_before``/``rms_after`` (the layer's RMS
         activation on the input and on the dream) and ``report``.
     """
-    for name, v in (("octaves", octaves), ("steps", steps), ("lr", lr)):
-        positive(name, v)
+    for name, v in (("octaves", octaves), ("steps", steps)):
+        positive(name, v, integer=True)
+    positive("lr", lr)
+    finite("octave_scale", octave_scale)
+    finite("zoom", zoom)
+    non_negative("jitter", jitter, integer=True)
+    non_negative("tile", tile, integer=True)
     if octave_scale <= 1:
         raise SynthvizError(f"octave_scale must be above 1 (e.g. 1.4), not {octave_scale}")
     if jitter < 0 or zoom_frames < 0 or frame_octaves < 1:
@@ -120,7 +129,9 @@ def dream(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, l
     if layer == LOGITS:
         raise SynthvizError("DeepDream needs a convolutional layer, not the logits; pick one with `synthviz layers`")
     x0 = get_image(require(image, "image"), size).to(m.device)
-    m.check_size(min(x0.shape[-2:]))
+    h0, w0 = x0.shape[-2:]
+    # memory is bounded by a tile (plus the image and its octaves), not by the whole photo
+    m.check_size(min(h0, w0), pixels=min(h0 * w0, tile * tile) + 8 * h0 * w0 if tile else h0 * w0)
     if channel is not None:
         check_unit(m, layer, channel, min(min(x0.shape[-2:]), 224))
     if guide is not None:

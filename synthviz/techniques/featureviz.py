@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine import render
-from ..errors import SynthvizError
+from ..checks import choice, positive
 from ..models import Model
 from ..objectives import Objective
 from ..maco import random_crops
@@ -71,22 +71,33 @@ RECIPES: dict[str, VizRecipe] = {
 }
 
 
+def check_options(steps: int | None = None, lr: float | None = None, batch: int = 1, size: int = 128,
+                  recipe: str = "lucid") -> None:
+    """The recipe options, checked before a model is even loaded (``None``: the recipe's value;
+    0 steps is refused, not taken as "the default")."""
+    choice("recipe", recipe, RECIPES)
+    positive("steps", steps, integer=True)
+    positive("lr", lr)
+    positive("batch", batch, integer=True)
+    positive("size", size, integer=True)
+
+
 def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int = 128, recipe: str = "lucid",
               steps: int | None = None, lr: float | None = None, seed: int | None = 0, device=None,
               progress: bool | str = False, frame_every: int = 0, snapshots=(), init=None) -> Result:
     """Render ``objective`` with a named recipe (``lucid``, ``classic`` or ``maco``). A model with a fixed
     input size (ViT: 224) renders at that size, whatever ``size`` says (``info["size"]``)."""
-    if recipe not in RECIPES:
-        raise SynthvizError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
-    r = RECIPES[recipe]
+    r = RECIPES[choice("recipe", recipe, RECIPES)]
+    check_options(steps, lr, batch, size)
     size = model.input_size or size
-    model.check_size(min(size) if isinstance(size, tuple) else size)
-    steps = steps or r.steps
+    model.check_size(min(size) if isinstance(size, tuple) else size, batch)
+    steps = r.steps if steps is None else steps
     side = max(size) if isinstance(size, tuple) else size
     total = objective + r.penalty if r.penalty is not None else objective
-    result = render(model, total, lambda: make_param(r.param, batch=batch, size=size, **r.param_options, **({} if init is None else {"init": init})),
+    start = {} if init is None else {"init": init}
+    result = render(model, total, lambda: make_param(r.param, batch=batch, size=size, **r.param_options, **start),
                     transforms=r.transforms(side), step_ops=r.step_ops(steps), optimizer=r.optimizer,
-                    lr=lr or r.lr, steps=steps, schedule=r.schedule(steps) if r.schedule else None, seed=seed,
-                    device=device, progress=progress, frame_every=frame_every, snapshots=snapshots)
+                    lr=r.lr if lr is None else lr, steps=steps, schedule=r.schedule(steps) if r.schedule else None,
+                    seed=seed, device=device, progress=progress, frame_every=frame_every, snapshots=snapshots)
     result.info.update(recipe=recipe, size=list(size) if isinstance(size, tuple) else size)
     return result

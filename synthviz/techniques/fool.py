@@ -24,13 +24,14 @@ import torch
 
 from ..callbacks import StepInfo
 from ..engine import render
-from ..errors import SynthvizError
+from ..errors import BadValue, SynthvizError
 from ..io import make_grid, quantize
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import class_score
 from ..params import PixelImage
 from ..result import Result
 from .registry import register_technique
+from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 
 MAX_EPSILON = 64 / 255  # beyond this the change is no longer small: leave epsilon out instead
@@ -50,15 +51,19 @@ def parse_epsilon(epsilon: float | str | None) -> float | None:
     try:
         eps = float(Fraction(epsilon.strip())) if isinstance(epsilon, str) else float(epsilon)
     except (ValueError, ZeroDivisionError):
-        raise SynthvizError(f"cannot read epsilon '{epsilon}'; write it like 2/255 or 0.008") from None
+        raise BadValue(f"cannot read epsilon '{epsilon}'; write it like 2/255 or 0.008") from None
     if not math.isfinite(eps) or eps <= 0:
-        raise SynthvizError(f"epsilon must be positive, e.g. 2/255, not {epsilon}")
+        raise BadValue(f"epsilon must be positive, e.g. 2/255, not {epsilon}")
     if eps > MAX_EPSILON:
-        hint = f"; did you mean {eps:g}/255?" if eps >= 1 else "; leave epsilon out for an unbounded change"
-        raise SynthvizError(f"epsilon {eps:g} is too large: it is in pixel units of [0, 1], at most 64/255 "
+        # a bare number of 1 or more is a count of 1/255 steps (the hint divides it); a fraction
+        # such as 300/255 is already in [0, 1] units and simply too large
+        bare = not (isinstance(epsilon, str) and "/" in epsilon)
+        hint = (f"; did you mean {eps:g}/255?" if bare and eps >= 1 and eps <= 64 else
+                "; use at most 64/255, or leave epsilon out for an unbounded change")
+        raise BadValue(f"epsilon {eps:g} is too large: it is in pixel units of [0, 1], at most 64/255 "
                             f"({MAX_EPSILON:.3f}){hint}")
     if eps < 1 / 255 - 1e-9:
-        raise SynthvizError(f"epsilon {eps:g} is below 1/255: saving to 8 bits would round the change away; "
+        raise BadValue(f"epsilon {eps:g} is below 1/255: saving to 8 bits would round the change away; "
                             "use at least 1/255")
     return eps
 
@@ -116,8 +121,9 @@ def fool(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, ta
         ``report`` (one line); ``extras`` the ``diff`` (change ×10 around grey) and ``diff_map``.
     """
     eps = parse_epsilon(epsilon)
-    positive("steps", steps)
+    positive("steps", steps, integer=True)
     positive("lr", lr)
+    non_negative("confidence", confidence)
     if not 0 <= confidence < 1:
         raise SynthvizError(f"confidence must be in [0, 1), not {confidence}")
     m = get_model(model, weights, device)

@@ -25,6 +25,7 @@ from ..params import PixelImage
 from ..regularizers import alpha_norm, total_variation
 from ..result import Result
 from .registry import register_technique
+from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 
 
@@ -79,11 +80,12 @@ def invert(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, 
         original), ``feature_errors`` (the relative feature error at every step), ``tv_weights``;
         plus ``report``. ``extras["original"]`` is the resized original (1, 3, h, w).
     """
-    for name, v in (("size", size), ("steps", steps), ("lr", lr), ("alpha", alpha)):
+    for name, v in (("size", size), ("steps", steps)):
+        positive(name, v, integer=True)
+    for name, v in (("lr", lr), ("alpha", alpha)):
         positive(name, v)
     for name, v in (("alpha_weight", alpha_weight), ("tv_weight", tv_weight), ("beta", beta)):
-        if v < 0:
-            raise SynthvizError(f"{name} must be zero or positive, not {v}")
+        non_negative(name, v)
     if layer is not None and layers is not None:
         raise SynthvizError("give layer or layers, not both")
     m = get_model(model, weights, device)

@@ -4,35 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import SynthvizError
+from ..checks import choice, positive
+from ..engine import RenderInterrupted
+from ..errors import BadValue, SynthvizError
 from ..layers import LOGITS, check_unit, layer_shape
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import channel, neuron
 from ..result import Result
 from .registry import register_technique
 from .common import get_model
-from .featureviz import visualize
+from .featureviz import check_options, visualize
 
 
 def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int]:
     """``None``/``"all"`` -> every channel; ``"0,3,8-11"`` -> [0, 3, 8, 9, 10, 11]; checked against ``count``."""
     if units is None or units == "all":
         return list(range(count))
-    if isinstance(units, int):
+    if isinstance(units, int) and not isinstance(units, bool):
         units = [units]
     if isinstance(units, str):
         out: list[int] = []
+        fix = "write them like 0,3,8-11 or all"
         for part in units.split(","):
             part = part.strip()
             try:
-                if "-" in part[1:]:
-                    a, b = part.split("-", 1)
-                    out += list(range(int(a), int(b) + 1))
-                elif part:
-                    out.append(int(part))
+                a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
+                a, b = (int(a), int(b)) if part else (0, -1)
             except ValueError:
-                raise SynthvizError(f"cannot read units '{units}'; write them like 0,3,8-11 or all") from None
+                raise BadValue(f"cannot read units '{units}'; {fix}") from None
+            if part and b < a:
+                raise BadValue(f"units range '{part}' runs backwards; write it low-high, e.g. {b}-{a}")
+            out += list(range(a, b + 1))
+        if not out:
+            raise BadValue(f"no units in '{units}'; {fix}")
         units = out
+    if not isinstance(units, Sequence) or not units or not all(isinstance(u, int) and not isinstance(u, bool)
+                                                               for u in units):
+        raise BadValue(f"units must be an index, a list of indices, '0,3,8-11' or 'all', not {units!r}")
     for u in units:
         if not 0 <= u < count:
             raise SynthvizError(f"channel {u} is out of range for this layer ({count} channels): use 0..{count - 1}")
@@ -52,15 +60,32 @@ def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str
     Returns a :class:`~synthviz.result.Result` with one image per unit, labelled by unit
     (``picture()`` is the labelled grid); ``info["units"]`` holds the unit indices.
     """
-    if kind not in ("channel", "neuron"):
-        raise SynthvizError(f"unknown kind '{kind}'; use channel or neuron")
+    choice("kind", kind, ("channel", "neuron"))
+    if kind != "neuron" and (x is not None or y is not None):
+        raise BadValue("x and y place a neuron; add --neuron (kind='neuron') or leave them out")
+    batch_size = positive("batch_size", batch_size, integer=True)
+    check_options(steps, lr, 1, size, recipe)
+    if isinstance(units, str) and units != "all":
+        parse_units(units, 1 << 30)  # the syntax now, the range once the layer is known
     m = get_model(model, weights, device)
-    m.check_size(size)
+    m.check_size(size, min(batch_size, 16))
     shape = layer_shape(m, layer, size) if layer != LOGITS else (m.num_classes,)
     chosen = parse_units(units, shape[0])
     if kind == "neuron":
         check_unit(m, layer, chosen[0], size, x, y)
-    results = []
+    results: list[Result] = []
+    try:
+        _render_chunks(results, m, chosen, layer, kind, x, y, batch_size, size, recipe, steps, lr, seed, device,
+                       progress, frame_every)
+    except RenderInterrupted as stop:  # Ctrl-C: the finished chunks and the one in progress, labelled
+        partial = _assemble(results + [stop.result], chosen, layer, kind, m)
+        partial.stopped = "interrupted"
+        raise RenderInterrupted(partial) from None
+    return _assemble(results, chosen, layer, kind, m)
+
+
+def _render_chunks(results, m, chosen, layer, kind, x, y, batch_size, size, recipe, steps, lr, seed, device,
+                   progress, frame_every) -> None:
     for start in range(0, len(chosen), batch_size):
         chunk = chosen[start : start + batch_size]
         make = (lambda c, i: neuron(layer, c, x, y, batch=i)) if kind == "neuron" else (lambda c, i: channel(layer, c, batch=i))
@@ -69,7 +94,11 @@ def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str
         results.append(visualize(m, objective, batch=len(chunk), size=size, recipe=recipe, steps=steps, lr=lr,
                                  seed=seed, device=device, progress=label if progress else False,
                                  frame_every=frame_every))
+
+
+def _assemble(results: list[Result], chosen: list[int], layer: str, kind: str, m) -> Result:
     result = Result.concat(results, f"{kind}s of {layer}")
+    chosen = chosen[: len(result.images)]
     result.labels = [f"{layer} ch {c}" for c in chosen]
     result.info.update(units=chosen, layer=layer, kind=kind, model=m.name)
     return result

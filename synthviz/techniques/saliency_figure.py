@@ -12,6 +12,7 @@ import torch
 
 from ..attribution import (Attribution, as_batch, attribute, check_options, method_info, method_names,
                            option_defaults, resolve_targets)
+from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..models import DEFAULT_MODEL, Model
@@ -71,7 +72,10 @@ def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options
     attributions, seconds, lines = {}, {}, []
     for name in names:
         start = time.perf_counter()
-        att = attribute(model, x, name, target, **options)
+        try:
+            att = attribute(model, x, name, target, **options)
+        except KeyboardInterrupt:  # Ctrl-C: the finished methods go to the caller
+            raise _Partial(attributions, seconds, lines) from None
         seconds[name] = time.perf_counter() - start
         attributions[name] = att
         line = f"{name}: {seconds[name]:.2f} s"
@@ -82,6 +86,14 @@ def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options
         if progress:
             print(line, file=sys.stderr)
     return attributions, seconds, lines
+
+
+class _Partial(KeyboardInterrupt):
+    """Ctrl-C inside :func:`explain`, carrying the methods that finished."""
+
+    def __init__(self, attributions, seconds, lines):
+        super().__init__("interrupted")
+        self.done = (attributions, seconds, lines)
 
 
 def comparison(photo: torch.Tensor, attributions: dict[str, Attribution], caption: str,
@@ -123,8 +135,8 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     names = method_names(methods)
     opts = check_options(options or {})
+    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
     m = get_model(model, weights, device)
-    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     resolved = resolve_targets(m, x, target)
@@ -133,10 +145,17 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     with torch.no_grad():
         probs = main_output(m(x)).softmax(1)[0]
     cls = resolved[0].item()
-    attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
+    interrupted = False
+    try:
+        attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
+    except _Partial as stop:  # keep the finished methods: a figure of them, then the interrupt
+        (attributions, seconds, lines), interrupted = stop.done, True
+        if not attributions:
+            raise KeyboardInterrupt from None
+        names = list(attributions)
     label = m.class_name(cls)
     extra, info = [], {}
-    if with_classviz:
+    if with_classviz and not interrupted:
         from .classviz import classviz
 
         viz = classviz(model=m, target=cls, size=min(photo.shape[-2:]), steps=classviz_steps,
@@ -148,7 +167,9 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     info.update(cls=cls, label=label, probability=float(probs[cls]), model=m.name, seconds=seconds, lines=lines,
                 methods=names, layers={n: a.info["layer"] for n, a in attributions.items() if "layer" in a.info})
     result = Result(images=heat, labels=[method_info(n).label for n in names], figure=grid, info=info,
-                    objective="saliency", technique="saliency_figure")
+                    objective="saliency", technique="saliency_figure", stopped="interrupted" if interrupted else None)
+    if interrupted:
+        raise RenderInterrupted(result, attributions)
     return result, attributions
 
 

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..attribution import as_batch, attribute, check_options, method_info, method_names, option_defaults, resolve_targets
-from ..engine import seeded
+from ..checks import positive
+from ..engine import RenderInterrupted, seeded
 from ..errors import SynthvizError
 from ..io import make_grid, resize
 from ..layers import Tap
@@ -116,15 +117,15 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     if len(names) != 1:
         raise SynthvizError("the sanity check takes one method; pass --method NAME")
     name = names[0]
+    positive("depth", depth, integer=True)
+    positive("tile", tile, integer=True)
     opts = check_options(options)
+    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
     m = get_model(model, weights, device)
-    photo = as_batch(image, size)[:1]
     m.check_size(min(photo.shape[-2:]))
     x = photo.to(m.device)
     cls = resolve_targets(m, x, target)[0].item()
     blocks = randomization_blocks(m, x)
-    if depth is not None and depth < 1:
-        raise SynthvizError(f"depth must be at least 1, not {depth}")
     top = list(reversed(blocks))[:depth]
     # a private copy: the user's model keeps its weights whatever happens here
     work = m.with_net(copy.deepcopy(m.net)).to(m.device)
@@ -132,23 +133,30 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     first = attribute(work, x, name, cls, **opts)
     display, original = first.display, first.maps.cpu()
     maps, corrs, layers = [original], [1.0], ["original"]
-    with seeded(opts.get("seed", 0)):
-        for block in top:
-            reinitialize(modules[block])
-            current = torch.nan_to_num(attribute(work, x, name, cls, **opts).maps.cpu())
-            maps.append(current)
-            corrs.append(spearman(original, current))
-            layers.append(block)
-            if progress:
-                import sys
+    interrupted = False
+    try:
+        with seeded(opts.get("seed", 0)):
+            for block in top:
+                reinitialize(modules[block])
+                current = torch.nan_to_num(attribute(work, x, name, cls, **opts).maps.cpu())
+                maps.append(current)
+                corrs.append(spearman(original, current))
+                layers.append(block)
+                if progress:
+                    import sys
 
-                print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
+                    print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: the figure of the steps that finished
+        interrupted = True
     maps_t = torch.cat(maps)
     figure, heat = _figure(photo.cpu(), maps_t, corrs, layers, name, tile, display)
     info = {"cls": cls, "label": m.class_name(cls), "model": m.name, "method": name, "blocks": blocks,
             "correlations": corrs, "layers": layers}
-    return Result(images=heat, scores=torch.tensor(corrs), labels=layers, figure=figure, info=info,
-                  objective=f"sanity {name}", technique="sanity")
+    result = Result(images=heat, scores=torch.tensor(corrs), labels=layers, figure=figure, info=info,
+                    objective=f"sanity {name}", technique="sanity", stopped="interrupted" if interrupted else None)
+    if interrupted:
+        raise RenderInterrupted(result)
+    return result
 
 
 def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,

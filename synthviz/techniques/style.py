@@ -27,6 +27,7 @@ from ..models import DEFAULT_MODEL, ModelLike
 from ..regularizers import total_variation
 from ..result import Result
 from .registry import register_technique
+from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 from ..painting import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
                          get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
@@ -97,12 +98,12 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     check_choice("pool", pool, ("max", "avg", "blur"))
     mode = _color_mode(preserve_colors)
     steps = 200 if steps is None else steps
-    positive("steps", steps)
+    positive("steps", steps, integer=True)
+    positive("lr", lr)
     positive("style_scale", style_scale)
-    positive("size", size)
+    positive("size", size, integer=True)
     for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
-        if value < 0:
-            raise SynthvizError(f"{name} must be 0 or more, not {value}")
+        non_negative(name, value)
     require(content, "content image")
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [] if styles is None else [styles]
     if not style_list:

@@ -20,10 +20,11 @@ from ..regularizers import total_variation
 from ..transforms import roll
 from ..result import Result
 from .registry import register_technique
+from ..checks import non_negative
 from .common import ImageLike, get_image, get_model, positive, require
 from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
-                         scale_steps, score, style_layers, style_objective, style_targets, default_lr)
+                         scale_steps, score, style_layers, style_objective, style_targets, default_lr, is_grey)
 
 
 def output_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -74,9 +75,9 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
     check_choice("optimizer", optimizer, ("lbfgs", "adam"))
     check_choice("parameterization", param, ("pixel", "fourier"))
     steps = 200 if steps is None else steps
-    positive("steps", steps)
-    if tv_weight < 0:
-        raise SynthvizError(f"tv_weight must be 0 or more, not {tv_weight}")
+    positive("steps", steps, integer=True)
+    positive("lr", lr)
+    non_negative("tv_weight", tv_weight)
     h, w = output_size(size)
     m = get_model(model, weights, device)
     m.check_size(min(h, w))
@@ -103,9 +104,16 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
 
         from ..params import make_param
 
+        grey = is_grey(ex)  # a grey example gives a grey texture (its colour distribution has no chroma)
+
+        def start(sh: int, sw: int):
+            p = make_param(param, 1, (sh, sw))
+            p.grey = grey
+            return p
+
         with circular_padding(m, tileable):
             result = run_ladder(
-                m, sizes, objective_at, lambda sh, sw: make_param(param, 1, (sh, sw)),
+                m, sizes, objective_at, start,
                 steps=scale_steps(steps, len(sizes)), optimizer=optimizer, lr=lr,
                 transforms_at=(lambda sh, sw: roll(max(sh, sw) // 2)) if tileable and optimizer != "lbfgs" else None,
                 periodic=tileable,
