@@ -16,7 +16,7 @@ regularizers and transforms drives every technique::
 from . import maco, model_zoo, objectives, params, presets, regularizers, transforms  # noqa: F401 - model_zoo registers models
 from .attribution import attribute, saliency
 from .engine import RenderInterrupted, render
-from .errors import SynthvizError
+from .errors import BadImage, BadModel, BadValue, SynthvizError, TooLarge, WriteError
 from .io import load_image, make_grid, save_image, save_video
 from .layers import Tap, capture, layer_shapes
 from .models import Model, list_models, load_model, register_model
@@ -40,7 +40,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(TECHNIQUES.names()))
 
 __all__ = [
-    "FourierImage", "Model", "attribute", "saliency", "Objective", "PixelImage", "RenderInterrupted", "Result", "SynthvizError",
+    "FourierImage", "Model", "attribute", "saliency", "Objective", "PixelImage", "RenderInterrupted", "Result", "SynthvizError", "BadImage", "BadModel", "BadValue", "TooLarge", "WriteError",
     "TECHNIQUES", "Tap", "capture", "layer_shapes", "list_models", "load_model", "load_image",
     "make_grid", "make_param", "objectives", "params", "presets", "register_model", "register_objective",
     "register_technique", "regularizers", "render", "save_image", "save_video", "transforms", "__version__",

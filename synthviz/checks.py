@@ -120,23 +120,20 @@ def render_size(model, size: int, batch: int = 1, pixels: int | None = None) -> 
 
 def render_bytes_per_pixel(model) -> float:
     """Memory a render on ``model`` (a :class:`~synthviz.models.Model`) takes per input pixel:
-    every layer's output per pixel, measured once at a small size, kept for the backward pass and
-    its gradient (x 3, float32)."""
+    every layer's output per pixel, measured once at a small size (at the fixed input size of a
+    model that has one), kept for the backward pass and its gradient (x 3, float32)."""
     import torch
 
-    side = max(model.min_size, 64)
-    counts: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel())
-                                     if isinstance(out, torch.Tensor) else None)
-             for m in model.net.modules() if next(m.children(), None) is None]
+    from .layers import Tap
+
+    fixed = getattr(model, "input_size", None)
+    side = min(fixed) if fixed else max(model.min_size, 64)
+    leaves = [n for n, m in model.net.named_modules() if n and next(m.children(), None) is None]
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, side, side, device=model.device))
+        with torch.no_grad(), Tap(model, leaves, truncate=False, strict=False, spatial=False) as tap:
+            counts = [a.numel() for a in tap(torch.zeros(1, 3, side, side, device=model.device)).values()]
     except Exception:  # the real render reports what is wrong
         counts = [0]
-    finally:
-        for h in hooks:
-            h.remove()
     return 3 * 4 * (sum(counts) + 3 * side * side) / (side * side)
 
 

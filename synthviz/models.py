@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
+from .device import resolve_device  # noqa: F401 - part of this module's API
 from .errors import BadModel, BadValue, SynthvizError, did_you_mean
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
 from .registry import Registry
@@ -30,19 +31,6 @@ def imagenet_classes() -> list[str]:
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     return list(_IMAGENET_CATEGORIES)
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA when present, else CPU; anything else as given."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise SynthvizError(f"unknown device '{device}'; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SynthvizError("CUDA is not available on this machine; use --device cpu")
-    return dev
 
 
 class Model:
@@ -160,7 +148,8 @@ class Model:
         a model with a fixed input size renders at that size."""
         from .checks import render_size
 
-        render_size(self, self.input_size or size, batch, pixels)
+        size = self.input_size or size
+        render_size(self, min(size) if isinstance(size, tuple) else size, batch, pixels)
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes else str(index)
@@ -279,12 +268,6 @@ def check_finite_model(model: Model) -> Model:
     from .checks import finite_weights
 
     return finite_weights(model)
-    bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
-                if t.is_floating_point() and not torch.isfinite(t).all()), None)
-    if bad is not None:
-        raise BadModel(f"{model.name} has NaN/inf values in {bad}; check --weights (the checkpoint is broken)")
-    model._finite_checked = True
-    return model
 
 
 def _module_model(net: nn.Module) -> Model:

@@ -217,6 +217,14 @@ def resolve(model, images: torch.Tensor, target=None) -> Target:
             raise SynthvizError(f"{model.name}'s output is {tuple(out.shape[1:])}, not class scores; give a target "
                                 "(--output-index, --similar-to, --mask with --class)")
         return class_index(out.argmax(1).cpu()).for_batch(b)
+    idx = class_indices(model, images, target)
+    return class_index(idx if len(idx) > 1 else idx[0]).for_batch(b)
+
+
+def class_indices(model, images: torch.Tensor, target) -> list[int]:
+    """A class (index or name), a list or tensor of them (one, or one per image) -> checked class
+    indices: one, or one per image of ``images`` (B, 3, H, W)."""
+    b = len(images)
     if isinstance(target, torch.Tensor):
         target = target.flatten().tolist()
     if isinstance(target, (list, tuple)):
@@ -225,11 +233,11 @@ def resolve(model, images: torch.Tensor, target=None) -> Target:
         elif len(target) != b:
             raise SynthvizError(f"{len(target)} targets for {b} images; give one class or one per image")
     idx = [model.class_index(t) for t in target] if isinstance(target, (list, tuple)) else [model.class_index(target)]
-    n = model.num_classes or main_output(model(images[:1])).flatten(1).shape[1]
+    n = model.num_classes or main_output(model(images[:1])).shape[1]  # (B, K) or (B, K, H, W): K classes
     for i in idx:  # models without class names still get a range check
         if not 0 <= i < n:
             raise SynthvizError(f"class {i} is out of range for {model.name}: use 0..{n - 1}")
-    return class_index(idx if len(idx) > 1 else idx[0]).for_batch(b)
+    return idx
 
 
 def from_options(model, *, cls: int | str | None = None, classes_: str | Sequence[int] | None = None,

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import synthviz
+from synthviz.techniques.stylize import EXAMPLE_NET
 from synthviz.attribution import method_names
 
 
@@ -65,6 +66,12 @@ CALLS = {
     "filters": lambda net: synthviz.filters(net, scale=2),
     "facets": lambda net: synthviz.facets(net, images=PHOTOS, layer="conv2", unit=0, facets=2, size=64, **FAST),
     "texture": lambda net: synthviz.texture(net, IMAGE, size=64, scales=1, layers="conv1,conv2", **FAST),
+    "accentuate": lambda net: synthviz.accentuate(net, IMAGE, layer="conv2", channel=0, size=32, **FAST),
+    "attack_map": lambda net: synthviz.attack_map(net, IMAGE, method="gradient", size=64, **FAST),
+    "evaluate": lambda net: synthviz.evaluate(net, IMAGE, methods="gradient", size=64, checks="", curve_steps=2,
+                                              samples=2),
+    "stylize": lambda net: synthviz.stylize(net, IMAGE, net=EXAMPLE_NET, mask_from_saliency=True,
+                                            saliency_method="gradient", size=64),
 }
 
 

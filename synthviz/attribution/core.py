@@ -75,19 +75,8 @@ def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool 
             return torch.full((b,), PREDICTED, device=images.device, dtype=torch.long)
         with torch.no_grad():
             return _class_scores(main_output(model(images))).argmax(1)
-    if isinstance(target, torch.Tensor):
-        target = target.flatten().tolist()
-    if isinstance(target, (list, tuple)):
-        if len(target) == 1:
-            target = target[0]
-        elif len(target) != b:
-            raise SynthvizError(f"{len(target)} targets for {b} images; give one class or one per image")
-    idx = [model.class_index(t) for t in target] if isinstance(target, (list, tuple)) else [model.class_index(target)] * b
-    n = model.num_classes or _class_scores(main_output(model(images[:1]))).shape[1]
-    for i in idx:  # models without class names still get a range check
-        if not 0 <= i < n:
-            raise SynthvizError(f"class {i} is out of range for {model.name}: use 0..{n - 1}")
-    return torch.tensor(idx, device=images.device, dtype=torch.long)
+    idx = targets_mod.class_indices(model, images, target)
+    return torch.tensor(idx * b if len(idx) == 1 else idx, device=images.device, dtype=torch.long)
 
 
 def _class_scores(output: torch.Tensor) -> torch.Tensor:

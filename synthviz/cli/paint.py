@@ -43,7 +43,7 @@ def fool_cmd(
     prepare_outputs(out, video, inputs=[image])
     check_writable(diff, IMAGE_SUFFIXES, inputs=[image])
     run = functools.partial(fool, model, image)
-    result = run_render(run, out, video, overwrite, target=target, epsilon=epsilon, confidence=confidence, size=size,
+    result = run_render(run, out, video, overwrite, image=lambda r: r.images[0], target=target, epsilon=epsilon, confidence=confidence, size=size,
                         steps=steps, lr=lr, weights=weights, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps, 100))
     say(f"saved {save_image(result.figure, diff, overwrite)}")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine import render
-from ..checks import choice, positive
+from ..checks import non_negative, choice, positive
 from ..models import Model
 from ..objectives import Objective
 from ..maco import random_crops
@@ -79,7 +79,8 @@ def check_options(steps: int | None = None, lr: float | None = None, batch: int 
     positive("steps", steps, integer=True)
     positive("lr", lr)
     positive("batch", batch, integer=True)
-    positive("size", size, integer=True)
+    for side in size if isinstance(size, tuple) else (size,):
+        positive("size", side, integer=True)
 
 
 def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int = 128, recipe: str = "lucid",
@@ -88,7 +89,8 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
     """Render ``objective`` with a named recipe (``lucid``, ``classic`` or ``maco``). A model with a fixed
     input size (ViT: 224) renders at that size, whatever ``size`` says (``info["size"]``)."""
     r = RECIPES[choice("recipe", recipe, RECIPES)]
-    check_options(steps, lr, batch, size)
+    check_options(None, lr, batch, size)
+    non_negative("steps", steps)  # 0 steps from Python: the start image itself (facets shows its starts)
     size = model.input_size or size
     model.check_size(min(size) if isinstance(size, tuple) else size, batch)
     steps = r.steps if steps is None else steps
