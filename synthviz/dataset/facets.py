@@ -28,7 +28,10 @@ def cluster_top_images(run: str | os.PathLike | Run, layer: str, unit: int, face
     """The unit's top images (``top`` of them; default all the index kept) split into ``facets``
     clusters by k-means on their vectors at ``feature_layer`` (default ``layer``). Returns the
     image indices of each cluster, largest cluster first (ties: the best-ranked image first)."""
-    from sklearn.cluster import KMeans
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:
+        raise SynthvizError('facets cluster with k-means from scikit-learn: pip install "synthviz[embed]"') from None
 
     run = open_run(run)
     examples = run.top_examples(layer, unit, top)
