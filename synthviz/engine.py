@@ -111,7 +111,7 @@ def render(
     if progress:
         callbacks.append(ProgressBar(steps, progress if isinstance(progress, str) else objective.name))
 
-    with on_device(model, dev), seeded(seed, dev), frozen(model.net), Tap(model, objective.layers) as tap, \
+    with on_device(model, dev), seeded(seed, dev), model.evaluating(), Tap(model, objective.layers) as tap, \
             contextlib.ExitStack() as stack:
         for cb in callbacks:
             if hasattr(cb, "__enter__"):

@@ -19,7 +19,7 @@ import pkgutil
 import torch
 
 from ..errors import SynthvizError
-from ..models import DEFAULT_MODEL, Model, frozen, load_model
+from ..models import DEFAULT_MODEL, Model, load_model
 from .core import REDUCTIONS, Attribution, as_batch, resolve_targets, target_scores
 from .registry import (METHODS, MethodInfo, call_method, check_options, method_info, method_names,
                        option_defaults, register_method)
@@ -58,7 +58,7 @@ def attribute(model: str | Model | torch.nn.Module, images: torch.Tensor, method
     model = model if isinstance(model, Model) else load_model(model)
     x = images.to(model.device, torch.float32)
     model.check_size(min(x.shape[-2:]))
-    with frozen(model.net):
+    with model.evaluating():
         targets = resolve_targets(model, x, target, lazy=info.lazy_target)
         att = call_method(info.name, model, x, targets, opts)
     if reduce is not None and att.raw.shape[1] == 3 and att.raw.shape[-2:] == x.shape[-2:]:

@@ -40,14 +40,13 @@ class BatchWorker:
 
     def run(self, first: int, paths: list[str]):
         from ..layers import Tap
-        from ..models import frozen
         from .index import forward_batch
         from .sources import load_batch
 
         first, images, kept, failed = load_batch(paths, first, self.size)
         if not kept:
             return first, kept, failed, None
-        with frozen(self.model.net), Tap(self.model, self.names) as tap:
+        with self.model.evaluating(), Tap(self.model, self.names) as tap:
             results = forward_batch(self.model, tap, images, self.reduce)
         return first, kept, failed, {n: (v.numpy(), p.numpy()) for n, (v, p) in results.items()}
 

@@ -36,7 +36,7 @@ import torch
 from ..errors import SynthvizError
 from ..io import atomic_write
 from ..layers import Tap, default_layer
-from ..models import DEFAULT_MODEL, Model, frozen
+from ..models import DEFAULT_MODEL, Model
 from ..techniques.common import get_model
 from .outputs import write_outputs
 from .receptive import receptive_field
@@ -130,7 +130,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
-    with frozen(model.net), Tap(model, layers) as tap, torch.no_grad():
+    with model.evaluating(), Tap(model, layers) as tap, torch.no_grad():
         acts = tap(torch.zeros(1, 3, size, size, device=model.device))
     info = {}
     for name in layers:
@@ -276,7 +276,7 @@ class _Null:
 def _run_local(state: Pass, model: Model, names, size, reduce, batch_size, workers, progress,
                checkpoint_every, on_batch) -> None:
     loader = batch_loader(state.source.paths, size, batch_size, workers, start_batch=state.batches_done)
-    with frozen(model.net), Tap(model, names) as tap:
+    with model.evaluating(), Tap(model, names) as tap:
 
         def step(item):
             first, images, kept, failed = item

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import SynthvizError
 from ..layers import Tap
-from ..models import Model, frozen
+from ..models import Model
 from ..techniques.common import get_model
 from .run import Run, open_run
 from .sources import read_image
@@ -44,7 +44,7 @@ def query_vector(run: Run, query: int | str | os.PathLike | torch.Tensor, layer:
         image = torch.nn.functional.interpolate(image[None], size=(run.size, run.size), mode="bicubic",
                                                 antialias=True, align_corners=False)[0].clamp(0, 1)
     m = get_model(model if model is not None else run.model, run.settings["weights"])
-    with frozen(m.net), Tap(m, [layer]) as tap, torch.inference_mode():
+    with m.evaluating(), Tap(m, [layer]) as tap, torch.inference_mode():
         values, _ = reduce_positions(tap(image[None].to(m.device))[layer], run.settings["reduce"])
     return values[0].cpu().numpy()
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from ..io import encode_image, resize, write_file
 from ..layers import Tap
-from ..models import frozen
 from ..techniques.common import get_model
 from .run import Run, open_run
 
@@ -86,7 +85,7 @@ def _feature_visualizations(run: Run, model, layer: str, units: list[int], size:
 
 
 def _activation_maps(model, layer: str, images: torch.Tensor, unit: int) -> torch.Tensor | None:
-    with frozen(model.net), Tap(model, [layer]) as tap, torch.inference_mode():
+    with model.evaluating(), Tap(model, [layer]) as tap, torch.inference_mode():
         act = tap(images.to(model.device))[layer]
     return act[:, unit].cpu() if act.dim() == 4 else None
 

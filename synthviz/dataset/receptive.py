@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..layers import Tap
-from ..models import Model, frozen
+from ..models import Model
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def gradient_boxes(model: Model, layer: str, size: int, positions: list[tuple[in
     gen = torch.Generator().manual_seed(seed)
     n = len(positions) * samples
     images = torch.rand(n, 3, size, size, generator=gen).to(model.device).requires_grad_(True)
-    with frozen(model.net), Tap(model, [layer]) as tap, torch.enable_grad():
+    with model.evaluating(), Tap(model, [layer]) as tap, torch.enable_grad():
         act = tap(images)[layer]
         if act.dim() != 4:
             return [(0, 0, size, size)] * len(positions)

@@ -19,7 +19,6 @@ import torch
 
 from ..errors import SynthvizError
 from ..io import IMAGE_SUFFIXES, load_image, make_grid, resize, save_image
-from ..models import frozen
 from ..result import Result
 from ..techniques.common import get_image, get_model
 from .checkpoint import net_from, read_checkpoint, save_checkpoint
@@ -166,7 +165,7 @@ def train_style_net(model="efficientnet_lite0", styles: Sequence[torch.Tensor | 
     def checkpoint():
         save_checkpoint(out, net, names, step=done, optimizer=opt, config=config)
 
-    with frozen(m.net):
+    with m.evaluating():
         loss = PerceptualLoss(m, style_imgs, content_layer_name=content_layer, style_layer_names=style_layers,
                               weights=layer_weights, stat=stat)
         net.train()
