@@ -16,6 +16,14 @@ from .core import REDUCTIONS, Attribution, input_gradient
 from .registry import register_method
 
 
+def _clamp(ctx, x: torch.Tensor, lo, hi, inplace: bool) -> torch.Tensor:
+    """The forward both modified clamps share: the ReLU/ReLU6/hardtanh itself, in place if asked."""
+    if inplace:
+        ctx.mark_dirty(x)
+        return x.clamp_(lo, hi)
+    return x.clamp(lo, hi)
+
+
 class _GuidedClamp(torch.autograd.Function):
     """clamp(x, lo, hi) whose backward passes only positive gradient where lo < x < hi."""
 
@@ -23,10 +31,7 @@ class _GuidedClamp(torch.autograd.Function):
     def forward(ctx, x, lo, hi, inplace):
         open_ = x > lo if hi is None else (x > lo) & (x < hi)
         ctx.save_for_backward(open_)  # a mask, not x: safe when x is then overwritten in place
-        if inplace:
-            ctx.mark_dirty(x)
-            return x.clamp_(lo, hi)
-        return x.clamp(lo, hi)
+        return _clamp(ctx, x, lo, hi, inplace)
 
     @staticmethod
     def backward(ctx, grad):
@@ -39,10 +44,7 @@ class _DeconvClamp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, lo, hi, inplace):
-        if inplace:
-            ctx.mark_dirty(x)
-            return x.clamp_(lo, hi)
-        return x.clamp(lo, hi)
+        return _clamp(ctx, x, lo, hi, inplace)
 
     @staticmethod
     def backward(ctx, grad):
