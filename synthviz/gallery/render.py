@@ -131,7 +131,9 @@ def _describe(item: dict, result: Result) -> dict:
     labels = result.labels if len(result.labels) == n else []
     tiles = []
     for i in range(n if per_image else 1):
-        unit = labels[i] if per_image and labels else "; ".join(dict.fromkeys(result.labels)) or item["technique"]
+        named = list(dict.fromkeys(result.labels))
+        whole = "; ".join(named) if 0 < len(named) <= 4 else f"{item['technique']}: {n} images" if named else item["technique"]
+        unit = labels[i] if per_image and labels else whole
         value = values[i] if per_image and i < len(values) else (
             sum(values) / len(values) if values and None not in values else None)
         tiles.append({"unit": unit, "value": value})
