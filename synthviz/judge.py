@@ -25,7 +25,8 @@ from torch import nn
 
 from .engine import seeded
 from .errors import SynthvizError
-from .models import Model, imagenet_classes, load_checkpoint
+from .checkpoints import load_checkpoint
+from .models import Model, imagenet_classes
 
 # TensorFlow's EfficientNet-Lite preprocessing: (x·255 − 127) / 128.
 LITE_MEAN = (127 / 255,) * 3
