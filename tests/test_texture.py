@@ -12,7 +12,8 @@ from synthviz.cli.app import app
 from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
 from synthviz.models import load_model
-from synthviz.painting import circular_padding, match_histogram, pooling
+from synthviz.painting import (circular_padding, match_histogram, pooling, score, style_layers, style_objective,
+                               style_targets)
 
 
 def min_shift_mse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -24,12 +25,14 @@ def min_shift_mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(mse.min())
 
 
-def seam_ratio(image: torch.Tensor) -> float:
-    """Wrap-around seam difference (last row/col vs first) over the mean neighbouring inner difference."""
-    x = image[0]
-    inner = ((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean()) / 2
-    seam = ((x[:, 0] - x[:, -1]).abs().mean() + (x[:, :, 0] - x[:, :, -1]).abs().mean()) / 2
-    return float(seam / inner)
+def wrap_loss_ratio(model, example: torch.Tensor, image: torch.Tensor) -> float:
+    """Style loss of ``image`` rolled by half its size (its wrap-around seams moved to the middle)
+    over the style loss of ``image`` itself: ~1 when the texture continues across its edges, several
+    times more when the seams are visible discontinuities."""
+    names = style_layers(model, None)
+    objective = style_objective(style_targets(model, [example], [1.0], names, "gram"), [1.0] * len(names), "gram")
+    h, w = image.shape[-2:]
+    return score(model, objective, image.roll((h // 2, w // 2), (-2, -1))) / score(model, objective, image)
 
 
 @pytest.mark.parametrize("name", ["brick", "gravel"])
@@ -61,11 +64,14 @@ def test_texture_any_size_ladder_moments_and_histogram(embedded, skimage_image):
 
 def test_tileable_texture_wraps_seamlessly(embedded, skimage_image):
     example = resize(skimage_image("brick"), 128)
-    result = synthviz.texture(example=example, size=96, steps=80, scales=1, tileable=True, model=embedded)
-    assert result.info["style_loss"] <= 0.15 * result.info["style_loss_start"], result.info["report"]
-    assert seam_ratio(result.images) <= 1.15
-    # the measure can fail: a photo crop's opposite edges do not continue each other
-    assert seam_ratio(example) > 1.5
+    tiled, plain = (synthviz.texture(example=example, size=96, steps=80, scales=1, tileable=t, model=embedded)
+                    for t in (True, False))
+    assert tiled.info["style_loss"] <= 0.15 * tiled.info["style_loss_start"], tiled.info["report"]
+    # Measured on two CPUs: 0.85 tileable, 3.9 the same render without tiling; the Fourier image is
+    # periodic either way, so only the network's view across the seam tells them apart.
+    tiled_ratio, plain_ratio = wrap_loss_ratio(embedded, example, tiled.images), wrap_loss_ratio(embedded, example, plain.images)
+    assert tiled_ratio <= 1.5, tiled_ratio
+    assert plain_ratio >= 2 * tiled_ratio, (plain_ratio, tiled_ratio)
     # circular padding was temporary: the model is as it was
     convs = [m for m in embedded.net.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.padding_mode == "zeros" for m in convs)
