@@ -81,7 +81,9 @@ def render(
             stops after the deepest of them.
         param: an image parameterization, or a function that makes one (it is then made under
             the seed, so the start is reproducible too).
-        transforms: robustness transforms applied before each forward pass.
+        transforms: robustness transforms applied before each forward pass. A transform may
+            return k views of each image (a batch of k·B, view-major, as ``random_crops(n=k)``):
+            each image's value is then the mean of its views' values.
         step_ops: operations on the parameterization after each step ``op(param, step)``.
         optimizer: ``adam``, ``lbfgs``, ``sgd``, ``l2step``, ``meanabs``, ``sign`` or an optimizer.
         lr, steps: learning rate and number of steps; ``schedule(step)`` multiplies the rate.
@@ -135,7 +137,7 @@ def render(
                 v = _tiled_backward(x, tile, lambda t: objective(Context(t, tap(t))))  # see Context.image
                 loss = -v.sum()
             else:
-                v = objective(Context(image, tap(x)))
+                v = score_views(objective, image, tap(x))
                 loss = -v.sum()
             if values is None:  # the first evaluation of a step (L-BFGS makes several)
                 if not torch.isfinite(v).all():
@@ -188,6 +190,40 @@ def render(
         if frame_every:
             frames.append(param.image().cpu())
         return result()
+
+
+def score_views(objective: Objective, image: torch.Tensor, acts: dict) -> torch.Tensor:
+    """``objective``'s values (B,) for ``image`` (B, 3, H, W) from the activations ``acts`` of its
+    transformed batch. When the transforms made k views of each image (a batch of k·B in which
+    row j·B + i is view j of image i), the objective scores each group of B views and the k
+    values of an image are averaged, so batch-indexed objectives keep pointing at their image."""
+    b = image.shape[0]
+    n = next((len(t) for t in map(_first_tensor, acts.values()) if t is not None), b)
+    if n == b:
+        return objective(Context(image, acts))
+    if n % b:
+        raise ValueError(f"the transforms made {n} images from {b}; a transform returns k views per image (k·B)")
+    k = n // b
+    return sum(objective(Context(image, _rows(acts, slice(j * b, (j + 1) * b)))) for j in range(k)) / k
+
+
+def _first_tensor(value) -> torch.Tensor | None:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return next((t for t in map(_first_tensor, value) if t is not None), None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _rows(value, rows: slice):
+    """``value``'s batch rows ``rows``: a tensor, or the tensors inside a dict, tuple or list of outputs."""
+    if isinstance(value, torch.Tensor):
+        return value[rows]
+    if isinstance(value, dict):
+        return {key: _rows(v, rows) for key, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_rows(v, rows) for v in value)
+    return value
 
 
 def _tiled_backward(x: torch.Tensor, tile: int, score: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:

@@ -118,14 +118,15 @@ PARAMS.register("maco")(MacoImage)
 
 
 def random_crops(out: int | tuple[int, int] | None = None, scale: tuple[float, float] = (0.3, 1.0),
-                 noise: float = 0.05) -> Transform:
-    """A random square crop of each image (side a ``scale`` fraction of the canvas, anywhere inside),
-    resized to ``out`` (the model's input; None: the canvas size), plus Gaussian noise of std
-    ``noise`` (as horama). One crop per image per step."""
+                 noise: float = 0.05, n: int = 1) -> Transform:
+    """``n`` random square crops of each image (side a ``scale`` fraction of the canvas, anywhere
+    inside), resized to ``out`` (the model's input; None: the canvas size), plus Gaussian noise of
+    std ``noise`` (as horama). (B, 3, H, W) -> (n·B, 3, oh, ow), view-major: row j·B + i is crop j
+    of image i; :func:`synthviz.engine.render` averages an image's value over its crops."""
     lo, hi = scale
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
+        b = x.shape[0] * n
         oh, ow = x.shape[-2:] if out is None else (out, out) if isinstance(out, int) else out
         s = torch.empty(b, device=x.device).uniform_(lo, hi)
         cx = (torch.rand(b, device=x.device) * 2 - 1) * (1 - s)
@@ -133,7 +134,21 @@ def random_crops(out: int | tuple[int, int] | None = None, scale: tuple[float, f
         theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
         theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = s, s, cx, cy
         grid = F.affine_grid(theta, [b, 3, oh, ow], align_corners=False)
-        crops = F.grid_sample(x, grid, mode="bilinear", align_corners=False)
+        crops = F.grid_sample(x.repeat(n, 1, 1, 1) if n > 1 else x, grid, mode="bilinear", align_corners=False)
         return crops + noise * torch.randn_like(crops) if noise else crops
 
     return fn
+
+
+MAX_DEFAULT_CANVAS = 512  # the default canvas (twice the model's input) is capped at this side, for CPUs
+
+
+def canvas_size(size: tuple[int, int], canvas: int | None = None) -> tuple[int, int]:
+    """The MaCo canvas (h, w) for a model input ``size`` (h, w): ``canvas`` px on the longer side
+    (None: twice the input, at most 512 px and never below the input), the input's aspect kept."""
+    side = max(size)
+    target = canvas if canvas is not None else max(side, min(2 * side, MAX_DEFAULT_CANVAS))
+    if target < side:
+        raise SynthvizError(f"canvas {target} is smaller than the model's input ({side} px); "
+                            f"use --canvas {side} or more")
+    return round(size[0] * target / side), round(size[1] * target / side)

@@ -18,7 +18,7 @@ from torch import nn
 
 from .device import resolve_device  # noqa: F401 - part of this module's API
 from .errors import BadModel, BadValue, SynthvizError, did_you_mean
-from .model_facts import transformer_facts
+from .model_facts import module_facts
 from .registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -271,16 +271,14 @@ def check_finite_model(model: Model) -> Model:
 
 def _module_model(net: nn.Module) -> Model:
     """A plain network: ImageNet preprocessing; ImageNet class names only if its last linear layer
-    has 1000 outputs; torchvision ViTs and timm models bring their own facts."""
-    from torchvision.models import VisionTransformer
-
+    has 1000 outputs; torchvision ViTs, Swins, MaxViTs and timm models bring their own facts."""
     for wrap in WRAPPERS:
         model = WRAPPERS.get(wrap)(net)
         if model is not None:
             return model
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     classes = imagenet_classes() if linears and linears[-1].out_features == 1000 else None
-    facts = transformer_facts("vit_", net) if isinstance(net, VisionTransformer) else {}
+    facts = module_facts(net)  # torchvision's ViT, Swin and MaxViT
     return Model(net, classes=classes, name=type(net).__name__, owned=False, **facts)
 
 

@@ -57,3 +57,24 @@ class TinySegmenter(nn.Module):
 
     def forward(self, x):
         return self.body(x)
+
+
+def tiny_swin(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """torchvision's Swin at 32 px: 4 px patches, windows of 4, two stages (features.1: (B, 8, 8, 8),
+    features.3: (B, 4, 4, 16), both (B, H, W, C))."""
+    from torchvision.models import SwinTransformer
+
+    torch.manual_seed(seed)
+    net = SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=[4, 4],
+                          stochastic_depth_prob=0.0, num_classes=num_classes)
+    nn.init.normal_(net.head.weight, std=0.5)
+    return net.eval()
+
+
+def tiny_maxvit(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """torchvision's MaxViT fixed at 32 px: stem to 16 px, blocks.0 (B, 8, 8, 8), blocks.1 (B, 16, 4, 4)."""
+    from torchvision.models import MaxVit
+
+    torch.manual_seed(seed)
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8, 16],
+                  block_layers=[1, 1], head_dim=4, stochastic_depth_prob=0.0, num_classes=num_classes).eval()

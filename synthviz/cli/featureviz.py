@@ -18,6 +18,8 @@ from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, 
                      prepare_outputs, run_render, say)
 
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
+CanvasOpt = Annotated[Optional[int], typer.Option(help="maco: the canvas side in px, the picture saved (default twice the model's input, at most 512).")]
+CropsOpt = Annotated[int, typer.Option(help="maco: random crops of the canvas the model sees per step (each step costs this many passes).")]
 RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colour + robustness), classic (pixels + L2 + blur + jitter) or maco (phase only under a natural amplitude spectrum, random crops: for transformers).")]
 
 
@@ -27,7 +29,7 @@ def classviz_cmd(
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
     similar_to: SimilarOpt = None, mask: MaskOpt = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
-    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None,
+    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = 1,
     score: Annotated[str, typer.Option(help="logit (raw score) or logprob.")] = "logit",
     seed: SeedOpt = 0, device: DeviceOpt = "auto", out: OutOpt = Path("classviz.png"), video: VideoOpt = None,
     overwrite: OverwriteOpt = False,
@@ -43,7 +45,7 @@ def classviz_cmd(
                                mask=mask)
     tgt = "285" if tgt is None else tgt
     result = run_render(classviz, out, video, overwrite, target=tgt, model=m, weights=weights, recipe=recipe,
-                        size=size, steps=steps, lr=lr, score=score, seed=seed, device=device, progress=True,
+                        size=size, steps=steps, lr=lr, score=score, canvas=canvas, crops=crops, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps))
     info = result.info
     if "cls" in info:
@@ -61,13 +63,14 @@ def probe_cmd(
     y: Annotated[Optional[int], typer.Option(help="Neuron row in the layer's grid.")] = None,
     batch_size: Annotated[int, typer.Option(help="Units optimized together in one batch.")] = 16,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
-    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "auto",
-    out: OutOpt = Path("probe.png"), video: VideoOpt = None, overwrite: OverwriteOpt = False,
+    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = 1,
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", out: OutOpt = Path("probe.png"), video: VideoOpt = None, overwrite: OverwriteOpt = False,
 ) -> None:
     """Render channels or neurons of LAYER; several units make one labelled grid image."""
     prepare_outputs(out, video)
     result = run_render(probe, out, video, overwrite, layer=layer, units=units,
                         kind="neuron" if neuron else "channel", x=x, y=y, batch_size=batch_size, model=model,
-                        weights=weights, recipe=recipe, size=size, steps=steps, lr=lr, seed=seed, device=device,
+                        weights=weights, recipe=recipe, size=size, steps=steps, lr=lr, canvas=canvas, crops=crops,
+                        seed=seed, device=device,
                         progress=True, frame_every=frame_every(video, steps))
     say(f"{len(result.info['units'])} unit(s) of {layer}: mean objective {result.values.mean():.4g}")

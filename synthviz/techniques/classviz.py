@@ -13,14 +13,15 @@ from ..result import Result
 from ..targets import main_output
 from .registry import register_technique
 from .common import get_model
-from .featureviz import check_options, visualize
+from .featureviz import as_model_input, check_options, visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
 def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 285, *, weights: str = "default",
              recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
-             batch: int = 1, score: str = "logit", seed: int | None = 0, device: str | None = None,
-             progress: bool | str = False, frame_every: int = 0) -> Result:
+             batch: int = 1, score: str = "logit", canvas: int | None = None, crops: int = 1,
+             seed: int | None = 0, device: str | None = None, progress: bool | str = False,
+             frame_every: int = 0) -> Result:
     """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``), or
     an image that maximises any target of the output (a :class:`~synthviz.targets.Target` or a callable
     ``output -> (B,)``: a regression value, the similarity to a photo's embedding, a masked class score).
@@ -31,19 +32,24 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
         score: maximise the raw ``logit`` (default, as Simonyan) or the ``logprob`` (class targets).
         batch: render several images of the class at once (different seeds of the same start).
         size: the image side; a model with a fixed input size (ViT: 224) renders at that size.
+        canvas, crops: ``maco`` only: the side of the canvas rendered (default twice the model's
+            input, at most 512 px) and the random crops of it the model sees per step (default 1);
+            the image is the whole canvas, and the values reported are the model's on the whole
+            canvas resized to its input.
 
     Returns a :class:`~synthviz.result.Result`: ``scores`` the final objective per image,
     ``labels`` the class name (or the target's); ``info`` holds the class and its softmax probability
     per image, or for any other target its name, its value at the start and its final value per image.
     """
     choice("score", score, ("logit", "logprob"))
-    check_options(steps, lr, batch, size, recipe)
+    check_options(steps, lr, batch, size, recipe, canvas, crops)
     m = get_model(model, weights, device)
     if callable(target):
         result = visualize(m, target_objective(target), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
-                           seed=seed, device=device, progress=progress, frame_every=frame_every)
+                           seed=seed, device=device, progress=progress, frame_every=frame_every, canvas=canvas,
+                           crops=crops)
         with torch.no_grad(), m.evaluating():
-            value = target(m(result.images.to(m.device))).cpu()
+            value = target(m(as_model_input(result).to(m.device))).cpu()
         name = getattr(target, "name", "target")
         result.labels = [name] * len(value)
         result.info.update(target=name, value=value.tolist(), model=m.name,
@@ -51,9 +57,10 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
         return result
     cls = m.class_index(target)
     result = visualize(m, class_score(cls, score), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
-                       seed=seed, device=device, progress=progress, frame_every=frame_every)
+                       seed=seed, device=device, progress=progress, frame_every=frame_every, canvas=canvas,
+                       crops=crops)
     with torch.no_grad(), m.evaluating():
-        probs = main_output(m(result.images.to(m.device))).softmax(-1)[:, cls].cpu()
+        probs = main_output(m(as_model_input(result).to(m.device))).softmax(-1)[:, cls].cpu()
     result.labels = [f"class {cls} {m.class_name(cls)}"] * len(probs)
     result.info.update(cls=cls, label=m.class_name(cls), model=m.name, probability=probs.tolist())
     return result
