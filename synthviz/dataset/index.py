@@ -191,7 +191,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         reduce: a channel's value per image: ``max`` over positions or ``mean``.
         top_k: examples kept per unit (the same number of lowest ones too).
         workers: DataLoader worker processes reading images (default: the cores less one).
-        ray: run the pass on Ray actors (``"auto"``, ``"local"`` or a cluster address), same files.
+        ray: run the same pass on Ray Data (``"auto"``, ``"local"`` or a cluster address), same files.
         checkpoint_every: seconds between checkpoints; an interrupted pass resumes from the last.
         on_batch: called with the number of batches done after each batch (tests use it to interrupt).
 
