@@ -50,13 +50,13 @@ class BatchForward:
     values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C) raw bytes."""
 
     def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int):
-        from ..layers import Tap
         from ..models import resolve_device
+        from .index import index_tap
 
         torch.set_num_threads(threads)
         self.model = model.to(resolve_device(None))
         self.names, self.size, self.reduce = names, size, reduce
-        self.tap = Tap(self.model, names)
+        self.tap = index_tap(self.model, names)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from .index import forward_batch

@@ -46,11 +46,24 @@ from .stats import REDUCTIONS, UnitStats, reduce_positions
 FORMAT = 1
 
 
+def index_tap(model: Model, names: Sequence[str]) -> Tap:
+    """The :class:`Tap` of an indexing pass: raw outputs, so a token layer keeps its class token(s)
+    as positions (B, N, C); use inside ``with``."""
+    return Tap(model, names, spatial=False)
+
+
 def forward_batch(model: Model, tap: Tap, images: torch.Tensor, reduce: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{layer: (values (B, C), positions (B, C))} for a batch (B, 3, H, W) in [0, 1], truncated forward."""
+    """{layer: (values (B, C), positions (B, C))} for a batch (B, 3, H, W) in [0, 1], truncated
+    forward through an :func:`index_tap`. Positions: ``y * W + x`` for maps, the token index
+    (class tokens first) for token layers."""
     with torch.inference_mode():
         acts = tap(images.to(model.device, non_blocking=True))
-        return {name: tuple(t.cpu() for t in reduce_positions(a, reduce)) for name, a in acts.items()}
+        out = {}
+        for name, a in acts.items():
+            if a.dim() == 4 and model.channels_last is not None and model.channels_last(name):
+                a = a.permute(0, 3, 1, 2)  # Swin's (B, H, W, C)
+            out[name] = tuple(t.cpu() for t in reduce_positions(a, reduce))
+        return out
 
 
 def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size) -> dict:
@@ -130,14 +143,26 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
-    with model.evaluating(), Tap(model, layers) as tap, torch.no_grad():
-        acts = tap(torch.zeros(1, 3, size, size, device=model.device))
+    """Per layer: the shape positions are counted in ((C, H, W) maps, (N, C) tokens, (C,) vectors),
+    the channels, the measured receptive field and, for token layers, the token grid
+    (``{"prefix", "h", "w"}``: class tokens first, then an h x w grid of patches over the image)."""
+    from ..tokens import token_grid
+
+    probe = torch.zeros(1, 3, size, size, device=model.device)
+    with model.evaluating(), index_tap(model, layers) as tap, torch.no_grad():
+        acts = tap(probe)
     info = {}
     for name in layers:
-        shape = tuple(acts[name].shape[1:])
+        act = acts[name]
+        if act.dim() == 4 and model.channels_last is not None and model.channels_last(name):
+            act = act.permute(0, 3, 1, 2)
+        shape = tuple(act.shape[1:])
         channels = shape[0] if len(shape) != 2 else shape[1]
         info[name] = {"shape": list(shape), "channels": int(channels),
                       "receptive_field": receptive_field(model, name, size).to_dict()}
+        grid = token_grid(shape[0], model.input_hw(probe), model.prefix_tokens) if len(shape) == 2 else None
+        if grid is not None:
+            info[name]["tokens"] = {"prefix": grid.prefix, "h": grid.h, "w": grid.w}
     return info
 
 
@@ -276,7 +301,7 @@ class _Null:
 def _run_local(state: Pass, model: Model, names, size, reduce, batch_size, workers, progress,
                checkpoint_every, on_batch) -> None:
     loader = batch_loader(state.source.paths, size, batch_size, workers, start_batch=state.batches_done)
-    with model.evaluating(), Tap(model, names) as tap:
+    with model.evaluating(), index_tap(model, names) as tap:
 
         def step(item):
             first, images, kept, failed = item
