@@ -128,6 +128,11 @@ class Pass:
         atomic_write(self.out / "state.npz", npz_bytes(state))
 
 
+def _batches_done(path: Path) -> int:
+    with np.load(path) as state:
+        return int(state["batches_done"])
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An ``.npz`` (readable by ``np.load``) whose bytes depend only on the arrays: ``np.savez``
     stamps the current time into the zip, which would make a resumed run's files differ."""
@@ -237,6 +242,11 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     manifest_path = out / "manifest.json"
     if not fresh and json.loads(manifest_path.read_text()).get("status") == "complete":
         return out
+    loader = None
+    if ray is None:  # the reading workers start now and read ahead while the layers are measured
+        start = 0 if fresh or not (out / "state.npz").exists() else _batches_done(out / "state.npz")
+        loader = iter(batch_loader(source.paths, size, batch_size, default_workers() if workers is None else workers,
+                                   start_batch=start))
     info = _layer_info(m, names, size)
     if fresh:
         atomic_write(out / "images.csv", _images_csv(source))
@@ -249,8 +259,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
 
         run_ray(state, m, names, size, reduce, batch_size, ray, progress, checkpoint_every, on_batch)
     else:
-        _run_local(state, m, names, size, reduce, batch_size, default_workers() if workers is None else workers,
-                   progress, checkpoint_every, on_batch)
+        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch)
     write_outputs(out, source, state.stats, state.features, info, state.skipped)
     manifest.update(status="complete", skipped=len(state.skipped))
     atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
@@ -298,9 +307,8 @@ class _Null:
         return False
 
 
-def _run_local(state: Pass, model: Model, names, size, reduce, batch_size, workers, progress,
-               checkpoint_every, on_batch) -> None:
-    loader = batch_loader(state.source.paths, size, batch_size, workers, start_batch=state.batches_done)
+def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch) -> None:
+    """The pass in this process: ``loader`` yields the batches from ``state.batches_done`` on."""
     with model.evaluating(), index_tap(model, names) as tap:
 
         def step(item):
