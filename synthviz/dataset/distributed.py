@@ -136,7 +136,9 @@ def run_ray(state, model: Model, names: list[str], size: int, reduce: str, batch
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         try:
-            data = ray.data.from_items(rows, override_num_blocks=len(rows))
+            # small blocks (at most 4 batches): results stream back batch by batch, every worker gets work
+            blocks = max(min(len(rows), 4 * workers), -(-len(rows) // 4))
+            data = ray.data.from_items(rows, override_num_blocks=blocks)
             results = data.map_batches(BatchForward, batch_size=1, concurrency=workers, **resource,
                                        fn_constructor_kwargs={"model": shipped, "names": names, "size": size,
                                                               "reduce": reduce, "threads": cpus_per_worker})
