@@ -69,6 +69,13 @@ def child(args) -> dict:
     model = synthviz.load_model("efficientnet_lite0", device="cpu")
     paths = find_images(args.data).paths
     warm = torch.rand(args.batch_size, 3, args.size, args.size)
+    if args.mode == "bare":
+        # the same setup as the index call: measured on this machine, the check and the receptive
+        # field's backward pass leave later forwards ~1.5x faster (oneDNN state), so both get it
+        from synthviz.dataset.index import _layer_info
+
+        model.check_size(args.size)
+        _layer_info(model, [args.layer], args.size)
     if args.mode in ("bare", "index"):
         with model.evaluating(), index_tap(model, [args.layer]) as tap:
             forward_batch(model, tap, warm, "max")
