@@ -34,7 +34,7 @@ def index_cmd(
     top_k: Annotated[int, typer.Option("--top-k", help="Top (and bottom) examples kept per unit.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     workers: Annotated[Optional[int], typer.Option(help="Image-reading worker processes (default: the cores less one).")] = None,
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the pass on a Ray cluster (one actor per CPU or GPU): auto, local, or an address.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the same pass on Ray Data (one model worker per CPU or GPU): auto, local, or an address.")] = None,
     device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
     """Index DATASET: per unit of --layers, its top-k images with patches, mean/std, per-image features."""

@@ -1,18 +1,26 @@
-"""The indexing pass on a Ray cluster: Ray actors (one per CPU, or per GPU when the cluster has
-GPUs) each hold the model and turn a batch of image paths into reduced activations; the driver
-merges the batches in their order into the same statistics and files a local pass writes.
+"""The indexing pass on Ray Data: the image list becomes a Ray dataset with one row per batch (the
+same fixed slices ``[b * batch_size, (b + 1) * batch_size)`` of the image list as a local pass),
+``map_batches`` runs a callable class that holds the model on every worker (one per CPU, or per GPU
+when the cluster has GPUs) and turns each row into reduced activations: per image and unit the
+pooled value (maximum or mean) and the position of the maximum. The driver streams the results
+back and merges them into the same :class:`~synthviz.dataset.stats.UnitStats`, feature memmaps
+and skipped list as a local pass, so the files are the same.
 
-Batches are the same fixed slices of the image list as in a local pass and are merged in order,
-with a bounded number in flight, so the files are the same and the driver's memory stays flat.
-(Ray core actors rather than Ray Data: the pass needs nothing from Ray Data but ordered
-streaming, and Ray Data would add pandas and pyarrow to the dependencies.)
+Why the files are identical to a local pass, whatever order the workers finish in:
+
+- each forward pass sees exactly the batch a local pass does (same images, same batch size, one
+  torch thread per worker), so the activations are the same bits;
+- results are merged in batch order (Ray Data keeps the order, and the driver re-orders anything
+  that comes early), so the running mean/std accumulate in the same order; top-k / bottom-k
+  are ordered by (value, image index) and do not depend on the order at all.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from ..errors import SynthvizError
@@ -22,40 +30,89 @@ from ..models import Model
 def import_ray():
     try:
         import ray
+        import ray.data  # noqa: F401 - needs pandas and pyarrow
     except ImportError:
-        raise SynthvizError('--ray needs Ray, an optional extra: pip install "synthviz[ray]"') from None
+        raise SynthvizError('--ray needs Ray Data, an optional extra: pip install "synthviz[ray]"') from None
     return ray
 
 
-class BatchWorker:
-    """Holds the model; ``run(first, paths)`` reads and forwards one batch. Used as a Ray actor."""
+def batch_rows(paths: list[str], batch_size: int, start_batch: int = 0) -> list[dict]:
+    """One row per remaining batch: ``{"batch": b, "first": index of its first image, "paths": [...]}``."""
+    starts = range(start_batch * batch_size, len(paths), batch_size)
+    return [{"batch": start_batch + b, "first": first, "paths": paths[first : first + batch_size]}
+            for b, first in enumerate(starts)]
+
+
+class BatchForward:
+    """The ``map_batches`` callable: holds the model (built once per worker) and turns rows of
+    image paths into reduced activations. Each row is one batch of the pass; its output row holds
+    ``kept`` (indices read), ``failed``/``reasons`` (indices and why not), and per layer the
+    values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C) raw bytes."""
 
     def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int):
         from ..models import resolve_device
+        from .index import index_tap
 
         torch.set_num_threads(threads)
         self.model = model.to(resolve_device(None))
         self.names, self.size, self.reduce = names, size, reduce
-        self.channels = None
+        self.tap = index_tap(self.model, names)
 
-    def run(self, first: int, paths: list[str]):
-        from ..layers import Tap
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from .index import forward_batch
         from .sources import load_batch
 
-        first, images, kept, failed = load_batch(paths, first, self.size)
-        if not kept:
-            return first, kept, failed, None
-        with self.model.evaluating(), Tap(self.model, self.names) as tap:
-            results = forward_batch(self.model, tap, images, self.reduce)
-        return first, kept, failed, {n: (v.numpy(), p.numpy()) for n, (v, p) in results.items()}
+        out: dict[str, list] = {"batch": [], "kept": [], "failed": [], "reasons": []}
+        for name in self.names:
+            out[f"v:{name}"], out[f"p:{name}"] = [], []
+        for batch, first, paths in zip(rows["batch"], rows["first"], rows["paths"]):
+            _, images, kept, failed = load_batch([str(p) for p in paths], int(first), self.size)
+            results = {}
+            if kept:
+                with self.model.evaluating(), self.tap:
+                    results = forward_batch(self.model, self.tap, images, self.reduce)
+            out["batch"].append(int(batch))
+            out["kept"].append(np.asarray(kept, dtype=np.int64))
+            out["failed"].append(np.asarray([i for i, _ in failed], dtype=np.int64))
+            out["reasons"].append([r for _, r in failed])
+            for name in self.names:
+                v, p = results.get(name, (torch.empty(0), torch.empty(0, dtype=torch.long)))
+                out[f"v:{name}"].append(v.numpy().astype(np.float32).tobytes())
+                out[f"p:{name}"].append(p.numpy().astype(np.int64).tobytes())
+        return out
+
+
+def in_order(rows: Iterator[dict], start: int) -> Iterator[dict]:
+    """Yield ``rows`` sorted by their ``batch`` number from ``start`` on, holding back only those
+    that come early (Ray Data keeps the order, so normally nothing waits)."""
+    pending, expected = {}, start
+    for row in rows:
+        pending[int(row["batch"])] = row
+        while expected in pending:
+            yield pending.pop(expected)
+            expected += 1
+    if pending:
+        raise SynthvizError(f"the Ray pass lost batch {expected}; run the same command again to resume")
+
+
+def decode(row: dict, channels: dict[str, int]):
+    """A result row back to ``(first, kept, failed, {layer: (values (n, C), positions (n, C))})``."""
+    kept = [int(i) for i in np.asarray(row["kept"]).reshape(-1)]
+    failed = [(int(i), str(r)) for i, r in zip(np.asarray(row["failed"]).reshape(-1), list(row["reasons"]))]
+    results = {}
+    for name, c in channels.items():
+        v = np.frombuffer(row[f"v:{name}"], dtype=np.float32).reshape(len(kept), c)
+        p = np.frombuffer(row[f"p:{name}"], dtype=np.int64).reshape(len(kept), c)
+        results[name] = (torch.from_numpy(v.copy()), torch.from_numpy(p.copy()))
+    first = min(kept + [i for i, _ in failed])
+    return first, kept, failed, results
 
 
 def run_ray(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
             progress: bool, checkpoint_every: float, on_batch: Callable[[int], None] | None,
             cpus_per_worker: int = 1) -> None:
-    """Run the pass's remaining batches on Ray (``address``: ``auto``, ``local`` or ``ray://HOST:PORT``;
-    a Ray session already started in this process is used as it is)."""
+    """Run the pass's remaining batches on Ray Data (``address``: ``auto``, ``local`` or
+    ``ray://HOST:PORT``; a Ray session already started in this process is used as it is)."""
     from .index import drive
 
     ray = import_ray()
@@ -65,33 +122,32 @@ def run_ray(state, model: Model, names: list[str], size: int, reduce: str, batch
                  log_to_driver=False, ignore_reinit_error=True)
         started = True
     try:
+        rows = batch_rows(state.source.paths, batch_size, state.batches_done)
+        if not rows:
+            return
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        count = gpus or max(1, int(resources.get("CPU", 1)) // cpus_per_worker)
-        options = {"num_gpus": 1} if gpus else {"num_cpus": cpus_per_worker}
-        actor = ray.remote(**options)(BatchWorker)
-        # the actors get a CPU copy; the caller's model stays where it is
-        shared = ray.put(model if model.device.type == "cpu" else copy.deepcopy(model).to("cpu"))
-        workers = [actor.remote(shared, names, size, reduce, cpus_per_worker) for _ in range(count)]
-        paths = state.source.paths
-        starts = list(range(state.batches_done * batch_size, len(paths), batch_size))
-
-        def ordered():
-            pending, window = {}, 2 * len(workers)
-            for b, first in enumerate(starts):
-                pending[b] = workers[b % len(workers)].run.remote(first, paths[first : first + batch_size])
-                if len(pending) >= window:
-                    yield ray.get(pending.pop(min(pending)))
-            while pending:
-                yield ray.get(pending.pop(min(pending)))
-
-        def step(item):
-            first, kept, failed, results = item
-            results = state.empty() if results is None else {
-                n: (torch.from_numpy(v.copy()), torch.from_numpy(p.copy())) for n, (v, p) in results.items()}
-            return first, kept, failed, results
-
-        drive(state, ordered(), len(paths), progress, checkpoint_every, on_batch, step)
+        workers = min(len(rows), gpus or max(1, int(resources.get("CPU", 1)) // cpus_per_worker))
+        resource = {"num_gpus": 1} if gpus else {"num_cpus": cpus_per_worker}
+        # the workers get a CPU copy; the caller's model stays where it is
+        shipped = model if model.device.type == "cpu" else copy.deepcopy(model).to("cpu")
+        context = ray.data.DataContext.get_current()
+        saved = context.execution_options.preserve_order, context.enable_progress_bars
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        try:
+            # small blocks (at most 4 batches): results stream back batch by batch, every worker gets work
+            blocks = max(min(len(rows), 4 * workers), -(-len(rows) // 4))
+            data = ray.data.from_items(rows, override_num_blocks=blocks)
+            results = data.map_batches(BatchForward, batch_size=1, concurrency=workers, **resource,
+                                       fn_constructor_kwargs={"model": shipped, "names": names, "size": size,
+                                                              "reduce": reduce, "threads": cpus_per_worker})
+            channels = {n: state.layers[n]["channels"] for n in names}
+            stream = in_order(results.iter_rows(), state.batches_done)
+            drive(state, stream, len(state.source), progress, checkpoint_every, on_batch,
+                  lambda row: decode(row, channels))
+        finally:
+            context.execution_options.preserve_order, context.enable_progress_bars = saved
     finally:
         if started:
             ray.shutdown()

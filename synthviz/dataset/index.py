@@ -46,11 +46,24 @@ from .stats import REDUCTIONS, UnitStats, reduce_positions
 FORMAT = 1
 
 
+def index_tap(model: Model, names: Sequence[str]) -> Tap:
+    """The :class:`Tap` of an indexing pass: raw outputs, so a token layer keeps its class token(s)
+    as positions (B, N, C); use inside ``with``."""
+    return Tap(model, names, spatial=False)
+
+
 def forward_batch(model: Model, tap: Tap, images: torch.Tensor, reduce: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{layer: (values (B, C), positions (B, C))} for a batch (B, 3, H, W) in [0, 1], truncated forward."""
+    """{layer: (values (B, C), positions (B, C))} for a batch (B, 3, H, W) in [0, 1], truncated
+    forward through an :func:`index_tap`. Positions: ``y * W + x`` for maps, the token index
+    (class tokens first) for token layers."""
     with torch.inference_mode():
         acts = tap(images.to(model.device, non_blocking=True))
-        return {name: tuple(t.cpu() for t in reduce_positions(a, reduce)) for name, a in acts.items()}
+        out = {}
+        for name, a in acts.items():
+            if a.dim() == 4 and model.channels_last is not None and model.channels_last(name):
+                a = a.permute(0, 3, 1, 2)  # Swin's (B, H, W, C)
+            out[name] = tuple(t.cpu() for t in reduce_positions(a, reduce))
+        return out
 
 
 def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size) -> dict:
@@ -115,6 +128,11 @@ class Pass:
         atomic_write(self.out / "state.npz", npz_bytes(state))
 
 
+def _batches_done(path: Path) -> int:
+    with np.load(path) as state:
+        return int(state["batches_done"])
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An ``.npz`` (readable by ``np.load``) whose bytes depend only on the arrays: ``np.savez``
     stamps the current time into the zip, which would make a resumed run's files differ."""
@@ -130,14 +148,26 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
-    with model.evaluating(), Tap(model, layers) as tap, torch.no_grad():
-        acts = tap(torch.zeros(1, 3, size, size, device=model.device))
+    """Per layer: the shape positions are counted in ((C, H, W) maps, (N, C) tokens, (C,) vectors),
+    the channels, the measured receptive field and, for token layers, the token grid
+    (``{"prefix", "h", "w"}``: class tokens first, then an h x w grid of patches over the image)."""
+    from ..tokens import token_grid
+
+    probe = torch.zeros(1, 3, size, size, device=model.device)
+    with model.evaluating(), index_tap(model, layers) as tap, torch.no_grad():
+        acts = tap(probe)
     info = {}
     for name in layers:
-        shape = tuple(acts[name].shape[1:])
+        act = acts[name]
+        if act.dim() == 4 and model.channels_last is not None and model.channels_last(name):
+            act = act.permute(0, 3, 1, 2)
+        shape = tuple(act.shape[1:])
         channels = shape[0] if len(shape) != 2 else shape[1]
         info[name] = {"shape": list(shape), "channels": int(channels),
                       "receptive_field": receptive_field(model, name, size).to_dict()}
+        grid = token_grid(shape[0], model.input_hw(probe), model.prefix_tokens) if len(shape) == 2 else None
+        if grid is not None:
+            info[name]["tokens"] = {"prefix": grid.prefix, "h": grid.h, "w": grid.w}
     return info
 
 
@@ -191,7 +221,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         reduce: a channel's value per image: ``max`` over positions or ``mean``.
         top_k: examples kept per unit (the same number of lowest ones too).
         workers: DataLoader worker processes reading images (default: the cores less one).
-        ray: run the pass on Ray actors (``"auto"``, ``"local"`` or a cluster address), same files.
+        ray: run the same pass on Ray Data (``"auto"``, ``"local"`` or a cluster address), same files.
         checkpoint_every: seconds between checkpoints; an interrupted pass resumes from the last.
         on_batch: called with the number of batches done after each batch (tests use it to interrupt).
 
@@ -212,6 +242,11 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     manifest_path = out / "manifest.json"
     if not fresh and json.loads(manifest_path.read_text()).get("status") == "complete":
         return out
+    loader = None
+    if ray is None:  # the reading workers start now and read ahead while the layers are measured
+        start = 0 if fresh or not (out / "state.npz").exists() else _batches_done(out / "state.npz")
+        loader = iter(batch_loader(source.paths, size, batch_size, default_workers() if workers is None else workers,
+                                   start_batch=start))
     info = _layer_info(m, names, size)
     if fresh:
         atomic_write(out / "images.csv", _images_csv(source))
@@ -224,8 +259,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
 
         run_ray(state, m, names, size, reduce, batch_size, ray, progress, checkpoint_every, on_batch)
     else:
-        _run_local(state, m, names, size, reduce, batch_size, default_workers() if workers is None else workers,
-                   progress, checkpoint_every, on_batch)
+        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch)
     write_outputs(out, source, state.stats, state.features, info, state.skipped)
     manifest.update(status="complete", skipped=len(state.skipped))
     atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
@@ -273,10 +307,9 @@ class _Null:
         return False
 
 
-def _run_local(state: Pass, model: Model, names, size, reduce, batch_size, workers, progress,
-               checkpoint_every, on_batch) -> None:
-    loader = batch_loader(state.source.paths, size, batch_size, workers, start_batch=state.batches_done)
-    with model.evaluating(), Tap(model, names) as tap:
+def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch) -> None:
+    """The pass in this process: ``loader`` yields the batches from ``state.batches_done`` on."""
+    with model.evaluating(), index_tap(model, names) as tap:
 
         def step(item):
             first, images, kept, failed = item

@@ -10,12 +10,11 @@ import numpy as np
 import torch
 
 from ..errors import SynthvizError
-from ..layers import Tap
 from ..models import Model
 from ..techniques.common import get_model
+from .index import forward_batch, index_tap
 from .run import Run, open_run
 from .sources import read_image
-from .stats import reduce_positions
 
 CHUNK = 8192  # rows of the feature memmap read at a time: memory stays flat in the dataset size
 
@@ -44,9 +43,9 @@ def query_vector(run: Run, query: int | str | os.PathLike | torch.Tensor, layer:
         image = torch.nn.functional.interpolate(image[None], size=(run.size, run.size), mode="bicubic",
                                                 antialias=True, align_corners=False)[0].clamp(0, 1)
     m = get_model(model if model is not None else run.model, run.settings["weights"])
-    with m.evaluating(), Tap(m, [layer]) as tap, torch.inference_mode():
-        values, _ = reduce_positions(tap(image[None].to(m.device))[layer], run.settings["reduce"])
-    return values[0].cpu().numpy()
+    with m.evaluating(), index_tap(m, [layer]) as tap:
+        values, _ = forward_batch(m, tap, image[None], run.settings["reduce"])[layer]
+    return values[0].numpy()
 
 
 def nearest(run: str | os.PathLike | Run, query: int | str | os.PathLike | torch.Tensor, layer: str | None = None,

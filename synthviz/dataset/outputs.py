@@ -16,13 +16,21 @@ from .stats import UnitStats
 EXAMPLE_COLUMNS = ["layer", "unit", "rank", "path", "value", "x", "y"]
 
 
-def position_xy(position: int, shape: list[int]) -> tuple[str, str]:
-    """A stored position as (x, y) text in the layer's grid: maps ``(C, H, W)`` give both,
-    tokens ``(N, C)`` the token as x, vectors nothing."""
+def position_xy(position: int, info: dict) -> tuple[str, str]:
+    """A stored position as (x, y) text in the layer's grid (``info``: the manifest's entry of the
+    layer): maps ``(C, H, W)`` give both; a token layer's patch token its cell in the patch grid,
+    a class token nothing (it stands for the whole image); tokens without a grid the token as x;
+    vectors nothing."""
+    shape, tokens = info["shape"], info.get("tokens")
     if position < 0:
         return "", ""
     if len(shape) == 3:
         return str(position % shape[2]), str(position // shape[2])
+    if tokens is not None:
+        if position < tokens["prefix"]:
+            return "", ""
+        y, x = divmod(position - tokens["prefix"], tokens["w"])
+        return str(x), str(y)
     return str(position), ""
 
 
@@ -36,13 +44,12 @@ def _examples_csv(source: Source, stats: dict[str, UnitStats], layers: dict, whi
     writer.writerow(EXAMPLE_COLUMNS)
     for name, s in stats.items():
         values, images, positions = (s.top_v, s.top_i, s.top_p) if which == "top" else (s.bot_v, s.bot_i, s.bot_p)
-        shape = layers[name]["shape"]
         for unit in range(values.shape[0]):
             for rank in range(values.shape[1]):
                 i = int(images[unit, rank])
                 if i < 0:
                     break
-                x, y = position_xy(int(positions[unit, rank]), shape)
+                x, y = position_xy(int(positions[unit, rank]), layers[name])
                 writer.writerow([name, unit, rank + 1, source.paths[i], _f(values[unit, rank]), x, y])
     return buf.getvalue()
 

@@ -16,11 +16,10 @@ from urllib.parse import quote
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..io import encode_image, resize, write_file
-from ..layers import Tap
 from ..techniques.common import get_model
+from .maps import overlay, unit_maps
 from .run import Run, open_run
 
 CSS = """
@@ -66,15 +65,6 @@ def histogram_svg(values: np.ndarray, marks: list[float] = (), bins: int = 40, w
             f'aria-label="activation histogram">{bars}{ticks}{labels}</svg>')
 
 
-def overlay(image: torch.Tensor, amap: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) image with a (h, w) activation map (min-max scaled, upsampled) laid over it in red."""
-    a = amap.float()[None, None]
-    a = F.interpolate(a, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    a = (a - a.min()) / (a.max() - a.min()).clamp_min(1e-12)
-    red = torch.stack([torch.ones_like(a), torch.zeros_like(a), torch.zeros_like(a)])
-    return (image * (1 - 0.55 * a) + red * 0.55 * a).clamp(0, 1)
-
-
 def _feature_visualizations(run: Run, model, layer: str, units: list[int], size: int, steps: int) -> torch.Tensor:
     """(U, 3, size, size): one lucid render per unit, batched."""
     from ..objectives import channel
@@ -84,10 +74,14 @@ def _feature_visualizations(run: Run, model, layer: str, units: list[int], size:
     return visualize(model, objective, batch=len(units), size=size, steps=steps).images
 
 
-def _activation_maps(model, layer: str, images: torch.Tensor, unit: int) -> torch.Tensor | None:
-    with model.evaluating(), Tap(model, [layer]) as tap, torch.inference_mode():
-        act = tap(images.to(model.device))[layer]
-    return act[:, unit].cpu() if act.dim() == 4 else None
+PATCH_HEADINGS = {"map": "receptive field around the maximum",
+                  "tokens": "the image patch of the token at the maximum; a class token stands for the whole image",
+                  "vector": "the whole image: the layer has no positions"}
+
+
+def _kind(run: Run, layer: str) -> str:
+    info = run.manifest["layers"][layer]
+    return "map" if len(info["shape"]) == 3 else "tokens" if "tokens" in info else "vector"
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
@@ -159,12 +153,13 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
     pics.mkdir(parents=True, exist_ok=True)
     examples = run.top_examples(layer, unit)
     images = torch.stack([run.image(e.index) for e in examples]) if examples else torch.empty(0, 3, run.size, run.size)
-    maps = _activation_maps(model, layer, images, unit) if len(examples) else None
+    maps = unit_maps(model, layer, images, unit) if len(examples) else None
     patches, overlays = [], []
     for rank, (e, image) in enumerate(zip(examples, images), 1):
         top, left, bottom, right = e.box
         _write_png(pics / f"patch-{rank}.png", resize(image[None, :, top:bottom, left:right], (thumb, thumb))[0])
-        caption = f"#{rank} {e.value:.3g} {Path(e.path).name}"
+        caption = f"#{rank} {e.value:.3g} {Path(e.path).name}" + (" · class token (whole image)" if e.token is not None
+                                                                   and e.region.startswith("class token") else "")
         patches.append(f'<figure><img src="{_href(f"{unit}/patch-{rank}.png")}" width="{thumb}" height="{thumb}" '
                        f'alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>')
         if maps is not None:
@@ -185,7 +180,7 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
         '<div class="row">', f'<div class="col"><h2>Feature visualization</h2>{viz}</div>',
         '<div class="col"><h2>Activation over the dataset</h2>'
         + histogram_svg(values, [e.value for e in examples]) + "</div></div>",
-        "<h2>Top patches (receptive field around the maximum)</h2>", '<div class="grid">', *patches, "</div>",
+        f"<h2>Top patches ({_e(PATCH_HEADINGS[_kind(run, layer)])})</h2>", '<div class="grid">', *patches, "</div>",
         "<h2>Activation maps over the top images</h2>", '<div class="grid">', *overlays, "</div>",
     ]
     write_file(folder / f"{unit}.html", _page(f"{layer} unit {unit}", body), overwrite=True)

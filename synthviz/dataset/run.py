@@ -22,8 +22,12 @@ from .stats import UnitStats
 @dataclass(frozen=True)
 class Example:
     """One example of a unit: image ``index`` (``path``), its ``value``, the maximum's position in
-    the layer's grid (``y``, ``x``; ``None`` for vectors) and the input ``box`` (top, left, bottom,
-    right) of the receptive field there, in pixels of the ``size`` x ``size`` image."""
+    the layer's grid (``y``, ``x``; ``None`` for vectors and class tokens) and the input ``box``
+    (top, left, bottom, right) in pixels of the ``size`` x ``size`` image that the patch is cut
+    from. ``region`` says what the box is: ``"receptive field"`` (conv maps: the measured field
+    around the maximum), ``"patch-grid cell"`` (token layers: the image patch of the token at the
+    maximum), ``"class token (whole image)"`` or ``"whole image"`` (vectors). ``token``: the
+    index of the token at the maximum in the layer's sequence (class tokens first), else None."""
 
     index: int
     path: str
@@ -32,6 +36,25 @@ class Example:
     y: int | None
     x: int | None
     box: tuple[int, int, int, int]
+    region: str = "receptive field"
+    token: int | None = None
+
+
+def locate(info: dict, size: int, position: int) -> tuple[int | None, int | None, tuple[int, int, int, int], str, int | None]:
+    """Where a stored position is: ``(y, x, box, region, token)`` (see :class:`Example`) for a
+    layer described by ``info`` (its manifest entry) on ``size`` x ``size`` images."""
+    shape, tokens, whole = info["shape"], info.get("tokens"), (0, 0, size, size)
+    if len(shape) == 3 and position >= 0:
+        y, x = divmod(position, shape[2])
+        return y, x, ReceptiveField(**info["receptive_field"]).box(y, x), "receptive field", None
+    if len(shape) == 2 and tokens is not None and position >= 0:
+        if position < tokens["prefix"]:
+            return None, None, whole, "class token (whole image)", position
+        y, x = divmod(position - tokens["prefix"], tokens["w"])
+        ch, cw = size / tokens["h"], size / tokens["w"]
+        box = (round(y * ch), round(x * cw), round((y + 1) * ch), round((x + 1) * cw))
+        return y, x, box, "patch-grid cell", position
+    return None, None, whole, "whole image", position if len(shape) == 2 and position >= 0 else None
 
 
 class Run:
@@ -99,16 +122,14 @@ class Run:
             raise SynthvizError(f"unit {unit} is out of range for layer '{layer}' ({self.channels(layer)} channels)")
         s = self.stats(layer)
         values, images, positions = (s.bot_v, s.bot_i, s.bot_p) if bottom else (s.top_v, s.top_i, s.top_p)
-        shape = self.manifest["layers"][layer]["shape"]
-        rf = self.receptive_field(layer)
+        info = self.manifest["layers"][layer]
         out = []
         for rank in range(values.shape[1] if k is None else min(k, values.shape[1])):
             i, p = int(images[unit, rank]), int(positions[unit, rank])
             if i < 0:
                 break
-            y, x = (p // shape[2], p % shape[2]) if len(shape) == 3 and p >= 0 else (None, None)
-            box = rf.box(y, x) if y is not None else (0, 0, self.size, self.size)
-            out.append(Example(i, self.paths[i], self.labels[i], float(values[unit, rank]), y, x, box))
+            y, x, box, region, token = locate(info, self.size, p)
+            out.append(Example(i, self.paths[i], self.labels[i], float(values[unit, rank]), y, x, box, region, token))
         return out
 
     def image(self, index: int) -> torch.Tensor:
@@ -116,7 +137,7 @@ class Run:
         return read_image(self.paths[index], self.size)
 
     def patch(self, example: Example) -> torch.Tensor:
-        """The receptive-field patch of an example, (3, h, w)."""
+        """The patch of an example (its ``box``: the receptive field, or a token's patch-grid cell), (3, h, w)."""
         top, left, bottom, right = example.box
         return self.image(example.index)[:, top:bottom, left:right]
 
