@@ -10,7 +10,6 @@ from clihelp import one_line_error, run
 from tiny import tiny_vit
 
 import synthviz
-from synthviz import objectives as obj
 from synthviz.engine import score_views
 from synthviz.errors import SynthvizError
 from synthviz.layers import Tap

@@ -375,6 +375,9 @@ def test_cascading_randomization_decorrelates_the_gradient_not_guided_backprop(e
     assert corr[0] == 1.0 and len(corr) == 22 and result.images.shape == (22, 3, 128, 128)
     assert result.labels == layers and torch.allclose(result.scores, torch.tensor(corr))
     assert abs(corr[-1]) < 0.15 and np.mean(corr[-5:]) < np.mean(corr[1:6]) < 0.6
+    # 23 tiles wrap into rows of 6 over the chart: readable as a thumbnail, not a 23-tile strip
+    height, width = result.figure.shape[-2:]
+    assert width <= 2 * height, (width, height)
     guided = synthviz.sanity(embedded, chelsea128, method="guided_backprop", size=128, depth=5).info["correlations"]
     assert len(guided) == 6 and min(guided) > 0.9  # Adebayo et al.: guided backprop ignores the top layers
     assert same_state(before, model_state(embedded))

@@ -168,9 +168,10 @@ def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers:
     tiles = torch.cat([small, heat])
     labels = ["photo"] + [method_info(method).label if i == 0 else f"{layer} {c:+.2f}"
                           for i, (layer, c) in enumerate(zip(layers, corrs))]
-    grid = make_grid(tiles, labels, ncol=len(tiles))
-    w = small.shape[-1]
-    xs = [2 + (i + 1) * (w + 2) + w / 2 for i in range(len(corrs))]  # under each map's tile
+    # rows of at most 6 tiles: a figure near 2:1 stays readable as a gallery thumbnail
+    grid = make_grid(tiles, labels, ncol=min(len(tiles), 6))
+    left, right = 40, grid.shape[-1] - 10
+    xs = [left + (right - left) * (i + 0.5) / len(corrs) for i in range(len(corrs))]  # maps in reading order
     plot = line_plot(corrs, xs, grid.shape[-1], 200,
                      "Spearman rank correlation of |map| with the original, layers randomized top down")
     return torch.cat([grid, plot], 1), full

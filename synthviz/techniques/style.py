@@ -57,12 +57,12 @@ def _match_luma(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           styles: ImageLike | Sequence[ImageLike] | None = None, *,
           size: int = 512, weights: str = "default",
-          content_weight: float = 1.0, style_weight: float = 3.0, tv_weight: float = 1.0,
+          content_weight: float = 1.0, style_weight: float = 3.0, tv_weight: float = 200.0,
           blend: str | Sequence[float] | None = None, style_scale: float = 1.0,
           content_layer: str | None = None, style_layers: str | Sequence[str] | None = None,
           layer_weights: str | Sequence[float] | None = None, stat: str = "gram", init: str = "content",
-          preserve_colors: bool | str = False, scales: int | None = None, param: str = "pixel",
-          optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None, pool: str = "max",
+          preserve_colors: bool | str = False, scales: int | None = None, param: str = "fourier",
+          optimizer: str = "adam", lr: float | None = None, steps: int | None = None, pool: str = "max",
           seed: int | None = 0, device: str | None = None, progress: bool | str = False,
           frame_every: int = 0, masks: ImageLike | Sequence[ImageLike] | None = None) -> Result:
     """Paint ``content`` in the style of ``styles`` (one image or a list; paths or (1, 3, H, W) tensors).
@@ -78,7 +78,11 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         preserve_colors: keep the content's colours: ``True``/``"luminance"`` (transfer on luma only)
             or ``"match"`` (match the styles' colours to the content's first).
         scales: ladder sizes (default: start at 128 px, double up to ``size``; 1 = full size only).
-        param: ``pixel`` or ``fourier``. optimizer: ``lbfgs`` (lr 1) or ``adam``.
+        param: ``fourier`` (default) or ``pixel``. optimizer: ``adam`` (default) or ``lbfgs`` (lr 1).
+            The defaults (Adam on a decorrelated Fourier image, ``tv_weight`` 200) paint without the
+            checkerboard that L-BFGS on pixels leaves through the strided convolutions
+            (benchmarks/style_default.py: 1.24× the content's checkerboard statistic against 1.72×,
+            3.3× faster, at 512 px).
         steps: steps at the coarsest scale; each finer scale gets half (default 200).
         pool: ``avg`` swaps max-pooling for average pooling during the render; ``blur`` runs every
             stride-2 convolution anti-aliased (stride 1, binomial blur, subsample: no checkerboard
