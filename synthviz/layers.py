@@ -86,6 +86,7 @@ class Tap:
         # the last captured layer never is, since the pass stops right after it.
         self._clone = any(getattr(m, "inplace", False) for m in model.net.modules())
         self._handles: list = []
+        self._entered, self.net = False, None  # inside `with`; the network hooked
         self._edited: set = set()
         self._acts: dict[str, torch.Tensor] = {}
 
@@ -131,22 +132,38 @@ class Tap:
 
     def __enter__(self) -> "Tap":
         self._edited: set = set()
-        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
+        self._entered, self.net = True, None
         return self
 
-    def __exit__(self, *exc) -> None:
+    def _hook_net(self, images: torch.Tensor) -> nn.Module:
+        """The network this pass runs on, hooked: the fused twin when it has these layers unchanged
+        (see :meth:`Model.runner`), hooked by name; hooks move when the choice changes."""
+        net = self.model.runner(images, list(self.modules))
+        if net is not self.net:
+            self._unhook()
+            self.net = net
+            self._handles = [net.get_submodule(n).register_forward_hook(self._hook(n)) for n in self.modules]
+        return net
+
+    def _unhook(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
 
+    def __exit__(self, *exc) -> None:
+        self._unhook()
+        self._entered, self.net = False, None
+
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] -> {layer name: activation}."""
-        if not self._handles and self.hooked:
+        if not getattr(self, "_entered", False) and self.modules:
             raise RuntimeError("Tap must be used inside a `with` block")
         self._acts, self._edited = {}, set()
         self._hw = self.model.input_hw(images)
         try:
-            logits = self.model(images)
+            with self.model.evaluating():  # (the twin is built, if at all, in eval mode)
+                net = self._hook_net(images)
+                logits = self.model(images, net=net)
         except _StopForward:
             logits = None
         except RuntimeError as e:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .device import resolve_device  # noqa: F401 - part of this module's API
+from .fusion import Twin, build_twin, fingerprint
 from .errors import BadModel, BadValue, SynthvizError, did_you_mean
 from .model_facts import module_facts
 from .registry import Registry
@@ -77,6 +78,8 @@ class Model:
         # module is never changed (every forward runs inside evaluating(), which restores it)
         self.net = net.eval().requires_grad_(False) if owned else net
         self._evaluating = 0  # nesting depth of evaluating(): forwards inside skip re-freezing
+        self.fuse = os.environ.get("SYNTHVIZ_FUSE", "1") != "0"  # run forwards on the fused twin
+        self._twin: tuple = (None, Twin(None))  # (the net's fingerprint, its twin)
         self.mean = torch.tensor(mean if mean is not None else (0.0,), dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std if std is not None else (1.0,), dtype=torch.float32).view(1, -1, 1, 1)
         self.preprocess = preprocess
@@ -132,11 +135,36 @@ class Model:
         """The (H, W) the network itself sees for the batch ``x``."""
         return self.input_size or tuple(x.shape[-2:])
 
-    def __call__(self, x: torch.Tensor):
+    def runner(self, x: torch.Tensor, layers: Sequence[str] = ()) -> nn.Module:
+        """The network a forward of ``x`` (B, 3, H, W) in [0, 1] runs on: the fused twin
+        (:mod:`synthviz.fusion`) when there is one and none of ``layers`` (names to hook) is a
+        convolution it folded, else ``self.net``. A twin is built (and checked) on ``x[:1]``."""
+        if not self.fuse or x.dtype != torch.float32:
+            return self.net
+        key = fingerprint(self.net)
+        if key is None:  # the caller's own hooks must see the forward
+            return self.net
+        if key != self._twin[0]:
+            # outside the caller's torch-function modes (DeepLIFT and LRP record or change calls)
+            # and inference mode (the check reads the autograd graph)
+            with self.evaluating(), torch._C.DisableTorchFunction(), torch.inference_mode(False):
+                probe = self.normalize(self.fit(x[:1].detach().clone()))
+                self._twin = (key, build_twin(self.net, probe))
+        twin = self._twin[1]
+        if twin.net is None or twin.folded.intersection(layers):
+            return self.net
+        return twin.net
+
+    def __call__(self, x: torch.Tensor, net: nn.Module | None = None):
         """(B, 3, H, W) RGB in [0, 1] -> the network's output (logits (B, K) for a classifier), in
-        eval mode with frozen parameters; resized to ``input_size`` first when there is one."""
+        eval mode with frozen parameters; resized to ``input_size`` first when there is one.
+        ``net``: the network to run (``self.net`` or :meth:`runner`'s; default: :meth:`runner`)."""
         with self.evaluating():
-            return self.net(self.normalize(self.fit(x)))
+            net = net or self.runner(x)
+            z = self.normalize(self.fit(x))
+            if net is not self.net and self._twin[1].channels_last:
+                z = z.contiguous(memory_format=torch.channels_last)
+            return net(z)
 
     @property
     def num_classes(self) -> int:
@@ -188,7 +216,7 @@ class Model:
         import copy
 
         twin = copy.copy(self)
-        twin.net, twin._evaluating = net, 0
+        twin.net, twin._evaluating, twin._twin = net, 0, (None, Twin(None))
         return twin
 
     def __repr__(self) -> str:
@@ -285,13 +313,16 @@ def _module_model(net: nn.Module) -> Model:
 @contextlib.contextmanager
 def frozen(net: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and no parameter gradients for the duration, then the module exactly as it was."""
-    flags = [(p, p.requires_grad) for p in net.parameters()]
-    modes = [(m, m.training) for m in net.modules()]
-    net.eval().requires_grad_(False)
+    flags = [p for p in net.parameters() if p.requires_grad]
+    modes = [m for m in net.modules() if m.training]
+    if modes:  # (a network already in eval mode with frozen parameters costs only the two scans)
+        net.eval()
+    for p in flags:
+        p.requires_grad_(False)
     try:
         yield net
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        for m, mode in modes:
-            m.training = mode
+        for p in flags:
+            p.requires_grad_(True)
+        for m in modes:
+            m.training = True

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 
 import numpy as np
 import pytest
@@ -119,20 +117,13 @@ def test_ablation_cam_runs_only_the_layers_after_it(embedded, chelsea):
     assert torch.isfinite(ours.maps).all() and ours.maps.max() > 0
 
 
-@pytest.mark.skipif(not os.environ.get("SYNTHVIZ_SLOW_TESTS"), reason="pytorch-grad-cam's Ablation-CAM takes "
-                    "minutes on a shared CPU; set SYNTHVIZ_SLOW_TESTS=1 (benchmarks/saliency.py times it too)")
-def test_ablation_cam_matches_and_outpaces_pytorch_grad_cam(embedded, chelsea):
+def test_ablation_cam_matches_pytorch_grad_cam(embedded, chelsea):
     """Compared at _bn1, where pytorch-grad-cam's ablation value (min − 1e7) and ours (0, the paper's)
-    agree: the ReLU6 after it maps both to 0. At a layer with a residual sum after it they differ."""
+    agree: the ReLU6 after it maps both to 0. At a layer with a residual sum after it they differ.
+    (Its speed beside pytorch-grad-cam's is measured by benchmarks/saliency.py, not here.)"""
     x = resize(chelsea, (64, 96))
-    attribute(embedded, x, "ablationcam", 285, layer="_bn1")
-    start = time.perf_counter()
     ours = attribute(embedded, x, "ablationcam", 285, layer="_bn1")
-    mine = time.perf_counter() - start
-    start = time.perf_counter()
     ref = theirs(pgc.AblationCAM, embedded, x, embedded.net._bn1, 285)
-    peer = time.perf_counter() - start
-    assert peer >= 10 * mine, (peer, mine)
     assert rank(ours.maps, ref) >= 0.9
 
 

@@ -65,13 +65,19 @@ def test_vanilla_gradient_equals_independent_autograd(embedded, pair):
 
     att = attribute(embedded, pair, "gradient")  # default target: the prediction
     assert att.targets == predicted.tolist()
-    assert torch.allclose(att.raw, x.grad, rtol=1e-4, atol=1e-6)
-    assert torch.allclose(att.maps, x.grad.abs().amax(1, keepdim=True), rtol=1e-4, atol=1e-6)
+    # synthviz runs the fused twin (batch norms folded, channels-last): the same function, rounded
+    # differently, which can flip a ReLU6 gate at a few pixels. 0.04% of the gradient's norm here,
+    # while float32 itself is 0.5% away from the float64 gradient on this network.
+    def relative_error(a, b):
+        return float((a - b).norm() / b.norm())
+
+    assert relative_error(att.raw, x.grad) < 1e-3
+    assert relative_error(att.maps, x.grad.abs().amax(1, keepdim=True)) < 1e-3
     maps = synthviz.saliency(embedded, pair, method="vanilla")
     assert maps.shape == (2, 1, 112, 112) and torch.allclose(maps, att.maps)
     # grad x input is the same gradient times the pixels
     gxi = synthviz.saliency(embedded, pair, method="grad_x_input", reduce="none")
-    assert gxi.shape == pair.shape and torch.allclose(gxi, x.grad * pair, rtol=1e-4, atol=1e-6)
+    assert gxi.shape == pair.shape and relative_error(gxi, x.grad * pair) < 1e-3
 
 
 def test_every_method_is_batched_and_shaped_like_the_batch(embedded, pair):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..layers import LOGITS, Tap
 from ..models import Model
 from .cam import activation_features, run_cam
-from .core import Attribution, chunks, scores_of, target_scores
+from .core import Attribution, chunks, progress, scores_of, target_scores
 from .graph import tail
 from .registry import register_method
 
@@ -23,9 +23,10 @@ def _scorecam_weights(model, x, targets, act, grad, layer, batch_size: int = 16)
     b, c = act.shape[:2]
     mean = model.mean.to(x)
     scores = torch.empty(b, c, device=x.device)
-    with torch.no_grad():
+    with torch.no_grad(), progress(b * -(-c // batch_size), "Score-CAM") as advance:
         for i in range(b):
             for s in chunks(c, batch_size):
+                advance()
                 up = F.interpolate(act[i:i + 1, s], size=x.shape[-2:], mode="bilinear", align_corners=True)[0]
                 lo = up.flatten(1).amin(1).view(-1, 1, 1)
                 hi = up.flatten(1).amax(1).view(-1, 1, 1)
@@ -62,10 +63,11 @@ def _ablation_weights(model, x, targets, act, grad, layer, batch_size: int = 64)
     """w_k = (y − y_k) / y: the relative drop of the target score when channel k is zeroed."""
     b, c = act.shape[:2]
     drops = torch.empty(b, c, device=x.device)
-    with torch.no_grad():
+    with torch.no_grad(), progress(b * -(-c // batch_size), "Ablation-CAM") as advance:
         clean = scores_of(model, x, targets)
         for i in range(b):
             for s in chunks(c, batch_size):
+                advance()
                 out = _ablated_outputs(model, x[i:i + 1], layer, act[i:i + 1], s)
                 drops[i, s] = target_scores(out, targets[i].expand(len(out)))
     weights = (clean[:, None] - drops) / clean[:, None]

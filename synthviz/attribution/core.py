@@ -169,6 +169,33 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- inputs and batching
 
+BAR_MIN_BATCHES = 8  # fewer batches than this: no progress bar
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator:
+    """Yields ``advance(n)``; a transient rich bar on stderr when it is a terminal and ``total`` is large."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if total < BAR_MIN_BATCHES or not console.is_terminal:
+        yield lambda n=1: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.update(task, advance=n)
+
+
+
 def chunks(n: int, size: int) -> Iterator[slice]:
     """Slices of ``range(n)`` of at most ``size`` items."""
     for start in range(0, n, size):

@@ -130,7 +130,8 @@ class _Rescale(torch.autograd.Function):
             if bad.any():
                 m = torch.where(bad, fn.derivative(z), m)
         elif (bad := dz.abs_() < eps).any():
-            idx = bad.view(-1).nonzero().squeeze(1)
+            m = m.contiguous()  # (a channels-last activation: flat indices in logical order)
+            idx = bad.reshape(-1).nonzero().squeeze(1)
             mid = (z.reshape(-1)[idx] + ref.reshape(-1)[idx % ref.numel()]) / 2  # ref: B rows or 1 shared
             m.view(-1)[idx] = derivative(fn, mid)
         ctx.save_for_backward(m)

@@ -19,9 +19,7 @@ progress bar on a terminal when there are many batches. Fits run in float64 in t
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -29,34 +27,8 @@ import torch.nn.functional as F
 
 from ..errors import SynthvizError
 from ..models import Model
-from .core import Attribution, make_baseline, target_scores
+from .core import Attribution, make_baseline, progress, target_scores
 from .registry import register_method
-
-BAR_MIN_BATCHES = 8  # fewer batches than this: no progress bar
-
-
-@contextlib.contextmanager
-def progress(total: int, label: str) -> Iterator:
-    """Yields ``advance(n)``; a transient rich bar on stderr when it is a terminal and ``total`` is large."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if total < BAR_MIN_BATCHES or not console.is_terminal:
-        yield lambda n=1: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.update(task, advance=n)
-
 
 def _check(samples: int, batch_size: int) -> None:
     if int(samples) < 1:
