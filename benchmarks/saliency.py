@@ -6,7 +6,8 @@ measured in this run on the same input: the embedded model, real photos, 224 px,
 The ratio column is synthviz / peer (below 1: synthviz is faster). Every call goes through the
 public API (``synthviz.attribution.attribute``) with the class given, as the peers get it. The
 same numbers (steps, samples, windows) on both sides. Score-CAM (one forward per channel: 1280 at
-the last stage) runs only with ``--heavy``; Score-CAM and Ablation-CAM run at batch 1 only (their
+the last stage) runs only with ``--heavy``; DeepLIFT, LRP, RISE, LIME and KernelSHAP are timed by
+``benchmarks/saliency_extra.py``; Score-CAM and Ablation-CAM run at batch 1 only (their
 peers take about a minute per image). Shapes are warmed up first; the figure is the best of --repeat.
 """
 
@@ -28,6 +29,8 @@ from synthviz.models import load_model
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "cat", "coins", "camera", "page"]
 BATCH_ONE_ONLY = {"scorecam", "ablationcam"}
 HEAVY = {"scorecam"}
+# timed beside Captum / zennit by benchmarks/saliency_extra.py (their peers need their own set-up)
+EXTRA = {"deeplift", "lrp", "rise", "lime", "kernelshap"}
 # the same numbers on both sides
 OPTIONS = {"smoothgrad": dict(samples=25, noise=0.15), "integrated_gradients": dict(steps=64),
            "occlusion": dict(window=32, stride=16, value=0.5)}
@@ -129,7 +132,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_model("efficientnet_lite0", device="cpu")
     batches = [int(b) for b in args.batches.split(",")]
-    names = [n for n in method_names(args.methods) if args.heavy or n not in HEAVY or args.methods != "all"]
+    names = [n for n in method_names(args.methods)
+             if args.methods != "all" or ((args.heavy or n not in HEAVY) and n not in EXTRA)]
     print(f"efficientnet_lite0 at {args.size} px, CPU, {torch.get_num_threads()} threads; seconds per image "
           f"(best of {args.repeat}); ratio = synthviz / peer, measured in this run")
     print(f"{'method':22s}{'batch':>6s}{'synthviz':>10s}{'peer':>10s}{'ratio':>8s}  peer")

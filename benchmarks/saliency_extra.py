@@ -1,7 +1,7 @@
 """DeepLIFT, LRP, RISE, LIME and KernelSHAP: synthviz's time per image next to Captum's / zennit's,
 measured in the same run on the same input (embedded model), with each side's completeness figure.
 
-    python benchmarks/saliency_extra.py [--size 224] [--batches 1,16] [--samples 200] [--threads 2]
+    python benchmarks/saliency_extra.py [--size 224] [--batches 1,16] [--samples 200] [--threads 2] [--methods deeplift,lrp]
 
 synthviz is timed through the public call ``synthviz.attribute(model, x, method, target)``.
 Peers: Captum ``DeepLift``, ``LRP``, ``Lime``, ``KernelShap`` (the same SLIC superpixels as
@@ -113,7 +113,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--methods", default="deeplift,lrp,rise,lime,kernelshap")
     args = parser.parse_args()
+    wanted = args.methods.split(",")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     model = load_model("efficientnet_lite0")
@@ -129,7 +131,7 @@ def main() -> None:
             t = out.argmax(1)
             delta = out.gather(1, t[:, None])[:, 0] - model(torch.zeros_like(x)).gather(1, t[:, None])[:, 0]
         others = peers(model, wrapped, x, t, out, delta, n)
-        methods = ["deeplift", "lrp"] + (["rise", "lime", "kernelshap"] if bi == 0 else [])
+        methods = [m for m in ["deeplift", "lrp"] + (["rise", "lime", "kernelshap"] if bi == 0 else []) if m in wanted]
         for name in methods:
             opts = {"samples": n} if name in ("rise", "lime", "kernelshap") else {}
             att, ours = timed(lambda: synthviz.attribute(model, x, name, t, **opts), warm=name in ("deeplift", "lrp"))

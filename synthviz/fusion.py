@@ -91,6 +91,23 @@ def conv_bn_pairs(net: nn.Module, x: torch.Tensor) -> list[tuple[str, str]]:
     return pairs
 
 
+def merge_static_padding(net: nn.Module) -> list[str]:
+    """Convolutions that zero-pad their input with a symmetric ``static_padding`` module first (the
+    TensorFlow-"same" convolutions of the EfficientNet ports) pad inside the convolution instead:
+    one pass over the tensor less. Returns the names of the padding modules replaced."""
+    merged = []
+    for name, conv in net.named_modules():
+        pad = getattr(conv, "static_padding", None)
+        if not (isinstance(conv, nn.Conv2d) and isinstance(pad, nn.ZeroPad2d) and conv.padding_mode == "zeros"
+                and tuple(conv.padding) == (0, 0)):
+            continue
+        left, right, top, bottom = pad.padding
+        if left == right and top == bottom:
+            conv.padding, conv.static_padding = (top, left), nn.Identity()
+            merged.append(f"{name}.static_padding" if name else "static_padding")
+    return merged
+
+
 def _same(a, b) -> bool:
     return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
             and bool(torch.isfinite(b).all()) and torch.allclose(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()) + 1e-6))
@@ -119,10 +136,11 @@ def _build(net: nn.Module, x: torch.Tensor) -> Twin:
             conv.weight, conv.bias = w.requires_grad_(False), b.requires_grad_(False)
             parent, _, leaf = bn_name.rpartition(".")
             setattr(twin.get_submodule(parent) if parent else twin, leaf, nn.Identity())
+        pads = merge_static_padding(twin)
         reference = net(x)
         if not _same(twin(x), reference):
             return Twin(None)
-        folded = frozenset(c for c, _ in pairs)
+        folded = frozenset([c for c, _ in pairs] + pads)
         try:
             fast = copy.deepcopy(twin).to(memory_format=torch.channels_last)
             if _same(fast(x.contiguous(memory_format=torch.channels_last)), reference):
