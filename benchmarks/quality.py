@@ -32,7 +32,8 @@ STYLE_BEFORE = {"optimizer": "lbfgs", "param": "pixel", "pool": "max", "tv_weigh
                 "style_weight": 3.0, "content_weight": 1.0, "scales": None}
 
 
-def render_classes(model, recipe: str, classes: list[int], size: int, steps=None, batched: bool = True) -> torch.Tensor:
+def render_classes(model, recipe: str, classes: list[int], size: int, steps=None, batched: bool = True,
+                   crops: int | None = None) -> torch.Tensor:
     """Class visualizations of ``classes`` with ``recipe`` at its defaults -> (N, 3, size, size).
 
     ``batched``: one render of N images, image i maximising class i (the recipe, its transforms
@@ -43,13 +44,15 @@ def render_classes(model, recipe: str, classes: list[int], size: int, steps=None
     from synthviz.techniques.featureviz import visualize
 
     if not batched:
-        return torch.cat([synthviz.classviz(model=model, target=c, recipe=recipe, size=size, steps=steps).images
+        return torch.cat([synthviz.classviz(model=model, target=c, recipe=recipe, size=size, steps=steps,
+                                            crops=crops).images
                           for c in classes])
     objective = sum((class_score(c, batch=i) for i, c in enumerate(classes)), 0)
-    return visualize(model, objective, batch=len(classes), size=size, recipe=recipe, steps=steps).images
+    # crops=None: the recipe's class default (as classviz), e.g. lucid's 4 views per step
+    return visualize(model, objective, batch=len(classes), size=size, recipe=recipe, steps=steps, crops=crops).images
 
 
-def classviz_table(recipes, classes, size, views, steps=None, batched=True, verbose=True) -> dict:
+def classviz_table(recipes, classes, size, views, steps=None, batched=True, verbose=True, crops=None) -> dict:
     """Per recipe: the model's probability, each judge's top-5 share and mean probability, s/image."""
     import synthviz
     from synthviz.judge import judge_images, load_judge
@@ -59,7 +62,7 @@ def classviz_table(recipes, classes, size, views, steps=None, batched=True, verb
     rows = {}
     for recipe in recipes:
         t = time.perf_counter()
-        images = render_classes(model, recipe, idx, size, steps, batched)
+        images = render_classes(model, recipe, idx, size, steps, batched, crops)
         seconds = (time.perf_counter() - t) / len(idx)
         with torch.no_grad():
             probs = model(images).softmax(-1)[torch.arange(len(idx)), idx]
@@ -142,6 +145,7 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=None, help="default: each recipe's own")
     ap.add_argument("--views", type=int, default=8, help="random crops/flips per image per judge")
+    ap.add_argument("--crops", type=int, default=None, help="views per render step (default: each recipe's own)")
     ap.add_argument("--one-by-one", action="store_true", help="one classviz call per class (default: batched)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--before", action="store_true", help="also time the style render as it was before")
@@ -153,7 +157,8 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     if args.part in ("all", "classviz"):
         classes = CLASSES[: args.classes]
-        rows = classviz_table(args.recipes.split(","), classes, args.size, args.views, args.steps, not args.one_by_one)
+        rows = classviz_table(args.recipes.split(","), classes, args.size, args.views, args.steps, not args.one_by_one,
+                              crops=args.crops)
         print_classviz(rows, classes, args.size, args.views)
         if args.save:
             from torchvision.utils import make_grid

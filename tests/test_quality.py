@@ -127,3 +127,31 @@ def test_style_offline_keeps_the_content_free_of_checkerboard():
     assert ratio < 1.15 and ratio < ratio_before - 0.1, (ratio, ratio_before)
     # it is a style transfer still: the style loss fell well below the content photo's
     assert out.info["style_loss"] < 0.5 * out.info["style_loss_start"]
+
+
+def test_crop_views_are_flipped_crops_of_each_image_view_major():
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 48).expand(1, 3, 40, 48)  # dark left, bright right: a flip shows
+    image = torch.cat([ramp, 1 - ramp])
+    views = featureviz.crop_views((32, 40), n=8)(image)
+    assert views.shape == (16, 3, 32, 40)
+    left_minus_right = views[..., :8].mean((1, 2, 3)) - views[..., -8:].mean((1, 2, 3))
+    pattern = left_minus_right.view(8, 2)  # view j of image i is row j·2 + i
+    flipped = (pattern[:, 0] > 0).sum() + (pattern[:, 1] < 0).sum()
+    assert 0 < flipped < 16  # some views flipped, not all
+    # crops of 70-100 % of the area: the mean brightness of a view stays near its image's
+    assert (views.view(8, 2, -1).mean(-1) - image.view(2, -1).mean(-1)).abs().max() < 0.1
+
+
+def test_lucid_class_render_sees_each_step_through_four_views(embedded):
+    sizes = []
+    handle = embedded.net._conv_stem.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    try:
+        default = synthviz.classviz(embedded, "goldfish", size=64, steps=2)
+        three = synthviz.classviz(embedded, "goldfish", size=64, steps=2, crops=3, batch=2)
+    finally:
+        handle.remove()
+    assert default.info["crops"] == 4 and three.info["crops"] == 3
+    assert sizes[:2] == [4, 4] and 6 in sizes  # 4 views of one image; 3 views of each of 2 images
+    assert synthviz.probe(embedded, "_blocks.3", 0, size=64, steps=1).info["crops"] == 1
+    assert synthviz.classviz(embedded, "goldfish", recipe="maco", size=64, steps=1).info["crops"] == 1

@@ -19,7 +19,7 @@ from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, 
 
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
 CanvasOpt = Annotated[Optional[int], typer.Option(help="maco: the canvas side in px, the picture saved (default twice the model's input, at most 512).")]
-CropsOpt = Annotated[int, typer.Option(help="maco: random crops of the canvas the model sees per step (each step costs this many passes).")]
+CropsOpt = Annotated[Optional[int], typer.Option(help="Views per step, value averaged: random crops (70-100% of the area, random flips), or for maco crops of the canvas. Default: 4 for lucid and classic class renders, else 1. Each costs one pass.")]
 RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colour + robustness), classic (pixels + L2 + blur + jitter) or maco (phase only under a natural amplitude spectrum, random crops: for transformers).")]
 
 
@@ -29,7 +29,7 @@ def classviz_cmd(
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
     similar_to: SimilarOpt = None, mask: MaskOpt = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
-    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = 1,
+    size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = None,
     score: Annotated[str, typer.Option(help="logit (raw score) or logprob.")] = "logit",
     seed: SeedOpt = 0, device: DeviceOpt = "auto", out: OutOpt = Path("classviz.png"), video: VideoOpt = None,
     overwrite: OverwriteOpt = False,

@@ -19,7 +19,7 @@ from .featureviz import as_model_input, check_options, visualize
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
 def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 285, *, weights: str = "default",
              recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
-             batch: int = 1, score: str = "logit", canvas: int | None = None, crops: int = 1,
+             batch: int = 1, score: str = "logit", canvas: int | None = None, crops: int | None = None,
              seed: int | None = 0, device: str | None = None, progress: bool | str = False,
              frame_every: int = 0) -> Result:
     """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``), or
@@ -32,10 +32,12 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
         score: maximise the raw ``logit`` (default, as Simonyan) or the ``logprob`` (class targets).
         batch: render several images of the class at once (different seeds of the same start).
         size: the image side; a model with a fixed input size (ViT: 224) renders at that size.
-        canvas, crops: ``maco`` only: the side of the canvas rendered (default twice the model's
-            input, at most 512 px) and the random crops of it the model sees per step (default 1);
-            the image is the whole canvas, and the values reported are the model's on the whole
-            canvas resized to its input.
+        crops: views per step, the value averaged over them (None: the recipe's default, 4 for
+            ``lucid`` and ``classic``, 1 for ``maco``): random crops of 70–100 % of the area with random flips, or for
+            ``maco`` random crops of the canvas. Each view costs one forward/backward pass.
+        canvas: ``maco`` only: the side of the canvas rendered (default twice the model's input, at
+            most 512 px); the image is the whole canvas, and the values reported are the model's on
+            the whole canvas resized to its input.
 
     Returns a :class:`~synthviz.result.Result`: ``scores`` the final objective per image,
     ``labels`` the class name (or the target's); ``info`` holds the class and its softmax probability

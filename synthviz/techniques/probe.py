@@ -56,8 +56,8 @@ def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str
     """Render channels (``kind="channel"``) or neurons (``kind="neuron"``, at ``x``, ``y``; default the
     centre) of ``layer``. ``units``: one index, a list, ``"0,3,8-11"`` or ``"all"``/``None``.
 
-    ``canvas``, ``crops``: the ``maco`` recipe's canvas side (default twice the model's input, at most
-    512 px; the images are the whole canvas) and random crops per step (default 1).
+    ``canvas``: the ``maco`` recipe's canvas side (default twice the model's input, at most 512 px;
+    the images are the whole canvas). ``crops``: views per step (default 1; see ``classviz``).
 
     Units are rendered ``batch_size`` at a time, each batch element optimizing its own unit.
     Returns a :class:`~synthviz.result.Result` with one image per unit, labelled by unit
