@@ -82,7 +82,7 @@ def conv_bn_pairs(net: nn.Module, x: torch.Tensor) -> list[tuple[str, str]]:
     pairs = []
     for bn, tensor in inputs.items():
         hit = outputs.get(id(tensor))
-        if hit is None or hit[1] is not tensor or calls.get(hit[0]) != 1 or calls.get(bn) != 1:
+        if hit is None or calls.get(hit[0]) != 1 or calls.get(bn) != 1:
             continue
         conv = hit[0]
         if bn.running_mean is None or tensor.grad_fn is None or consumers.get(tensor.grad_fn) != 1:
@@ -141,10 +141,10 @@ def _build(net: nn.Module, x: torch.Tensor) -> Twin:
         if not _same(twin(x), reference):
             return Twin(None)
         folded = frozenset([c for c, _ in pairs] + pads)
+        twin.to(memory_format=torch.channels_last)
         try:
-            fast = copy.deepcopy(twin).to(memory_format=torch.channels_last)
-            if _same(fast(x.contiguous(memory_format=torch.channels_last)), reference):
-                return Twin(fast, folded, channels_last=True)
+            if _same(twin(x.contiguous(memory_format=torch.channels_last)), reference):
+                return Twin(twin, folded, channels_last=True)
         except RuntimeError:  # a .view() on a layout it cannot view: keep the plain layout
             pass
-        return Twin(twin, folded)
+        return Twin(twin.to(memory_format=torch.contiguous_format), folded)

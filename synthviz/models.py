@@ -160,7 +160,7 @@ class Model:
         eval mode with frozen parameters; resized to ``input_size`` first when there is one.
         ``net``: the network to run (``self.net`` or :meth:`runner`'s; default: :meth:`runner`)."""
         with self.evaluating():
-            net = net or self.runner(x)
+            net = self.runner(x) if net is None else net
             z = self.normalize(self.fit(x))
             if net is not self.net and self._twin[1].channels_last:
                 z = z.contiguous(memory_format=torch.channels_last)

@@ -87,6 +87,10 @@ def test_cli_writes_the_canvas_and_refuses_canvas_options_elsewhere(tmp_path):
               "--out", out)
     assert res.exit_code == 0, res.output
     assert synthviz.load_image(out).shape[-2:] == (64, 64)  # default canvas: twice the size
+    out = tmp_path / "lucid.png"  # --crops on the lucid recipe: crop views of the image itself
+    res = run("classviz", "1", "--size", "32", "--crops", "2", "--steps", "2", "--device", "cpu", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert synthviz.load_image(out).shape[-2:] == (32, 32)
     one_line_error(run("probe", "_blocks.3", "2", "--canvas", "64", "--out", tmp_path / "x.png"), "--recipe maco")
     one_line_error(run("classviz", "--recipe", "maco", "--size", "64", "--canvas", "32", "--out", tmp_path / "y.png"),
                    "smaller than the model's input")
