@@ -21,6 +21,7 @@ from .. import targets as targets_mod
 from ..layers import LOGITS, Tap, default_layer
 from ..models import Model
 from ..targets import Target, main_output
+from .scoped import activation_mode
 
 PREDICTED = -1  # a target still to be read from the model's prediction (see target_scores)
 
@@ -114,11 +115,13 @@ def scores_of(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 def input_gradient(model: Model, x: torch.Tensor, targets: torch.Tensor,
                    mode: contextlib.AbstractContextManager | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """∂score/∂x for each image: (grad (B, 3, H, W), scores (B,)). ``mode``: a context (e.g. a
-    torch-function mode changing the activations' backward) active during the forward."""
+    """∂score/∂x for each image: (grad (B, 3, H, W), scores (B,)). ``mode``: a torch-function mode
+    changing the activations' backward, active during the forward (inside the activation modules
+    only, where that is enough: :func:`~synthviz.attribution.scoped.activation_mode`)."""
     x = x.detach().requires_grad_(True)
-    with torch.enable_grad(), (mode or contextlib.nullcontext()):
-        scores = target_scores(model(x), targets)
+    net = model.runner(x)
+    with torch.enable_grad(), (activation_mode(mode, net) if mode else contextlib.nullcontext()):
+        scores = target_scores(model(x, net=net), targets)
     (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad, scores.detach()
 

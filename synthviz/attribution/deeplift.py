@@ -34,6 +34,7 @@ from ..errors import SynthvizError
 from ..models import Model
 from .core import REDUCTIONS, Attribution, make_baseline, target_scores
 from .registry import register_method
+from .scoped import activation_mode
 
 _nn = torch._C._nn
 
@@ -50,6 +51,16 @@ class _Clamp:
     def derivative(self, z):
         inside = z > self.lo if self.hi is None else (z > self.lo) & (z < self.hi)
         return inside.to(z.dtype)
+
+    def fill_nan(self, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The secants ``m`` (in [0, 1], NaN where Δz = 0) with each NaN replaced by f′ read off
+        the output y = f(z) (1 strictly inside the range, where y = z; 0 on a bound), in place.
+        Float arithmetic only: a mask and a where cost about 5 times as much on the CPU."""
+        m = m.nan_to_num_(nan=-1.0)  # -1 marks Δz = 0
+        inside = y.sign() if self.lo == 0 else (y - self.lo).sign_()
+        if self.hi is not None:
+            inside.mul_((self.hi - y).sign_())
+        return m.neg().clamp_(min=0).mul_(inside).add_(m.clamp_(min=0))
 
 
 _clamp = _Clamp
@@ -119,25 +130,23 @@ class _Rescale(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, ref, ref_out, fn, inplace, eps):
-        y = fn(z)
         dz = z - ref
+        if inplace:  # z itself becomes f(z) (after Δz is taken): no copy
+            ctx.mark_dirty(z)
+            y = z.copy_(fn(z)) if not isinstance(fn, _Clamp) else z.clamp_(fn.lo, fn.hi)
+        else:
+            y = fn(z)
         m = (y - ref_out).div_(dz)
         # f′ at the midpoint where Δz ≈ 0. A clamp's secant is exact down to Δz = 0 (inside the
-        # range Δy and Δz are the same float), so only Δz = 0 needs it there (constant channels
-        # make that common: one full-size where); other functions use |Δz| < eps, usually few.
+        # range Δy and Δz are the same float), so only Δz = 0 needs it there: 0/0, a NaN, common
+        # (a unit whose receptive field is clamped alike for z and z′): see _Clamp.fill_nan.
         if isinstance(fn, _Clamp):
-            bad = dz == 0
-            if bad.any():
-                m = torch.where(bad, fn.derivative(z), m)
-        elif (bad := dz.abs_() < eps).any():
-            m = m.contiguous()  # (a channels-last activation: flat indices in logical order)
-            idx = bad.reshape(-1).nonzero().squeeze(1)
-            mid = (z.reshape(-1)[idx] + ref.reshape(-1)[idx % ref.numel()]) / 2  # ref: B rows or 1 shared
-            m.view(-1)[idx] = derivative(fn, mid)
+            m = fn.fill_nan(m, y)
+        elif (bad := dz.abs() < eps).any():
+            idx = bad.nonzero(as_tuple=True)
+            # the midpoint z′ + Δz/2 (z itself may be overwritten by now); ref: B rows or 1 shared
+            m[idx] = derivative(fn, ref.expand_as(dz)[idx] + dz[idx] / 2)
         ctx.save_for_backward(m)
-        if inplace:
-            ctx.mark_dirty(z)
-            return z.copy_(y)
         return y
 
     @staticmethod
@@ -151,17 +160,18 @@ class RescaleMode(TorchFunctionMode):
     every element-wise activation's input z′ in call order; then the input x, whose k-th activation
     call back-propagates the Rescale multiplier against the k-th z′. A module called twice is two
     calls; in-place activations work because z′ is copied before the call. ``calls``: activations
-    rescaled."""
+    rescaled, ``seen`` activation calls met (both passes)."""
 
     def __init__(self, eps: float = 1e-6):
         super().__init__()
-        self.eps, self.calls, self.refs, self.recording, self.index = eps, 0, [], True, 0
+        self.eps, self.calls, self.seen, self.refs, self.recording, self.index = eps, 0, 0, [], True, 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         parsed = parse_elementwise(func, args, kwargs, need_grad=False)
         if parsed is None:
             return func(*args, **kwargs)
+        self.seen += 1
         z, fn, inplace = parsed
         if self.recording:  # keep z′ and f(z′) (copies where the call works in place)
             ref = z.detach().clone() if inplace else z.detach()
@@ -190,12 +200,13 @@ def deeplift_gradients(model: Model, x: torch.Tensor, base: torch.Tensor, target
     reference for all) -> (mult (B, 3, H, W), f(x) (B,), f(x′) (B,), the mode with its count).
     Costs one forward of the reference, one forward and one backward of x."""
     x = x.detach().requires_grad_(True)
-    with RescaleMode(eps) as mode:
+    net = model.runner(x)
+    with activation_mode(RescaleMode(eps), net) as mode:
         with torch.no_grad():
-            ref_scores = target_scores(model(base).expand(len(x), -1), targets)
+            ref_scores = target_scores(model(base, net=net).expand(len(x), -1), targets)
         mode.recording = False
         with torch.enable_grad():
-            scores = target_scores(model(x), targets)
+            scores = target_scores(model(x, net=net), targets)
     if mode.index != len(mode.refs):
         raise SynthvizError(_PATH)
     (grad,) = torch.autograd.grad(scores.sum(), x)

@@ -9,6 +9,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..models import Model
@@ -96,17 +97,19 @@ _ACTIVATIONS: dict = {
 
 class GuidedReLU(TorchFunctionMode):
     """Inside this context, every ReLU-type call back-propagates only positive gradient where its
-    input is in the open range (guided backprop); ``calls`` counts the activations changed."""
+    input is in the open range (guided backprop); ``calls`` counts the activations changed, ``seen``
+    the ReLU-type calls met."""
 
     rule = _GuidedClamp
 
     def __init__(self):
         super().__init__()
-        self.calls = 0
+        self.calls = self.seen = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         parse = _ACTIVATIONS.get(func)
+        self.seen += parse is not None
         if parse is not None and torch.is_grad_enabled():
             x, lo, hi, inplace = parse(*args, **kwargs)
             if isinstance(x, torch.Tensor) and x.requires_grad and lo == 0:
@@ -115,10 +118,23 @@ class GuidedReLU(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+    @staticmethod
+    def changes(module: nn.Module) -> bool:
+        """Whether the mode changes the calls of this activation module (ReLU-type, lower bound 0)."""
+        return isinstance(module, nn.ReLU) or (isinstance(module, nn.Hardtanh) and module.min_val == 0)
+
+    @staticmethod
+    def output_grad(grad: torch.Tensor) -> torch.Tensor:
+        """The rule as a hook on the gradient at a ReLU-type output: the activation's own backward
+        then keeps it only where the input was in the open range (what :class:`_GuidedClamp` does)."""
+        return grad.clamp(min=0)
+
+
 class DeconvReLU(GuidedReLU):
     """Inside this context, every ReLU-type call back-propagates ReLU(gradient) (DeconvNet)."""
 
     rule = _DeconvClamp
+    output_grad = None  # it ignores the forward sign, which the activation's own backward keeps
 
 
 def modified_gradient(model: Model, x: torch.Tensor, targets: torch.Tensor, mode_type: type,
