@@ -3,7 +3,8 @@
 A :class:`RescaleMode` (a ``TorchFunctionMode``, like guided backprop's) catches every element-wise
 activation call — ``nn.ReLU`` / ``ReLU6`` / ``SiLU`` / ``Hardswish`` / ``GELU`` / ``ELU`` / ``LeakyReLU`` /
 ``Softplus`` / ``Sigmoid`` / ``Tanh`` modules, their functional, ``torch.*`` and ``Tensor`` forms, in
-place or not. A first forward of the reference x′ (without gradient; one image when x′ is shared by
+place or not (entered only inside the activation modules once a first forward has shown that the
+network calls activations nowhere else: :mod:`synthviz.attribution.scoped`). A first forward of the reference x′ (without gradient; one image when x′ is shared by
 the batch) records each call's input z′ in call order; the forward of x then gives its k-th call
 the backward multiplier
 
@@ -55,7 +56,7 @@ class _Clamp:
     def fill_nan(self, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The secants ``m`` (in [0, 1], NaN where Δz = 0) with each NaN replaced by f′ read off
         the output y = f(z) (1 strictly inside the range, where y = z; 0 on a bound), in place.
-        Float arithmetic only: a mask and a where cost about 5 times as much on the CPU."""
+        Float arithmetic only: a mask and a where cost several times as much on the CPU."""
         m = m.nan_to_num_(nan=-1.0)  # -1 marks Δz = 0
         inside = y.sign() if self.lo == 0 else (y - self.lo).sign_()
         if self.hi is not None:

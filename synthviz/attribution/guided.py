@@ -1,7 +1,10 @@
 """Modified-backward methods: guided backpropagation (Springenberg 2015) and DeconvNet (Zeiler &
 Fergus 2014). A torch-function mode changes the backward of every ReLU-type call (``nn.ReLU``,
 in place or not, ``F.relu``, ``torch.relu_``, ``nn.ReLU6``, ``F.hardtanh(x, 0, t)``); the model
-itself is never touched, so nothing needs restoring after an error."""
+itself is never touched, so nothing needs restoring after an error. Once a first forward has shown
+that a network calls these only inside activation modules, DeconvNet's mode is entered only there,
+and guided backprop needs no mode at all: a gradient hook on each such module's output
+(:mod:`synthviz.attribution.scoped`; the hooks go when the call ends, error or not)."""
 
 from __future__ import annotations
 

@@ -45,37 +45,49 @@ def _hooks(modules: list[nn.Module], pre, post) -> list:
 
 
 @contextlib.contextmanager
+def _removed_after(handles: list) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _scoped_hooks(mode: TorchFunctionMode, modules: list[nn.Module]) -> list:
+    """Hooks that make ``mode`` act inside ``modules`` only: the mode entered around each call, or
+    (a mode with ``output_grad``) no mode, a gradient hook on each changed module's output."""
+    if getattr(mode, "output_grad", None) is not None:
+        def on_output(module, args, output):
+            if torch.is_grad_enabled() and isinstance(output, torch.Tensor) and output.requires_grad:
+                mode.calls += 1
+                output.register_hook(mode.output_grad)
+
+        return [m.register_forward_hook(on_output) for m in modules if mode.changes(m)]
+
+    def enter(module, args):
+        mode.__enter__()
+
+    def leave(module, args, output):
+        mode.__exit__(None, None, None)
+
+    return _hooks(modules, enter, leave)
+
+
+@contextlib.contextmanager
 def activation_mode(mode: TorchFunctionMode, net: nn.Module) -> Iterator[TorchFunctionMode]:
     """``with mode:`` for forwards of ``net``, entered only inside its activation modules once the
     network is known to call activations nowhere else (see the module's docstring)."""
     key = tuple(map(id, net.modules()))
     modules = [m for m in net.modules() if isinstance(m, ACTIVATION_MODULES)]
     known = _SCOPABLE.get(net)
-    if not modules:
-        with mode:
+    known = known[1] if known is not None and known[0] == key else None
+    if known:
+        with _removed_after(_scoped_hooks(mode, modules)):
             yield mode
         return
-    if known is not None and known[0] == key and known[1]:
-        def enter(module, args):
-            mode.__enter__()
-
-        def leave(module, args, output):
-            mode.__exit__(None, None, None)
-
-        def on_output(module, args, output):
-            if torch.is_grad_enabled() and isinstance(output, torch.Tensor) and output.requires_grad:
-                mode.calls += 1
-                output.register_hook(mode.output_grad)
-
-        if getattr(mode, "output_grad", None) is not None:  # no mode at all: a gradient hook per output
-            handles = [m.register_forward_hook(on_output) for m in modules if mode.changes(m)]
-        else:
-            handles = _hooks(modules, enter, leave)
-        try:
+    if known is False or not modules:
+        with mode:
             yield mode
-        finally:
-            for h in handles:
-                h.remove()
         return
     # first forward: the whole forward in the mode, counting the calls seen inside the modules
     inside, before = [0], []
@@ -86,12 +98,7 @@ def activation_mode(mode: TorchFunctionMode, net: nn.Module) -> Iterator[TorchFu
     def count(module, args, output):
         inside[0] += mode.seen - before.pop()
 
-    handles = _hooks(modules, mark, count)
-    try:
-        with mode:
-            yield mode
-    finally:
-        for h in handles:
-            h.remove()
+    with _removed_after(_hooks(modules, mark, count)), mode:
+        yield mode
     if mode.seen:
         _SCOPABLE[net] = (key, inside[0] == mode.seen)

@@ -6,8 +6,9 @@
   visualization sees each step through 4 random crops (70–100 % of the area, flipped at random),
   its value averaged over them (``crops``): the class then survives the crops and flips a viewer
   (or another network) sees it through.
-* ``classic`` (Simonyan 2014; Yosinski 2015): raw pixels, L2 decay, roll jitter, Gaussian
-  blur every 4 steps, pixel clipping; class renders also through 4 crop views per step.
+* ``classic`` (Simonyan 2014; Yosinski 2015): raw pixels, L2 decay, Gaussian blur every 4
+  steps, pixel clipping, with lucid's transformation robustness and learning-rate schedule;
+  class renders also through 4 crop views per step.
 * ``maco`` (Fel et al. 2023): only the phase of a natural amplitude spectrum is learnt, on a
   canvas larger than the model's input (``canvas``; default twice the input, at most 512 px);
   each step the model sees ``crops`` random crops of it (each 30-100 % of the input's side, in
@@ -102,11 +103,11 @@ RECIPES: dict[str, VizRecipe] = {
     # Lite1 / Lite2 91 / 66 % with one view, 99 / 94 % with 4)
     "lucid": VizRecipe("fourier", robust_transforms, "adam", 0.05, 256, schedule=warmup_cosine, class_crops=4),
     "maco": VizRecipe("maco", lambda size: random_crops(None), "adam", 0.1, 256, views=maco_views),
-    # pixels, L2 decay, blur every 4 steps, with lucid's scaled transformation robustness and
-    # learning-rate schedule (roll jitter alone left whole classes unrecognised by other networks).
-    # (Yosinski's per-step decay 0.01 with a σ 1 -> 0.5 blur ladder washed the images out to grey.)
+    # pixels, L2 decay, Yosinski's blur (σ 1 every 4 steps), with lucid's scaled transformation
+    # robustness and learning-rate schedule (roll jitter and σ 0.5 left whole classes unrecognised
+    # by other networks: benchmarks/quality.py, see the README's Quality table).
     "classic": VizRecipe("pixel", robust_transforms, "adam", 0.05, 200, penalty=l2(1e-2), schedule=warmup_cosine,
-                         step_ops=lambda steps: [BlurEvery(every=4, sigma=0.5)], class_crops=4),
+                         step_ops=lambda steps: [BlurEvery(every=4, sigma=1.0)], class_crops=4),
 }
 
 
