@@ -154,4 +154,5 @@ def test_lucid_class_render_sees_each_step_through_four_views(embedded):
     assert default.info["crops"] == 4 and three.info["crops"] == 3
     assert sizes[:2] == [4, 4] and 6 in sizes  # 4 views of one image; 3 views of each of 2 images
     assert synthviz.probe(embedded, "_blocks.3", 0, size=64, steps=1).info["crops"] == 1
+    assert synthviz.classviz(embedded, "goldfish", recipe="classic", size=64, steps=1).info["crops"] == 6
     assert synthviz.classviz(embedded, "goldfish", recipe="maco", size=64, steps=1).info["crops"] == 1

@@ -85,7 +85,8 @@ def test_probe_of_a_swin_stage_channel_raises_it():
     start = synthviz.probe(m, "features.3", 5, size=32, steps=1, recipe="classic")
     end = synthviz.probe(m, "features.3", 5, size=32, steps=40, recipe="classic")
     assert end.images.shape == (1, 3, 32, 32) and end.info["units"] == [5]
-    assert read(end.images) > read(start.images) + 0.05, (read(start.images), read(end.images))
+    # a random tiny Swin at 32 px: small absolute values, so the rise is asked for in proportion
+    assert read(end.images) > 1.3 * read(start.images) > 0, (read(start.images), read(end.images))
 
 
 def test_real_swin_t_and_maxvit_t_layers_and_default_gradcam():
