@@ -36,7 +36,7 @@ from ..maco import canvas_size, random_crops
 from ..params import make_param
 from ..result import Result
 from ..regularizers import BlurEvery, l2
-from ..transforms import Transform, compose, robust_transforms, roll
+from ..transforms import Transform, compose, robust_transforms
 
 
 def warmup_cosine(steps: int, warmup: float = 0.05, floor: float = 0.05) -> Callable[[int], float]:
