@@ -27,12 +27,19 @@ ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPA
        "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
 
 
+def sigint_default() -> None:
+    """In the child before it starts: SIGINT back to the default, so Python installs its own
+    handler even when this test run was started with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_with(patch: str, *args, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``synthviz ARGS`` in a fresh Python process after ``patch`` (Python source that arranges
     a real SIGINT to this process at a chosen moment)."""
     code = "import os, signal, sys, time\nimport torch\ntorch.set_num_threads(1)\n" + textwrap.dedent(patch) + \
         "\nfrom synthviz.cli import main\nsys.argv = ['synthviz', *sys.argv[1:]]\nmain()\n"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
+                          preexec_fn=sigint_default,
                           text=True, timeout=timeout)
 
 
@@ -119,7 +126,8 @@ def start_gallery(tmp_path: Path, steps: int, workers: int = 2) -> tuple[subproc
     out = tmp_path / "g"
     proc = subprocess.Popen([sys.executable, "-m", "synthviz", "gallery", spec, "--workers", str(workers),
                              "--threads", "1", "--out", out], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own process group
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,  # its own process group
+                            preexec_fn=sigint_default)
     return proc, out
 
 
