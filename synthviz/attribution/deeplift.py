@@ -41,17 +41,13 @@ _nn = torch._C._nn
 
 
 class _Clamp:
-    """clamp(z, lo, hi) with its derivative (1 inside the open range, else 0)."""
+    """clamp(z, lo, hi); its derivative is 1 inside the open range, else 0 (see fill_nan)."""
 
     def __init__(self, lo, hi=None):
         self.lo, self.hi = lo, hi
 
     def __call__(self, z):
         return torch.clamp(z, self.lo, self.hi)
-
-    def derivative(self, z):
-        inside = z > self.lo if self.hi is None else (z > self.lo) & (z < self.hi)
-        return inside.to(z.dtype)
 
     def fill_nan(self, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The secants ``m`` (in [0, 1], NaN where Δz = 0) with each NaN replaced by f′ read off
@@ -117,9 +113,7 @@ def parse_elementwise(func, args, kwargs, need_grad: bool = True):
 
 
 def derivative(fn: Callable, z: torch.Tensor) -> torch.Tensor:
-    """f′(z) element-wise: analytic for clamps, else by autograd (``fn`` acts element by element)."""
-    if hasattr(fn, "derivative"):
-        return fn.derivative(z)
+    """f′(z) element-wise by autograd (``fn`` acts element by element; clamps use _Clamp.fill_nan)."""
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
         (d,) = torch.autograd.grad(fn(z).sum(), z)

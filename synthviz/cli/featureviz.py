@@ -19,7 +19,7 @@ from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, 
 
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
 CanvasOpt = Annotated[Optional[int], typer.Option(help="maco: the canvas side in px, the picture saved (default twice the model's input, at most 512).")]
-CropsOpt = Annotated[Optional[int], typer.Option(help="Views per step, value averaged: random crops (70-100% of the area, random flips), or for maco crops of the canvas. Default: 4 for lucid and classic class renders, else 1. Each costs one pass.")]
+CropsOpt = Annotated[Optional[int], typer.Option(help="Views per step, value averaged: random crops (70-100% of the area, random flips), or for maco crops of the canvas. Default: 4 for lucid and 6 for classic class renders, else 1. Each costs one pass.")]
 RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colour + robustness), classic (pixels + L2 + blur + jitter) or maco (phase only under a natural amplitude spectrum, random crops: for transformers).")]
 
 

@@ -33,7 +33,7 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
         batch: render several images of the class at once (different seeds of the same start).
         size: the image side; a model with a fixed input size (ViT: 224) renders at that size.
         crops: views per step, the value averaged over them (None: the recipe's default, 4 for
-            ``lucid`` and ``classic``, 1 for ``maco``): random crops of 70–100 % of the area with random flips, or for
+            ``lucid``, 6 for ``classic``, 1 for ``maco``): random crops of 70–100 % of the area with random flips, or for
             ``maco`` random crops of the canvas. Each view costs one forward/backward pass.
         canvas: ``maco`` only: the side of the canvas rendered (default twice the model's input, at
             most 512 px); the image is the whole canvas, and the values reported are the model's on
