@@ -99,11 +99,14 @@ def peer(name: str, model):
                  "ablationcam": "AblationCAM", "fullgrad": "FullGrad"}
     if pgc is not None and name in grad_cams:
         cls = getattr(pgc, grad_cams[name])
-        with contextlib.redirect_stdout(io.StringIO()):  # FullGrad prints a warning about target_layers
-            cam = cls(model=wrapped, target_layers=[] if name == "fullgrad" else [layer])
 
         def run(x, t):
-            with contextlib.redirect_stderr(io.StringIO()):  # tqdm bars
+            # made for the call and released after it, as in `with GradCAM(...) as cam:`; a live
+            # object's hooks stay on the network and slow down the forwards of synthviz's turn too
+            # (its fused twin steps aside for hooks it did not put there)
+            with contextlib.redirect_stdout(io.StringIO()):  # FullGrad prints a warning about target_layers
+                cam = cls(model=wrapped, target_layers=[] if name == "fullgrad" else [layer])
+            with cam, contextlib.redirect_stderr(io.StringIO()):  # tqdm bars
                 return cam(input_tensor=x.clone().requires_grad_(True),
                            targets=[ClassifierOutputTarget(t)] * len(x))
 

@@ -223,10 +223,6 @@ def test_scorecam_finds_the_one_informative_region_and_survives_constant_maps():
         quadrant[0, k, 16 * r:16 * r + 16, 16 * c:16 * c + 16] = 1
     with torch.no_grad():
         net.feat.weight.zero_()
-    from synthviz.layers import Tap
-
-    with Tap(m, ["feat"], edit={"feat": lambda out: quadrant.expand(len(out), -1, -1, -1).clone()}):
-        pass
     # make the layer output the quadrant indicators: a conv cannot, so edit its bias per position
     net.feat.register_forward_hook(lambda mod, i, o: quadrant.expand(len(o), -1, -1, -1).clone())
     att = attribute(m, x, "scorecam", 0, layer="feat")

@@ -97,3 +97,30 @@ def test_saliency_cli_with_several_classes_and_folder_refusal(tmp_path, chelsea1
 
     assert np.load(tmp_path / "s-gradient.npy").shape == (1, 1, 64, 64)
     one_line_error(run("saliency", tmp_path, "--output-index", "0", "--out", tmp_path / "f.png"), "one photo")
+
+
+def test_classviz_of_a_list_renders_one_image_per_class_in_one_batch(tiny):
+    result = synthviz.classviz(tiny, [1, "class 4"], size=32, steps=12, lr=0.1, crops=1)
+    assert result.images.shape == (2, 3, 32, 32)
+    assert result.info["cls"] == [1, 4] and result.info["label"] == ["class 1", "class 4"]
+    assert result.labels == ["class 1 class 1", "class 4 class 4"]
+    with torch.no_grad():
+        logits = tiny(result.images)
+    # each image raised its own class: image 0 scores class 1 above image 1, and image 1 class 4 above image 0
+    assert logits[0, 1] > logits[1, 1] and logits[1, 4] > logits[0, 4], logits[:, [1, 4]]
+    probs = logits.softmax(-1)
+    assert result.info["probability"] == pytest.approx([float(probs[0, 1]), float(probs[1, 4])], rel=1e-4)
+    with pytest.raises(SynthvizError, match="drop batch"):
+        synthviz.classviz(tiny, [1, 4], size=32, steps=2, batch=2)
+    with pytest.raises(SynthvizError, match="at least one class"):
+        synthviz.classviz(tiny, [], size=32, steps=2)
+
+
+def test_classviz_cli_each_class(tmp_path):
+    out = tmp_path / "each.png"
+    res = run("classviz", "--each", "goldfish, 285", "--size", "32", "--steps", "2", "--crops", "1",
+              "--device", "cpu", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "class 1 'goldfish'" in res.output and "class 285 'Egyptian cat'" in res.output
+    assert out.exists()
+    one_line_error(run("classviz", "285", "--each", "1,2", "--out", tmp_path / "x.png"), "drop TARGET")

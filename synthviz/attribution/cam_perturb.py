@@ -10,19 +10,21 @@ import torch.nn.functional as F
 
 from ..layers import LOGITS, Tap
 from ..models import Model
+from .batching import forward_batch
 from .cam import activation_features, run_cam
 from .core import Attribution, chunks, progress, scores_of, target_scores
 from .graph import tail
 from .registry import register_method
 
 
-def _scorecam_weights(model, x, targets, act, grad, layer, batch_size: int = 16):
+def _scorecam_weights(model, x, targets, act, grad, layer, batch_size: int | None = None):
     """Each channel, upsampled (bilinear, corners aligned) and min-max scaled to [0, 1], masks the
     input towards the model's mean colour (pytorch-grad-cam masks the normalised input, whose zero is
     that colour); the target scores of the masked inputs, softmaxed over the channels, weigh A."""
     b, c = act.shape[:2]
     mean = model.mean.to(x)
     scores = torch.empty(b, c, device=x.device)
+    batch_size = forward_batch(model, x, batch_size)
     with torch.no_grad(), progress(b * -(-c // batch_size), "Score-CAM") as advance:
         for i in range(b):
             for s in chunks(c, batch_size):
@@ -39,9 +41,10 @@ def _scorecam_weights(model, x, targets, act, grad, layer, batch_size: int = 16)
 @register_method("scorecam", label="Score-CAM", family="cam", cost="1 forward to the layer + channels forwards",
                  aliases=("score_cam",), needs_layer=True)
 def scorecam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None,
-             batch_size: int = 16, aug_smooth: bool = False, eigen_smooth: bool = False) -> Attribution:
+             batch_size: int | None = None, aug_smooth: bool = False, eigen_smooth: bool = False) -> Attribution:
     """Score-CAM: w_k = softmax over channels of the target score on the input masked by the k-th
-    normalised activation map; map = ReLU(Σ_k w_k A_k). One full forward per channel (masks batched)."""
+    normalised activation map; map = ReLU(Σ_k w_k A_k). One full forward per channel, ``batch_size``
+    masked inputs at a time (None: :func:`~synthviz.attribution.batching.forward_batch`'s choice)."""
     return run_cam(model, x, targets, layer, partial(_scorecam_weights, batch_size=batch_size),
                    features=activation_features, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
 

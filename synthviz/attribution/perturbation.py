@@ -6,6 +6,7 @@ import torch
 
 from ..models import Model
 from ..checks import in_range, positive
+from .batching import forward_batch
 from .core import Attribution, chunks, scores_of
 from .registry import register_method
 
@@ -22,12 +23,14 @@ def _windows(side: int, window: int, stride: int) -> list[int]:
 @register_method("occlusion", label="occlusion", family="perturbation",
                  cost="1 + windows forwards (windows = (H/stride) × (W/stride))", lazy_target=True)
 def occlusion(model: Model, x: torch.Tensor, targets: torch.Tensor, window: int = 32, stride: int = 16,
-              value: float = 0.5, batch_size: int = 16) -> Attribution:
+              value: float = 0.5, batch_size: int | None = None) -> Attribution:
     """Score drop f(x) − f(x with a window filled with ``value``), averaged over the windows covering
-    each pixel: (B, 1, H, W), positive where hiding the pixels lowers the score."""
+    each pixel: (B, 1, H, W), positive where hiding the pixels lowers the score. ``batch_size``
+    occluded images per forward (None: :func:`~synthviz.attribution.batching.forward_batch`'s choice)."""
     positive("window", window, integer=True)
     positive("stride", stride, integer=True)
     in_range("value", value, 0.0, 1.0)  # the fill is a pixel value: images are in [0, 1]
+    batch_size = forward_batch(model, x, batch_size)
     h, w = x.shape[-2:]
     win_h, win_w = min(window, h), min(window, w)
     spots = [(y0, x0) for y0 in _windows(h, window, stride) for x0 in _windows(w, window, stride)]

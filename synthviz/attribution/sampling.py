@@ -13,7 +13,8 @@
   coalition with weight 10⁶ (so Σφ ≈ f(x) − f(baseline)); a weighted least-squares fit.
 
 Scores come from :func:`~synthviz.attribution.core.target_scores` on the model's output (logits).
-All three take ``samples``, ``seed`` and ``batch_size`` (images per forward pass) and show a rich
+All three take ``samples``, ``seed`` and ``batch_size`` (images per forward pass; None: see
+:mod:`~synthviz.attribution.batching`) and show a rich
 progress bar on a terminal when there are many batches. Fits run in float64 in torch.
 """
 
@@ -27,14 +28,15 @@ import torch.nn.functional as F
 
 from ..errors import SynthvizError
 from ..models import Model
+from .batching import forward_batch
 from .core import Attribution, make_baseline, progress, target_scores
 from .registry import register_method
 
-def _check(samples: int, batch_size: int) -> None:
+def _check(model: Model, x: torch.Tensor, samples: int, batch_size: int | None) -> int:
+    """Checks ``samples``; the images per forward pass (None: :func:`forward_batch`'s choice)."""
     if int(samples) < 1:
         raise SynthvizError(f"samples must be at least 1, not {samples}")
-    if int(batch_size) < 1:
-        raise SynthvizError(f"batch_size must be at least 1, not {batch_size}")
+    return forward_batch(model, x, batch_size)
 
 
 @torch.no_grad()
@@ -73,12 +75,12 @@ def rise_masks(n: int, size: tuple[int, int], grid: int, p: float, gen: torch.Ge
 @register_method("rise", label="RISE", family="sampling", cost="samples forwards (default 1000)",
                  aliases=("random_masks",))
 def rise(model: Model, x: torch.Tensor, targets: torch.Tensor, samples: int = 1000, grid: int = 7,
-         p: float = 0.5, seed: int | None = 0, batch_size: int = 16) -> Attribution:
+         p: float = 0.5, seed: int | None = 0, batch_size: int | None = None) -> Attribution:
     """RISE: Σ score(x ⊙ M_i) · M_i / (N · p) over ``samples`` random masks (hidden pixels black).
 
     ``raw``: that sum (B, 1, H, W); ``maps``: raw − its per-image minimum (the paper shows min-max
     normalised maps; the order of the pixels is unchanged). The same masks serve every image."""
-    _check(samples, batch_size)
+    batch_size = _check(model, x, samples, batch_size)
     if not 0 < p <= 1 or int(grid) < 1:
         raise SynthvizError(f"RISE needs 0 < p <= 1 and grid >= 1 (got p={p}, grid={grid})")
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
@@ -157,10 +159,10 @@ def _explain_superpixels(model, x, targets, coalitions, segments, baseline, seed
 @register_method("lime", label="LIME", family="sampling", cost="samples forwards (default 500)")
 def lime(model: Model, x: torch.Tensor, targets: torch.Tensor, samples: int = 500, segments: int = 50,
          baseline: str | torch.Tensor = "mean", kernel_width: float = 0.25, ridge: float = 1.0, seed: int | None = 0,
-         batch_size: int = 16) -> Attribution:
+         batch_size: int | None = None) -> Attribution:
     """LIME on SLIC superpixels: each superpixel's coefficient in a locally weighted ridge fit
     (lime's defaults: exponential kernel of width 0.25 on the cosine distance, ridge α = 1)."""
-    _check(samples, batch_size)
+    batch_size = _check(model, x, samples, batch_size)
 
     def coalitions(m, gen):
         z = torch.randint(0, 2, (int(samples), m), generator=gen).double()
@@ -194,10 +196,10 @@ def shapley_coalitions(m: int, n: int, gen: torch.Generator) -> tuple[torch.Tens
 @register_method("kernelshap", label="KernelSHAP", family="sampling", cost="samples forwards (default 500)",
                  aliases=("kernel_shap", "shap"))
 def kernelshap(model: Model, x: torch.Tensor, targets: torch.Tensor, samples: int = 500, segments: int = 50,
-               baseline: str | torch.Tensor = "black", seed: int | None = 0, batch_size: int = 16) -> Attribution:
+               baseline: str | torch.Tensor = "black", seed: int | None = 0, batch_size: int | None = None) -> Attribution:
     """KernelSHAP on SLIC superpixels: Shapley values φ of the superpixels (hidden ones show
     ``baseline``), from a Shapley-kernel-weighted least-squares fit; Σφ ≈ f(x) − f(baseline)."""
-    _check(samples, batch_size)
+    batch_size = _check(model, x, samples, batch_size)
     att = _explain_superpixels(model, x, targets, lambda m, gen: (*shapley_coalitions(m, int(samples), gen), 0.0),
                                segments, baseline, seed, int(batch_size), "KernelSHAP")
     att.info.update(samples=int(samples))

@@ -28,6 +28,7 @@ def classviz_cmd(
     target: Annotated[Optional[str], typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat' (default 285).")] = None,
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
     similar_to: SimilarOpt = None, mask: MaskOpt = None,
+    each: Annotated[Optional[str], typer.Option("--each", help="Several classes, one image of each, rendered in one batch (about twice as fast as one run per class on a CPU), e.g. goldfish,flamingo,volcano.")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
     size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = None,
     score: Annotated[str, typer.Option(help="logit (raw score) or logprob.")] = "logit",
@@ -35,20 +36,31 @@ def classviz_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Render an image the model sees as class TARGET, or that maximises another target of its output:
-    several classes (--classes 1,5,9), a regression output (--output-index 0), the similarity of an
-    embedding to a photo's (--similar-to PHOTO), a segmentation class inside a mask (--mask M --class C)."""
+    several classes in one image (--classes 1,5,9), one image of each (--each 1,5,9), a regression
+    output (--output-index 0), the similarity of an embedding to a photo's (--similar-to PHOTO), a
+    segmentation class inside a mask (--mask M --class C)."""
     prepare_outputs(out, video)
     if target is not None and cls is not None:
         raise SynthvizError("give the class once: as TARGET or as --class")
+    others = [f for f, v in (("TARGET", target), ("--class", cls), ("--classes", classes), ("--output-index", output_index),
+                             ("--similar-to", similar_to), ("--mask", mask)) if v is not None]
+    if each is not None and others:
+        raise SynthvizError(f"--each names the classes itself; drop {others[0]}")
     m = get_model(model, weights, device)
-    tgt = targets.from_options(m, cls=target or cls, classes_=classes, output=output_index, similar=similar_to,
-                               mask=mask)
-    tgt = "285" if tgt is None else tgt
+    if each is not None:
+        tgt = [p.strip() for p in each.split(",") if p.strip()]
+    else:
+        tgt = targets.from_options(m, cls=target or cls, classes_=classes, output=output_index, similar=similar_to,
+                                   mask=mask)
+        tgt = "285" if tgt is None else tgt
     result = run_render(classviz, out, video, overwrite, target=tgt, model=m, weights=weights, recipe=recipe,
                         size=size, steps=steps, lr=lr, score=score, canvas=canvas, crops=crops, seed=seed, device=device, progress=True,
                         frame_every=frame_every(video, steps))
     info = result.info
-    if "cls" in info:
+    if isinstance(info.get("cls"), list):
+        for c, label, p in zip(info["cls"], info["label"], info["probability"]):
+            say(f"{info['model']} class {c} '{label}': probability {p:.3f}")
+    elif "cls" in info:
         say(f"{info['model']} class {info['cls']} '{info['label']}': probability {info['probability'][0]:.3f}")
     else:
         say(f"{info['model']} {info['target']}: {info['start'][0]:.4g} at the start, {info['value'][0]:.4g} at the end")

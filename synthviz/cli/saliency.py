@@ -47,7 +47,7 @@ StrideOpt = Annotated[Optional[int], typer.Option(help=f"Occlusion: window step 
 ValueOpt = Annotated[Optional[float], typer.Option(help=f"Occlusion: fill value in [0, 1] (default {_d('value')}).")]
 AugOpt = Annotated[Optional[bool], typer.Option("--aug-smooth/--no-aug-smooth", help="CAM family: test-time augmentation smoothing (mirror x contrast, 6x the cost).")]
 EigenOpt = Annotated[Optional[bool], typer.Option("--eigen-smooth/--no-eigen-smooth", help="CAM family: first principal component of the weighted activations.")]
-BatchOpt = Annotated[Optional[int], typer.Option(help=f"Images per forward pass for the methods that expand each image (default {_d('batch_size')}).")]
+BatchOpt = Annotated[Optional[int], typer.Option(help="Images per forward pass for the methods that expand each image (default: the method's own; the forward-only ones, e.g. Score-CAM and occlusion, take on the CPU as many as keep the network's largest activation under 16 MiB).")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the random draws (SmoothGrad noise, masks, the sanity re-initialisation).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any method option as KEY=VALUE (repeatable), e.g. --set ratio=0.5.")]
 

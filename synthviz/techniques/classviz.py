@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ..checks import choice
+from ..errors import BadValue
 from ..models import DEFAULT_MODEL, ModelLike
 from ..objectives import class_score, target as target_objective
 from ..result import Result
@@ -17,12 +18,15 @@ from .featureviz import as_model_input, check_options, visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
-def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 285, *, weights: str = "default",
+def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | list[int | str] | Callable = 285, *,
+             weights: str = "default",
              recipe: str = "lucid", size: int = 128, steps: int | None = None, lr: float | None = None,
              batch: int = 1, score: str = "logit", canvas: int | None = None, crops: int | None = None,
              seed: int | None = 0, device: str | None = None, progress: bool | str = False,
              frame_every: int = 0) -> Result:
-    """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``), or
+    """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``; a list
+    of classes renders one image of each in one batch, about twice as fast as one call per class on
+    a CPU, with the same recipe acting on each image alone), or
     an image that maximises any target of the output (a :class:`~synthviz.targets.Target` or a callable
     ``output -> (B,)``: a regression value, the similarity to a photo's embedding, a masked class score).
 
@@ -40,8 +44,9 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
             the whole canvas resized to its input.
 
     Returns a :class:`~synthviz.result.Result`: ``scores`` the final objective per image,
-    ``labels`` the class name (or the target's); ``info`` holds the class and its softmax probability
-    per image, or for any other target its name, its value at the start and its final value per image.
+    ``labels`` the class name (or the target's); ``info`` holds the class (``cls``, ``label``: lists
+    for a list of classes) and its softmax probability per image, or for any other target its name,
+    its value at the start and its final value per image.
     """
     choice("score", score, ("logit", "logprob"))
     check_options(steps, lr, batch, size, recipe, canvas, crops)
@@ -57,12 +62,21 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | Callable = 28
         result.info.update(target=name, value=value.tolist(), model=m.name,
                            start=result.history[0].tolist() if len(result.history) else [])
         return result
-    cls = m.class_index(target)
-    result = visualize(m, class_score(cls, score), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
+    single = not isinstance(target, (list, tuple))
+    if not single and (not target or batch != 1):
+        raise BadValue("give at least one class" if not target else
+                       "a list of classes renders one image of each: drop batch (it renders one class several times)")
+    classes = [m.class_index(target)] * batch if single else [m.class_index(t) for t in target]
+    objective = class_score(classes[0], score) if single else sum(
+        (class_score(c, score, batch=i) for i, c in enumerate(classes)), 0)
+    result = visualize(m, objective, batch=len(classes), size=size, recipe=recipe, steps=steps, lr=lr,
                        seed=seed, device=device, progress=progress, frame_every=frame_every, canvas=canvas,
                        crops=crops)
     with torch.no_grad(), m.evaluating():
-        probs = main_output(m(as_model_input(result).to(m.device))).softmax(-1)[:, cls].cpu()
-    result.labels = [f"class {cls} {m.class_name(cls)}"] * len(probs)
-    result.info.update(cls=cls, label=m.class_name(cls), model=m.name, probability=probs.tolist())
+        probs = main_output(m(as_model_input(result).to(m.device))).softmax(-1)
+    probs = probs[torch.arange(len(classes)), classes].cpu()
+    names = [m.class_name(c) for c in classes]
+    result.labels = [f"class {c} {name}" for c, name in zip(classes, names)]
+    result.info.update(cls=classes[0] if single else classes, label=names[0] if single else names, model=m.name,
+                       probability=probs.tolist())
     return result

@@ -1,0 +1,57 @@
+"""How many images the forward-only methods (Score-CAM, occlusion, RISE, LIME, KernelSHAP) run at once.
+
+On the CPU a bigger batch is not faster here: glibc hands every block over its mmap threshold
+(at most 32 MiB) out as fresh pages, and touching them costs a page fault each. At batch 16 the
+embedded model's largest activation (16 × 96 × 113 × 113 floats, 78 MB) takes that road on every
+forward: about 7 700 page faults per image, and Score-CAM at its last stage took 23 s per image.
+At batch 3 there are almost none (about 10 per image) and it takes 13 s, on the same 2-core CPU.
+So the default is the most images whose largest activation stays well under the threshold.
+"""
+
+from __future__ import annotations
+
+from weakref import WeakKeyDictionary
+
+import torch
+
+from ..checks import positive
+from ..models import Model
+
+HEAP_BYTES = 16 * 2**20  # well under glibc's largest mmap threshold (32 MiB): the heap stays untrimmed
+GPU_BATCH = 16
+_LARGEST: WeakKeyDictionary = WeakKeyDictionary()  # network -> {image shape: bytes}
+
+
+def largest_activation(model: Model, x: torch.Tensor) -> int:
+    """Bytes of the largest module output one image of ``x`` (B, C, H, W) makes in a forward;
+    measured by one batch-1 forward, once per network and image shape."""
+    memo = _LARGEST.setdefault(model.net, {})
+    key = tuple(x.shape[1:])
+    if key not in memo:
+        one = x[:1].detach()
+        net = model.runner(one)
+        sizes = [one.numel() * one.element_size()]
+
+        def record(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                sizes.append(output.numel() * output.element_size())
+
+        handles = [m.register_forward_hook(record) for m in net.modules() if not any(m.children())]
+        try:
+            with torch.no_grad():
+                model(one, net=net)
+        finally:
+            for h in handles:
+                h.remove()
+        memo[key] = max(sizes)
+    return memo[key]
+
+
+def forward_batch(model: Model, x: torch.Tensor, batch_size: int | None) -> int:
+    """``batch_size`` when given; else on the CPU the most images (1..16) whose largest activation
+    fits :data:`HEAP_BYTES`, on a GPU 16."""
+    if batch_size is not None:
+        return int(positive("batch_size", batch_size, integer=True))
+    if x.device.type != "cpu":
+        return GPU_BATCH
+    return max(1, min(GPU_BATCH, HEAP_BYTES // largest_activation(model, x)))
