@@ -61,3 +61,10 @@ def test_inline_python_calls_in_the_readme_name_real_functions():
         for part in dotted.split("."):
             obj = getattr(obj, part)
         assert callable(obj), dotted
+
+
+def test_every_gallery_file_the_readme_shows_exists():
+    paths = set(re.findall(r"\]\((gallery/[^)\s]+)\)", README.read_text()))
+    assert paths, "the README shows no gallery image"
+    missing = sorted(p for p in paths if not (README.parent / p).is_file())
+    assert not missing, f"the README shows gallery files that are not there (rebuilt gallery?): {missing}"

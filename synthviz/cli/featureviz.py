@@ -28,7 +28,7 @@ def classviz_cmd(
     target: Annotated[Optional[str], typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat' (default 285).")] = None,
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
     similar_to: SimilarOpt = None, mask: MaskOpt = None,
-    each: Annotated[Optional[str], typer.Option("--each", help="Several classes, one image of each, rendered in one batch (about twice as fast as one run per class on a CPU), e.g. goldfish,flamingo,volcano.")] = None,
+    each: Annotated[Optional[str], typer.Option("--each", help="Several classes, one image of each, rendered in one batch, e.g. goldfish,flamingo,volcano.")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
     size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = None,
     score: Annotated[str, typer.Option(help="logit (raw score) or logprob.")] = "logit",

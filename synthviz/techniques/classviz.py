@@ -25,8 +25,7 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | list[int | st
              seed: int | None = 0, device: str | None = None, progress: bool | str = False,
              frame_every: int = 0) -> Result:
     """Render what ``model`` sees as class ``target`` (an index or a name such as ``"tabby"``; a list
-    of classes renders one image of each in one batch, about twice as fast as one call per class on
-    a CPU, with the same recipe acting on each image alone), or
+    of classes renders one image of each in one batch, the recipe acting on each image alone), or
     an image that maximises any target of the output (a :class:`~synthviz.targets.Target` or a callable
     ``output -> (B,)``: a regression value, the similarity to a photo's embedding, a masked class score).
 
