@@ -15,6 +15,7 @@ DeepLIFT and LRP take the best of ``--repeat`` calls on each side (the sampling 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -126,7 +127,7 @@ def main() -> None:
     model = load_model("efficientnet_lite0")
     wrapped = Wrapped(model).eval()
     n = args.samples
-    print(f"efficientnet_lite0, {args.size} px, {torch.get_num_threads()} threads, 2-core CPU (shared): seconds per "
+    print(f"efficientnet_lite0, {args.size} px, {torch.get_num_threads()} threads, {os.cpu_count()}-core CPU: seconds per "
           "image, ratios measured in one run")
     print(f"{'method':24s}{'batch':>6s}{'s/image':>10s}{'ratio':>8s}   note")
     for bi, b in enumerate(int(v) for v in args.batches.split(",")):
