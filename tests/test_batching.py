@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from synthviz.attribution import attribute
-from synthviz.attribution.batching import GPU_BATCH, HEAP_BYTES, forward_batch, largest_activation
+from synthviz.attribution.batching import MAX_BATCH, HEAP_BYTES, forward_batch, largest_activation
 
 
 @pytest.mark.parametrize("side", [32, 256, 512, 1024])
@@ -15,7 +15,7 @@ def test_largest_activation_is_the_widest_module_output(tiny, side):
     x = torch.rand(2, 3, side, side)
     # TinyNet's widest output is conv1's: 8 channels at full resolution, float32
     assert largest_activation(tiny, x) == 8 * side * side * 4
-    expected = max(1, min(GPU_BATCH, HEAP_BYTES // (8 * side * side * 4)))
+    expected = max(1, min(MAX_BATCH, HEAP_BYTES // (8 * side * side * 4)))
     assert forward_batch(tiny, x, None) == expected
     assert forward_batch(tiny, x, 7) == 7
     assert not any(m._forward_hooks for m in tiny.net.modules())  # the measuring hooks are gone

@@ -3,8 +3,8 @@
 On the CPU a bigger batch is not faster here: glibc hands every block over its mmap threshold
 (at most 32 MiB) out as fresh pages, and touching them costs a page fault each. At batch 16 the
 embedded model's largest activation (16 × 96 × 113 × 113 floats, 78 MB) takes that road on every
-forward: about 7 700 page faults per image, and Score-CAM at its last stage took 23 s per image.
-At batch 3 there are almost none (about 10 per image) and it takes 13 s, on the same 2-core CPU.
+forward, thousands of page faults per image; at batch 3 almost none, and the forwards run about
+1.7x faster (``python benchmarks/batching.py`` prints both, and the README quotes it).
 So the default is the most images whose largest activation stays well under the threshold.
 """
 
@@ -18,7 +18,7 @@ from ..checks import positive
 from ..models import Model
 
 HEAP_BYTES = 16 * 2**20  # well under glibc's largest mmap threshold (32 MiB): the heap stays untrimmed
-GPU_BATCH = 16
+MAX_BATCH = 16  # the old fixed default: a GPU's batch, and the most the CPU rule picks
 _LARGEST: WeakKeyDictionary = WeakKeyDictionary()  # network -> {image shape: bytes}
 
 
@@ -53,5 +53,5 @@ def forward_batch(model: Model, x: torch.Tensor, batch_size: int | None) -> int:
     if batch_size is not None:
         return int(positive("batch_size", batch_size, integer=True))
     if x.device.type != "cpu":
-        return GPU_BATCH
-    return max(1, min(GPU_BATCH, HEAP_BYTES // largest_activation(model, x)))
+        return MAX_BATCH
+    return max(1, min(MAX_BATCH, HEAP_BYTES // largest_activation(model, x)))
