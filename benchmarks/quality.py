@@ -33,21 +33,23 @@ STYLE_BEFORE = {"optimizer": "lbfgs", "param": "pixel", "pool": "max", "tv_weigh
 
 
 def render_classes(model, recipe: str, classes: list[int], size: int, steps=None, batched: bool = True,
-                   crops: int | None = None) -> torch.Tensor:
+                   crops: int | None = None, seed: int = 0) -> torch.Tensor:
     """Class visualizations of ``classes`` with ``recipe`` at its defaults -> (N, 3, size, size).
 
     ``batched``: one ``classviz`` call with the list of classes, one render of N images, image i
     maximising class i (the recipe, its transforms and step operations act on each image alone, as
     in N separate calls; with crop views at 224 px no faster on a 2-core CPU). Otherwise one
-    ``synthviz.classviz`` call per class. crops=None: the recipe's class default (lucid: 4 views)."""
+    ``synthviz.classviz`` call per class. crops=None: the recipe's class default (lucid: 4 views);
+    ``seed``: the renders' (0 is classviz's default)."""
     import synthviz
 
     targets = [classes] if batched else classes
     return torch.cat([synthviz.classviz(model=model, target=t, recipe=recipe, size=size, steps=steps,
-                                        crops=crops).images for t in targets])
+                                        crops=crops, seed=seed).images for t in targets])
 
 
-def classviz_table(recipes, classes, size, views, steps=None, batched=True, verbose=True, crops=None) -> dict:
+def classviz_table(recipes, classes, size, views, steps=None, batched=True, verbose=True, crops=None,
+                   seed: int = 0) -> dict:
     """Per recipe: the model's probability, each judge's top-5 share and mean probability, s/image."""
     import synthviz
     from synthviz.judge import judge_images, load_judge
@@ -57,7 +59,7 @@ def classviz_table(recipes, classes, size, views, steps=None, batched=True, verb
     rows = {}
     for recipe in recipes:
         t = time.perf_counter()
-        images = render_classes(model, recipe, idx, size, steps, batched, crops)
+        images = render_classes(model, recipe, idx, size, steps, batched, crops, seed)
         seconds = (time.perf_counter() - t) / len(idx)
         with torch.no_grad():
             probs = model(images).softmax(-1)[torch.arange(len(idx)), idx]
@@ -71,8 +73,8 @@ def classviz_table(recipes, classes, size, views, steps=None, batched=True, verb
     return rows
 
 
-def print_classviz(rows, classes, size, views) -> None:
-    print(f"\nClass visualization, {len(classes)} classes at {size} px, default settings; judges see {views} random "
+def print_classviz(rows, classes, size, views, seed=0) -> None:
+    print(f"\nClass visualization, {len(classes)} classes at {size} px, default settings, seed {seed}; judges see {views} random "
           "crops (70-100% area) + flips per image")
     print("| recipe | p (Lite0, made it) | Lite1 top-5 | Lite1 p | Lite2 top-5 | Lite2 p | s/image |")
     print("|---|---|---|---|---|---|---|")
@@ -141,6 +143,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=None, help="default: each recipe's own")
     ap.add_argument("--views", type=int, default=8, help="random crops/flips per image per judge")
     ap.add_argument("--crops", type=int, default=None, help="views per render step (default: each recipe's own)")
+    ap.add_argument("--seed", type=int, default=0, help="the renders' seed (0: classviz's default)")
     ap.add_argument("--one-by-one", action="store_true", help="one classviz call per class (default: batched)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--before", action="store_true", help="also time the style render as it was before")
@@ -153,8 +156,8 @@ def main(argv=None) -> None:
     if args.part in ("all", "classviz"):
         classes = CLASSES[: args.classes]
         rows = classviz_table(args.recipes.split(","), classes, args.size, args.views, args.steps, not args.one_by_one,
-                              crops=args.crops)
-        print_classviz(rows, classes, args.size, args.views)
+                              crops=args.crops, seed=args.seed)
+        print_classviz(rows, classes, args.size, args.views, args.seed)
         if args.save:
             from torchvision.utils import make_grid
 

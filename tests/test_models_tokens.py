@@ -120,3 +120,22 @@ def test_timm_local_checkpoint_uses_the_architectures_preprocessing(tmp_path):
     assert torch.allclose(m.mean.flatten(), torch.tensor(net.pretrained_cfg["mean"]).float())
     x = torch.rand(1, 3, 224, 224)
     assert torch.allclose(m(x), net.eval()((x - m.mean) / m.std), atol=1e-5)
+
+
+def test_embedded_model_normalises_inputs_as_its_weights_were_trained(embedded, skimage_image):
+    """The BN after the stem convolution keeps the running statistics of its training inputs: with the
+    right preprocessing the stem's variance on real photos is near the running variance. TensorFlow's
+    Lite preprocessing gives 0.7x here; ImageNet's mean/std (twice the contrast) would give 3.6x."""
+    from synthviz.io import resize
+
+    photos = torch.cat([resize(skimage_image(n), (224, 224))
+                        for n in ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "brick", "grass", "gravel")])
+
+    def variance_ratio(mean, std) -> float:
+        x = (photos - torch.as_tensor(mean).view(1, 3, 1, 1)) / torch.as_tensor(std).view(1, 3, 1, 1)
+        with torch.no_grad():
+            stem = embedded.net._conv_stem(x)
+        return float((stem.var(dim=(0, 2, 3)) / embedded.net._bn0.running_var).median())
+
+    assert 0.5 < variance_ratio(embedded.mean.flatten(), embedded.std.flatten()) < 1.5
+    assert variance_ratio(IMAGENET_MEAN, (0.229, 0.224, 0.225)) > 2.5  # the check tells the two apart

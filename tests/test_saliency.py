@@ -15,7 +15,7 @@ import synthviz
 from synthviz.cli.app import app
 from synthviz.errors import SynthvizError
 from synthviz.io import resize, save_image
-from synthviz.models import IMAGENET_MEAN, IMAGENET_STD, Model
+from synthviz.models import LITE_MEAN, LITE_STD, Model
 from synthviz.attribution import attribute, method_info, method_names, option_defaults
 from synthviz.attribution.guided import GuidedReLU
 from synthviz.techniques.saliency_figure import colormap, saliency_figure
@@ -57,8 +57,8 @@ def pair(skimage_image):
 
 def test_vanilla_gradient_equals_independent_autograd(embedded, pair):
     x = pair.clone().requires_grad_(True)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(LITE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(LITE_STD).view(1, 3, 1, 1)
     logits = embedded.net((x - mean) / std)
     predicted = logits.argmax(1)
     logits[torch.arange(2), predicted].sum().backward()
@@ -116,13 +116,16 @@ def test_python_defaults_match_the_shared_option_table():
 
 def test_integrated_gradients_completeness_on_embedded_model(embedded, chelsea):
     x = resize(chelsea, (160, 240))
-    att = attribute(embedded, x, "integrated_gradients", 285, steps=64)
     with torch.no_grad():
         delta = (embedded(x)[0, 285] - embedded(torch.zeros_like(x))[0, 285]).item()
-    assert att.info["delta"][0] == pytest.approx(delta, rel=1e-4)
-    gap = att.raw.sum().item() - delta
-    assert gap == pytest.approx(att.info["completeness_gap"][0], abs=1e-3)
-    assert abs(gap) < 0.01 * abs(delta)
+    gaps = {}
+    for steps in (64, 256):
+        att = attribute(embedded, x, "integrated_gradients", 285, steps=steps)
+        assert att.info["delta"][0] == pytest.approx(delta, rel=1e-4)
+        gaps[steps] = att.raw.sum().item() - delta
+        assert gaps[steps] == pytest.approx(att.info["completeness_gap"][0], abs=1e-3)
+    # the path gradient of a ReLU6 network is rough: 9 % of delta at 64 steps here, under 1 % at 256
+    assert abs(gaps[256]) < 0.01 * abs(delta) and abs(gaps[256]) < abs(gaps[64])
     assert att.maps.shape == (1, 1, 160, 240)
 
 

@@ -99,14 +99,14 @@ def crop_views(size: tuple[int, int], n: int, area: tuple[float, float] = (0.7, 
 
 RECIPES: dict[str, VizRecipe] = {
     # Lucid, with the robustness scaled to the image and a warm-up + cosine learning rate; class
-    # renders seen through 4 crops + flips per step (benchmarks/quality.py, 224 px: top-5 under
-    # Lite1 / Lite2 91 / 66 % with one view, 99 / 94 % with 4)
+    # renders seen through 4 crops + flips per step (benchmarks/quality.py, 224 px, top-5 under
+    # Lite1 / Lite2: 100 / 100 % since 0.4 fed the embedded model its own preprocessing)
     "lucid": VizRecipe("fourier", robust_transforms, "adam", 0.05, 256, schedule=warmup_cosine, class_crops=4),
     "maco": VizRecipe("maco", lambda size: random_crops(None), "adam", 0.1, 256, views=maco_views),
     # pixels, L2 decay, Yosinski's blur (σ 1 every 4 steps), with lucid's scaled transformation
     # robustness and learning-rate schedule (roll jitter and σ 0.5 left whole classes unrecognised
-    # by other networks); class renders through 6 crops + flips per step (4 views: Lite2 top-5 94 %,
-    # 6: 95 %; benchmarks/quality.py, see the README's Quality table).
+    # by other networks); class renders through 6 crops + flips per step (benchmarks/quality.py:
+    # Lite1 / Lite2 top-5 100 / 96 %; see the README's Quality table).
     "classic": VizRecipe("pixel", robust_transforms, "adam", 0.05, 200, penalty=l2(1e-2), schedule=warmup_cosine,
                          step_ops=lambda steps: [BlurEvery(every=4, sigma=1.0)], class_crops=6),
 }
