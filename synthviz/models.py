@@ -25,8 +25,8 @@ from .registry import Registry
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # TensorFlow's EfficientNet-Lite preprocessing, (x·255 − 127) / 128, which its weights were trained
-# with: on real photos the stem's pre-BN variance then matches the BN running variance (0.7×);
-# under IMAGENET_STD the network sees twice the contrast (3.6×; tests/test_models_tokens.py).
+# with: on real photos the stem's pre-BN variance then matches the BN running variance (0.73×);
+# under IMAGENET_STD the network sees twice the contrast (3.58×; benchmarks/embedded_facts.py).
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
 DEFAULT_MODEL = "efficientnet_lite0"
