@@ -14,7 +14,7 @@ from synthviz.io import resize, save_image
 from synthviz.objectives import OBJECTIVES
 from synthviz.presets import skimage_image
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 PHOTOS = {"cat.png": "chelsea", "cat.jpg": "chelsea", "brick.png": "brick", "a.png": "grass", "b.png": "gravel", "photo.png": "coffee",
           "photos/cat.jpg": "chelsea", "photos/coffee.jpg": "coffee", "photos/astronaut.jpg": "astronaut",
           "photos/rocket.jpg": "rocket", "photos/coins.png": "coins", "photos/camera.png": "camera",

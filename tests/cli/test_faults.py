@@ -22,7 +22,7 @@ from synthviz.io import load_image, save_image, save_video
 
 from clihelp import run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
        "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
 

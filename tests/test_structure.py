@@ -1,0 +1,157 @@
+"""The shape of the house (issue 25): no import circle (imports inside functions count), no
+package below ``techniques/`` importing it, each kit job in one module, no function over 100
+lines. Read from the source with ``ast``, so a violation names the file and line."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import synthviz
+
+PACKAGE = Path(synthviz.__file__).parent
+# the floors allowed to import techniques/: the techniques themselves and what sits above them
+ABOVE_TECHNIQUES = ("synthviz.techniques", "synthviz.cli", "synthviz.gallery", "synthviz.presets",
+                    "synthviz.__main__", "synthviz")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, path: Path, node: ast.ImportFrom | ast.Import) -> list[tuple[str, int]]:
+    """The synthviz modules one import statement loads (a package's ``__init__`` counts as the
+    package; ``from pkg import sub`` names the submodule when it is one)."""
+    targets = []
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+            base = base[: len(base) - node.level + 1]
+            stem = ".".join(base + ([node.module] if node.module else []))
+        else:
+            stem = node.module or ""
+        names = [f"{stem}.{a.name}" if f"{stem}.{a.name}" in MODULES else stem for a in node.names]
+    for name in names:
+        while name and name not in MODULES:  # `import synthviz.io.images` etc.
+            name = name.rpartition(".")[0]
+        if name.startswith("synthviz"):
+            targets.append((name, node.lineno))
+    return targets
+
+
+def _imports() -> dict[str, dict[str, int]]:
+    graph: dict[str, dict[str, int]] = {}
+    for module, path in MODULES.items():
+        edges = graph.setdefault(module, {})
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for target, line in _resolve(module, path, node):
+                    if target != module:
+                        edges.setdefault(target, line)
+    return graph
+
+
+def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _is_package_init_edge(a: str, b: str) -> bool:
+    """A package's ``__init__`` importing its own submodules, and those importing siblings through
+    the package, is how Python packages are built, not a circle between concepts."""
+    return b.startswith(a + ".") or a.startswith(b + ".") and MODULES[b].name == "__init__.py"
+
+
+def test_no_import_circle_counting_imports_inside_functions():
+    graph = {m: {t: line for t, line in edges.items() if not _is_package_init_edge(m, t)}
+             for m, edges in _imports().items()}
+    circles = _cycles(graph)
+    described = []
+    for comp in circles:
+        links = [f"{a} -> {b} ({MODULES[a].relative_to(PACKAGE.parent)}:{graph[a][b]})"
+                 for a in comp for b in graph[a] if b in comp]
+        described.append("; ".join(links))
+    assert not circles, "import circles:\n" + "\n".join(described)
+
+
+def test_nothing_below_techniques_imports_it():
+    wrong = []
+    for module, edges in _imports().items():
+        if module.startswith(ABOVE_TECHNIQUES[:-1]) or module in ABOVE_TECHNIQUES:
+            continue
+        for target, line in edges.items():
+            if target.startswith("synthviz.techniques"):
+                wrong.append(f"{MODULES[module].relative_to(PACKAGE.parent)}:{line} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _modules_matching(pattern: str, also: str | None = None) -> list[str]:
+    hits = []
+    for module, path in MODULES.items():
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        if re.search(pattern, text) and (also is None or re.search(also, text)):
+            hits.append(module)
+    return hits
+
+
+def test_each_kit_job_lives_in_one_module():
+    jobs = {
+        "reading images with imageio": (r"(iio|imageio[.a-z0-9]*)\.(imread|imiter|imopen|improps)\(", None),
+        "listing image folders": (r"\.(iterdir|rglob)\(|glob\.glob\(", r"IMAGE_SUFFIXES"),
+        "rich progress bars": (r"rich\.progress", None),
+        "HTML escaping": (r"html\.escape|from html import", None),
+        "starting Ray": (r"ray\.init\(", None),
+    }
+    spread = {job: _modules_matching(*pattern) for job, pattern in jobs.items()}
+    assert all(len(m) <= 1 for m in spread.values()), {j: m for j, m in spread.items() if len(m) > 1}
+    # and each job is really done somewhere (the test would pass vacuously if a pattern went stale)
+    assert all(spread.values()), {j: m for j, m in spread.items() if not m}
+
+
+def test_no_function_over_100_lines():
+    long = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 100:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "\n".join(long)
