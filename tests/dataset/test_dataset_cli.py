@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from clihelp import one_line_error, run
 from test_dataset import make_dataset
-from test_gallery import CHROMIUM, chromium_check
+from browser import CHROMIUM, chromium_check
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import synthviz.gallery.build as gallery  # build_gallery looks render_item up here
+from browser import CHROMIUM, chromium_check
 from synthviz.cli import app
 from synthviz.errors import SynthvizError
 from synthviz.gallery import Manifest, build_gallery, load_spec
@@ -31,7 +32,6 @@ SPEC = {
     ],
 }
 EVIL = ['<b>cat & "dog"</b>', "it's <script>alert(1)</script>"] + [f"class {i}" for i in range(2, 10)]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -207,34 +207,6 @@ def test_cli_gallery_resumes_and_reports_failures(sequential, tmp_path):
     assert result.exit_code == 2, result.output
     assert "0 rendered, 3 already done, 1 failed" in result.output
     assert result.output.strip().splitlines()[-1].startswith("error: 1 item(s) failed")
-
-
-def chromium_check(page: Path) -> tuple[dict, list[str]]:
-    """Open ``page`` in headless Chromium from the file system; return what an injected script saw
-    (images, those not loaded, errors) and the console lines Chromium logged."""
-    probe = page.with_name("_check.html")
-    script = """<script>
-window.__errors = [];
-window.addEventListener('error', e => __errors.push(e.message || (e.target && (e.target.src || e.target.href)) || 'error'), true);
-window.addEventListener('load', () => {
-  const imgs = [...document.images];
-  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
-  const pre = document.createElement('pre'); pre.id = 'synthviz-check';
-  pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: __errors});
-  document.body.appendChild(pre);
-});
-</script>"""
-    probe.write_text(page.read_text().replace("<head>", "<head>" + script, 1))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={page.parent / '_chromium'}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    start = proc.stdout.index('<pre id="synthviz-check">') + len('<pre id="synthviz-check">')
-    found = json.loads(proc.stdout[start : proc.stdout.index("</pre>", start)].replace("&quot;", '"').replace("&amp;", "&"))
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    probe.unlink()
-    return found, console
 
 
 @pytest.fixture
