@@ -21,7 +21,8 @@ import time
 import torch
 
 from saliency import Normalized, photos  # benchmarks/saliency.py: the same photos and peer wrapper
-from synthviz.attribution.batching import forward_batch, largest_activation
+from synthviz.attribution.batching import forward_batch
+from synthviz.cost import largest_activation
 from synthviz.attribution.cam_perturb import _scorecam_weights
 from synthviz.layers import Tap
 from synthviz.models import load_model

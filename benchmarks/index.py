@@ -62,7 +62,8 @@ def child(args) -> dict:
 
     import synthviz
     from synthviz.dataset import Run, index
-    from synthviz.dataset.index import forward_batch, index_tap
+    from synthviz.dataset.forward import forward_batch, index_tap
+    from synthviz.cost import check_size
     from synthviz.dataset.sources import find_images, read_image
 
     torch.set_num_threads(args.threads)
@@ -74,7 +75,7 @@ def child(args) -> dict:
         # field's backward pass leave later forwards ~1.5x faster (oneDNN state), so both get it
         from synthviz.dataset.index import _layer_info
 
-        model.check_size(args.size)
+        check_size(model, args.size)
         _layer_info(model, [args.layer], args.size)
     if args.mode in ("bare", "index"):
         with model.evaluating(), index_tap(model, [args.layer]) as tap:

@@ -20,7 +20,7 @@ import synthviz
 from synthviz import objectives as obj
 from synthviz.maco import canvas_size
 from synthviz.models import load_model
-from synthviz.techniques.featureviz import maco_views
+from synthviz.recipes import maco_views
 
 
 def best_of(fn, repeat: int, device: torch.device) -> float:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .progress import progress
+
 
 @dataclass
 class StepInfo:
@@ -20,30 +22,22 @@ Callback = Callable[[StepInfo], "bool | None"]
 
 
 class ProgressBar:
-    """A rich progress bar showing the objective; a context manager the engine enters."""
+    """The engine's progress bar (:mod:`synthviz.progress`) showing the objective; a context
+    manager the engine enters, called after every step."""
 
     def __init__(self, steps: int, label: str = "render"):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        # on stderr, so a command's printed results can be piped
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[value]}"), TimeRemainingColumn(),
-                                 console=Console(stderr=True), transient=False)
-        self.task = self.progress.add_task(label[:40], total=steps, value="")
+        self.progress = progress(steps, label[:40], status="")
 
     def __enter__(self):
-        self.progress.start()
+        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        # a run that stopped early (fooled, NaN, Ctrl-C) ends the bar at the real count, not "8/500"
-        done = self.progress.tasks[0].completed
-        self.progress.update(self.task, total=done, completed=done)
-        self.progress.stop()
+        self.progress.end_at_count()
+        self.progress.__exit__(*exc)
 
     def __call__(self, info: StepInfo) -> None:
-        self.progress.update(self.task, advance=1, value=f"objective {info.values.mean().item():.4g}")
+        self.progress.advance(status=f"objective {info.values.mean().item():.4g}")
 
 
 class StopWhen:

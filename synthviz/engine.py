@@ -17,7 +17,8 @@ import torch
 from .callbacks import Callback, ProgressBar, StepInfo
 from .layers import Tap
 from .checks import non_negative
-from .models import Model, check_finite_model, frozen, load_model, resolve_device  # noqa: F401 (re-exported)
+from .device import resolve_device
+from .models import Model, load_model
 from .objectives import Context, Objective
 from .optimizers import make_optimizer
 from .params import ImageParam
@@ -53,25 +54,12 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
         yield
 
 
-def render(
-    model: Model | str,
-    objective: Objective,
-    param: ImageParam | Callable[[], ImageParam],
-    *,
-    transforms: Transform | None = None,
-    step_ops: Sequence[StepOp] = (),
-    optimizer: str | torch.optim.Optimizer = "adam",
-    lr: float = 0.05,
-    steps: int = 256,
-    schedule: Callable[[int], float] | None = None,
-    snapshots: Sequence[int] = (),
-    frame_every: int = 0,
-    callbacks: Sequence[Callback] = (),
-    seed: int | None = 0,
-    device: str | torch.device | None = None,
-    progress: bool | str = False,
-    tile: int | None = None,
-) -> Result:
+def render(model: Model | str, objective: Objective, param: ImageParam | Callable[[], ImageParam], *,
+           transforms: Transform | None = None, step_ops: Sequence[StepOp] = (),
+           optimizer: str | torch.optim.Optimizer = "adam", lr: float = 0.05, steps: int = 256,
+           schedule: Callable[[int], float] | None = None, snapshots: Sequence[int] = (), frame_every: int = 0,
+           callbacks: Sequence[Callback] = (), seed: int | None = 0, device: str | torch.device | None = None,
+           progress: bool | str = False, tile: int | None = None) -> Result:
     """Optimize ``param`` to maximise ``objective``.
 
     Args:
@@ -106,9 +94,7 @@ def render(
     steps = non_negative("steps", steps, integer=True)
     if not isinstance(optimizer, torch.optim.Optimizer):
         lr = non_negative("lr", lr)  # 0 is allowed here (a gradient probe); techniques ask for > 0
-    home = model.device
-    dev = resolve_device(device) if device is not None else home
-    transforms = transforms or identity
+    dev = resolve_device(device) if device is not None else model.device
     callbacks = list(callbacks)
     if progress:
         callbacks.append(ProgressBar(steps, progress if isinstance(progress, str) else objective.name))
@@ -119,77 +105,120 @@ def render(
             if hasattr(cb, "__enter__"):
                 stack.enter_context(cb)
         param = (param() if not isinstance(param, ImageParam) else param).to(dev)
-        opt = make_optimizer(optimizer, param.parameters(), lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule) if schedule else None
-        history: list[torch.Tensor] = []
-        frames: list[torch.Tensor] = []
-        shots: dict[int, torch.Tensor] = {}
-        params = list(param.parameters())
-        last_good = [p.detach().clone() for p in params]  # one preallocated copy, refreshed each step
-        stopped, step, values = None, 0, None
-
-        def closure() -> torch.Tensor:
-            nonlocal values
-            opt.zero_grad(set_to_none=True)
-            image = param()
-            x = transforms(image)
-            if tile and max(x.shape[-2:]) > tile:
-                v = _tiled_backward(x, tile, lambda t: objective(Context(t, tap(t))))  # see Context.image
-                loss = -v.sum()
-            else:
-                v = score_views(objective, image, tap(x))
-                loss = -v.sum()
-            if values is None:  # the first evaluation of a step (L-BFGS makes several)
-                if not torch.isfinite(v).all():
-                    raise _NonFinite
-                values = v.detach()
-                for saved, p in zip(last_good, params):  # this image scored fine: it is the last good one
-                    saved.copy_(p.detach())
-            if loss.requires_grad:
-                loss.backward()
-            return loss
-
-        def result() -> Result:
-            return Result(param.image().cpu(), torch.stack(history) if history else torch.empty(0),
-                          objective.name, step, stopped, frames, shots, param=param, optimizer=opt)
-
+        run = _Optimization(param, _Scorer(objective, tap, transforms or identity, tile), optimizer, lr, schedule)
         try:
-            for step in range(steps):
-                values = None
-                try:
-                    opt.step(closure)
-                except _NonFinite:
-                    _restore(param, last_good)
-                    stopped = "nan"
-                    warnings.warn(f"objective {objective.name} turned NaN/inf at step {step}: "
-                                  "kept the last good image; try a lower learning rate", stacklevel=2)
-                    break
-                param.project()
-                for op in step_ops:
-                    op(param, step)
-                if sched:
-                    sched.step()
-                history.append(values.cpu())
-                if frame_every and step % frame_every == 0:
-                    frames.append(param.image().cpu())
-                if step in snapshots:
-                    shots[step] = param.image().cpu()
-                info = StepInfo(step, values, param, steps)
-                if any([bool(cb(info)) for cb in callbacks]):
-                    stopped = "early"
-                    step += 1
-                    break
-            else:
-                step = steps
+            run.loop(steps, step_ops, callbacks, frame_every, snapshots)
+            if run.stopped == "nan":  # warned here, so that the warning points at render's caller
+                warnings.warn(f"objective {objective.name} turned NaN/inf at step {run.step}: "
+                              "kept the last good image; try a lower learning rate", stacklevel=2)
         except KeyboardInterrupt:
-            if not all(torch.isfinite(p).all() for p in params):
-                _restore(param, last_good)
-            raise RenderInterrupted(result()) from None
-        if not all(torch.isfinite(p).all() for p in params):  # the last update itself blew up
-            _restore(param, last_good)
+            run.restore_if_blown()
+            raise RenderInterrupted(run.result()) from None
+        return run.finish(frame_every)
+
+
+class _Scorer:
+    """The objective's values (B,) for one image batch: transforms, forward pass through the
+    tap, views averaged (or tiles summed); the loss -sum(values) is backpropagated."""
+
+    def __init__(self, objective: Objective, tap: Tap, transforms: Transform, tile: int | None):
+        self.objective, self.tap, self.transforms, self.tile = objective, tap, transforms, tile
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values (B,), loss) for ``image`` (B, 3, H, W); a tiled score has already backpropagated
+        into ``image``'s graph."""
+        x = self.transforms(image)
+        if self.tile and max(x.shape[-2:]) > self.tile:
+            v = _tiled_backward(x, self.tile, lambda t: self.objective(Context(t, self.tap(t))))  # see Context.image
+        else:
+            v = score_views(self.objective, image, self.tap(x))
+        return v, -v.sum()
+
+
+class _Optimization:
+    """One render's steps: the optimizer over ``param``, the values of the current step, and what is
+    kept (history, frames, snapshots, the last parameters whose image scored finite)."""
+
+    def __init__(self, param: ImageParam, scorer: _Scorer, optimizer: str | torch.optim.Optimizer, lr: float,
+                 schedule: Callable[[int], float] | None):
+        self.param, self.scorer = param, scorer
+        self.opt = make_optimizer(optimizer, param.parameters(), lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule) if schedule else None
+        self.history: list[torch.Tensor] = []
+        self.frames: list[torch.Tensor] = []
+        self.shots: dict[int, torch.Tensor] = {}
+        self.params = list(param.parameters())
+        self.last_good = [p.detach().clone() for p in self.params]  # one preallocated copy, refreshed each step
+        self.stopped, self.step, self.values = None, 0, None
+
+    def closure(self) -> torch.Tensor:
+        """The optimizer's closure: the loss of the current image, its gradient computed."""
+        self.opt.zero_grad(set_to_none=True)
+        v, loss = self.scorer(self.param())
+        if self.values is None:  # the first evaluation of a step (L-BFGS makes several)
+            if not torch.isfinite(v).all():
+                raise _NonFinite
+            self.values = v.detach()
+            for saved, p in zip(self.last_good, self.params):  # this image scored fine: it is the last good one
+                saved.copy_(p.detach())
+        if loss.requires_grad:
+            loss.backward()
+        return loss
+
+    def loop(self, steps: int, step_ops: Sequence[StepOp], callbacks: Sequence[Callback], frame_every: int,
+             snapshots: Sequence[int]) -> None:
+        """Run up to ``steps`` steps; ``self.step`` ends as the number of steps taken, ``self.stopped``
+        as ``"nan"`` (the last good image restored), ``"early"`` (a callback) or None."""
+        for step in range(steps):
+            self.step = step
+            if not self._optimizer_step():
+                return
+            self._after_step(step_ops, frame_every, snapshots)
+            info = StepInfo(step, self.values, self.param, steps)
+            if any([bool(cb(info)) for cb in callbacks]):  # a list: every callback sees every step
+                self.stopped, self.step = "early", step + 1
+                return
+        self.step = steps
+
+    def _optimizer_step(self) -> bool:
+        """One optimizer step; False (and the last good image back) if the objective turned NaN/inf."""
+        self.values = None
+        try:
+            self.opt.step(self.closure)
+        except _NonFinite:
+            _restore(self.param, self.last_good)
+            self.stopped = "nan"
+            return False
+        return True
+
+    def _after_step(self, step_ops: Sequence[StepOp], frame_every: int, snapshots: Sequence[int]) -> None:
+        """Project, apply the step operations, advance the schedule and keep the step's values and images."""
+        self.param.project()
+        for op in step_ops:
+            op(self.param, self.step)
+        if self.sched:
+            self.sched.step()
+        self.history.append(self.values.cpu())
+        if frame_every and self.step % frame_every == 0:
+            self.frames.append(self.param.image().cpu())
+        if self.step in snapshots:
+            self.shots[self.step] = self.param.image().cpu()
+
+    def restore_if_blown(self) -> None:
+        """Give back the last good parameters if the last update made them NaN/inf."""
+        if not all(torch.isfinite(p).all() for p in self.params):
+            _restore(self.param, self.last_good)
+
+    def finish(self, frame_every: int) -> Result:
+        self.restore_if_blown()
         if frame_every:
-            frames.append(param.image().cpu())
-        return result()
+            self.frames.append(self.param.image().cpu())
+        return self.result()
+
+    def result(self) -> Result:
+        return Result(self.param.image().cpu(), torch.stack(self.history) if self.history else torch.empty(0),
+                      self.scorer.objective.name, self.step, self.stopped, self.frames, self.shots, param=self.param,
+                      optimizer=self.opt)
 
 
 def score_views(objective: Objective, image: torch.Tensor, acts: dict) -> torch.Tensor:

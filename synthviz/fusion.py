@@ -5,6 +5,9 @@ The twin is a copy; the user's network is never changed. It computes the same fu
 on the first batch, to float rounding), so every forward and input gradient that only needs the
 network's output, or a layer other than a folded convolution, runs on it: on the embedded
 EfficientNet-Lite0 a forward + backward to the input takes about 0.6× the time (2 CPU threads).
+A folded convolution's own output can be read from the twin too, mapped back through its batch
+norm's affine map (:class:`Unfold`, to float rounding): the CAM methods ask for that
+(``Tap(..., unfold=True)``); every other hook on a folded convolution runs the original.
 
 A twin is rebuilt when the network changes (a parameter or buffer written or replaced, a module
 swapped, ``.to()``) and not used while the original carries forward hooks of its own, so nothing
@@ -21,14 +24,69 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
+@dataclass(frozen=True)
+class Unfold:
+    """The batch norm folded into a convolution, as the affine map per channel between the fused
+    convolution's output F (the batch norm's output) and the convolution's own output A:
+    F = s (A − μ) + β, so A = F / s + (μ − β / s), with s = γ / √(σ² + ε) non-zero.
+    Tensors (1, C, 1, 1), computed once."""
+
+    scale: torch.Tensor          # s
+    inverse: torch.Tensor        # 1 / s
+    to_conv: torch.Tensor        # μ − β / s
+    to_fused: torch.Tensor       # β − μ s
+
+    @classmethod
+    def of(cls, bn: nn.BatchNorm2d) -> "Unfold | None":
+        """The map of an eval-mode batch norm; None where a scale is 0 or not finite (A is lost there)."""
+        shape = (1, bn.num_features, 1, 1)
+        mean = bn.running_mean.detach()
+        weight = bn.weight.detach() if bn.weight is not None else torch.ones_like(mean)
+        bias = bn.bias.detach() if bn.bias is not None else torch.zeros_like(mean)
+        scale = weight * torch.rsqrt(bn.running_var.detach() + bn.eps)
+        inverse = 1 / scale
+        if not bool(torch.isfinite(scale).all() and torch.isfinite(inverse).all()):
+            return None
+        return cls(scale.view(shape), inverse.view(shape), (mean - bias * inverse).view(shape),
+                   (bias - mean * scale).view(shape))
+
+    def conv_output(self, fused: torch.Tensor) -> torch.Tensor:
+        """F (B, C, h, w) -> A (B, C, h, w): the convolution's own output."""
+        return torch.addcmul(self.to_conv, fused, self.inverse)
+
+    def fused_output(self, conv: torch.Tensor, fused: torch.Tensor | None = None) -> torch.Tensor:
+        """A (B, C, h, w) -> F (B, C, h, w); gradients reach A as s · ∂/∂F. ``fused``: the F that
+        ``conv`` was read from, passed on as it is (the round trip's rounding could tip a later
+        ReLU at its threshold); only its gradient goes to ``conv``."""
+        if fused is None:
+            return torch.addcmul(self.to_fused, conv, self.scale)
+        return _Refold.apply(conv, fused.detach(), self.scale)
+
+
+class _Refold(torch.autograd.Function):
+    """Forward: F (a copy); backward: s · ∂/∂F to A (the convolution's output F was read from)."""
+
+    @staticmethod
+    def forward(ctx, conv, fused, scale):
+        ctx.save_for_backward(scale)
+        return fused.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None, None
+
+
 @dataclass
 class Twin:
     """The fused copy of a network and the names whose output it changes (the folded convolutions:
-    their output there is the batch norm's)."""
+    their output there is the batch norm's). ``unfolds``: folded convolution name -> the
+    :class:`Unfold` that gives its own output back from the twin's (those whose scales are non-zero)."""
 
     net: nn.Module | None
     folded: frozenset = field(default_factory=frozenset)
     channels_last: bool = False
+    unfolds: dict = field(default_factory=dict)
 
 
 def fingerprint(net: nn.Module) -> tuple | None:
@@ -129,8 +187,12 @@ def _build(net: nn.Module, x: torch.Tensor) -> Twin:
         if not pairs:
             return Twin(None)
         twin = copy.deepcopy(net).eval().requires_grad_(False)
+        unfolds = {}
         for conv_name, bn_name in pairs:
             conv, bn = twin.get_submodule(conv_name), twin.get_submodule(bn_name)
+            unfold = Unfold.of(bn)
+            if unfold is not None:
+                unfolds[conv_name] = unfold
             w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
                                         bn.weight, bn.bias)
             conv.weight, conv.bias = w.requires_grad_(False), b.requires_grad_(False)
@@ -144,7 +206,7 @@ def _build(net: nn.Module, x: torch.Tensor) -> Twin:
         twin.to(memory_format=torch.channels_last)
         try:
             if _same(twin(x.contiguous(memory_format=torch.channels_last)), reference):
-                return Twin(twin, folded, channels_last=True)
+                return Twin(twin, folded, channels_last=True, unfolds=unfolds)
         except RuntimeError:  # a .view() on a layout it cannot view: keep the plain layout
             pass
-        return Twin(twin.to(memory_format=torch.contiguous_format), folded)
+        return Twin(twin.to(memory_format=torch.contiguous_format), folded, unfolds=unfolds)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .errors import SynthvizError, did_you_mean
+from .errors import BadValue, SynthvizError, did_you_mean
 from .models import Model
 from .targets import main_output
 from .tokens import spatial_view, spatial_view_and_back
@@ -64,15 +64,22 @@ class Tap:
 
     ``strict=False``: layers the forward pass never reaches are left out instead of being an
     error (listing shapes, finding the order blocks run in); the result keeps forward order.
+
+    ``unfold=True``: a convolution whose batch norm the fused twin folded is read from the twin,
+    its output mapped back through the batch norm's affine map (equal to float rounding, not
+    bit for bit; see :class:`synthviz.fusion.Unfold`); edits are mapped forward again. Otherwise
+    such a layer runs the original network, bit for bit.
     """
 
     def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True, grad: str | None = None,
                  edit: dict | None = None, strict: bool = True,
-                 spatial: bool = True):
+                 spatial: bool = True, unfold: bool = False):
         if grad not in (None, "leaf", "through"):
             raise ValueError(f"grad must be None, 'leaf' or 'through', not {grad!r}")
         self.model = model
         self.spatial = spatial
+        self.unfold = unfold
+        self._unfolds: dict = {}  # hooked folded convolutions of the fused twin -> their Unfold
         self._hw: tuple[int, int] = (0, 0)
         self.names = list(dict.fromkeys(layers))
         self.want_logits = LOGITS in self.names
@@ -104,6 +111,9 @@ class Tap:
             if name in self._acts or name in self._edited:
                 return None
             tensor = output if isinstance(output, torch.Tensor) else output[0]  # (out, aux) style outputs
+            unfold, fused = self._unfolds.get(name), tensor
+            if unfold is not None:  # the fused conv gave its batch norm's output: take the conv's own
+                tensor = unfold.conv_output(tensor)
             passed = None
             if wanted and self.grad is not None:
                 view, rebuild = self._view(name, tensor)
@@ -124,6 +134,8 @@ class Tap:
             if name in self.edit:
                 self._edited.add(name)
                 passed = self.edit[name](tensor if passed is None else passed)
+            if passed is not None and unfold is not None:  # back to the batch norm's output (F as it was, unedited)
+                passed = unfold.fused_output(passed, None if name in self._edited else fused)
             if passed is None:
                 return None
             return passed if isinstance(output, torch.Tensor) else (passed, *output[1:])
@@ -138,7 +150,8 @@ class Tap:
     def _hook_net(self, images: torch.Tensor) -> nn.Module:
         """The network this pass runs on, hooked: the fused twin when it has these layers unchanged
         (see :meth:`Model.runner`), hooked by name; hooks move when the choice changes."""
-        net = self.model.runner(images, list(self.modules))
+        net = self.model.runner(images, list(self.modules), unfold=self.unfold)
+        self._unfolds = self.model.unfolds(net) if self.unfold else {}
         if net is not self.net:
             self._unhook()
             self.net = net
@@ -227,6 +240,37 @@ def check_unit(model: Model, layer: str, channel: int, size: int,
             raise SynthvizError(f"neuron ({x}, {y}) is outside layer '{layer}' ({w}x{h} at size {size}): "
                                 f"use x 0..{w - 1}, y 0..{h - 1}")
     return shape
+
+
+def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int]:
+    """``None``/``"all"`` -> every channel; ``"0,3,8-11"`` -> [0, 3, 8, 9, 10, 11]; checked against ``count``."""
+    if units is None or units == "all":
+        return list(range(count))
+    if isinstance(units, int) and not isinstance(units, bool):
+        units = [units]
+    if isinstance(units, str):
+        out: list[int] = []
+        fix = "write them like 0,3,8-11 or all"
+        for part in units.split(","):
+            part = part.strip()
+            try:
+                a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
+                a, b = (int(a), int(b)) if part else (0, -1)
+            except ValueError:
+                raise BadValue(f"cannot read units '{units}'; {fix}") from None
+            if part and b < a:
+                raise BadValue(f"units range '{part}' runs backwards; write it low-high, e.g. {b}-{a}")
+            out += list(range(a, b + 1))
+        if not out:
+            raise BadValue(f"no units in '{units}'; {fix}")
+        units = out
+    if not isinstance(units, Sequence) or not units or not all(isinstance(u, int) and not isinstance(u, bool)
+                                                               for u in units):
+        raise BadValue(f"units must be an index, a list of indices, '0,3,8-11' or 'all', not {units!r}")
+    for u in units:
+        if not 0 <= u < count:
+            raise SynthvizError(f"channel {u} is out of range for this layer ({count} channels): use 0..{count - 1}")
+    return list(units)
 
 
 def stage_layers(model: Model, size: int = 224) -> list[str]:

@@ -14,6 +14,7 @@ ships in the package (``maco_spectrum.pt``), and :func:`amplitude_spectrum` make
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,14 +36,13 @@ def amplitude_spectrum(images: str | os.PathLike | Sequence[torch.Tensor] | torc
 
     ``images``: a folder of photos, a list of (1 or 3, H, W) / (1, 3, H, W) tensors in [0, 1], or a
     (B, 3, H, W) batch. Each is centre-cropped to a square, resized to ``size``, centred (mean 0)."""
-    from .io import IMAGE_SUFFIXES, load_image
+    from .io import list_images, read_all, skipped_note
 
     if isinstance(images, (str, os.PathLike)):
-        folder = Path(images)
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        if not files:
-            raise SynthvizError(f"no images found in {folder}; give a folder of photos (PNG, JPEG)")
-        images = [load_image(p) for p in files]
+        loaded, skipped = read_all(list_images(images), where=os.fspath(images))
+        if skipped:
+            warnings.warn(skipped_note(skipped), stacklevel=2)
+        images = [image for _, image in loaded]
     elif isinstance(images, torch.Tensor):
         images = list(images if images.dim() == 4 else images[None])
     total = torch.zeros(3, size, size // 2 + 1)

@@ -13,14 +13,43 @@ layers whose output is (B, H, W, C)::
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlparse
 
 from torch import nn
 
 from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .errors import SynthvizError
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
-from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, Model, imagenet_classes,
-                     register_model, register_source, register_wrapper)
+from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, MODELS, SOURCES, Model,
+                     imagenet_classes, register_model, register_source, register_wrapper)
+
+# How a model can be given, one line each: the one description behind every command's --model help
+# and `synthviz models`. Key: a MODELS or SOURCES name (or "module"); value: (how it is written,
+# what it is, whether only the Python API takes it). A plugin that registers a source describes it too.
+MODEL_SOURCES: dict[str, tuple[str, str, bool]] = {}
+
+
+def describe_source(key: str, form: str, line: str, python_only: bool = False) -> None:
+    """Describe one way to give a model: ``describe_source("timm", "timm:NAME", "any timm model")``."""
+    MODEL_SOURCES[key] = (form, line, python_only)
+
+
+def model_help(python: bool = False) -> str:
+    """One sentence naming every registered model and source, for a ``--model`` help text
+    (``python``: with the forms only the Python API takes)."""
+    parts = [f"{form} ({line})" for form, line, only in MODEL_SOURCES.values() if python or not only]
+    parts += [name for name in MODELS.names() + SOURCES.names() if name not in MODEL_SOURCES]  # undescribed plugins
+    return "Model: " + "; ".join(parts) + "."
+
+
+# The ways to give a model, in the order every --model help lists them.
+describe_source(DEFAULT_MODEL, DEFAULT_MODEL, "embedded default: ImageNet weights inside the package, works offline")
+describe_source("torchvision", "NAME or torchvision:NAME",
+                "any torchvision classifier, CNN or vision transformer: resnet50, vit_b_16")
+describe_source("timm", "timm:NAME", "any timm model; pip install 'synthviz[timm]'")
+describe_source("module", "an nn.Module or a Model", "ImageNet preprocessing unless it brings its own",
+                python_only=True)
 
 
 def _timm():
@@ -38,17 +67,62 @@ def timm_model(name: str, weights: str | os.PathLike = "default") -> Model:
     if name not in timm.list_models():
         raise SynthvizError(f"unknown timm model '{name}'; see timm.list_models() for the names")
     if weights == "default":
-        try:
-            net = timm.create_model(name, pretrained=True)
-        except Exception as e:  # no network
-            raise SynthvizError(f"could not download the weights of timm:{name} ({type(e).__name__}); "
-                                "pass --weights PATH to a local checkpoint, or --weights random") from None
+        net = _timm_pretrained(timm, name)
     elif weights == "random":
         with seeded_init():
             net = timm.create_model(name, pretrained=False)
     else:
         net = from_checkpoint(lambda: timm.create_model(name, pretrained=False), weights, f"timm:{name}")
     return model_of_timm(net, f"timm:{name}", owned=True)
+
+
+def _timm_pretrained(timm, name: str) -> nn.Module:
+    """timm's pretrained ``name``: from the Hugging Face cache when its weights are there (no network
+    call), else downloaded. With no network, one line at once instead of the hub's retries (five per
+    file and per candidate file: a minute of warnings before the same error)."""
+    import huggingface_hub
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    hub = getattr(cfg, "hf_hub_id", None)
+    if hub and not cfg.source and cfg.custom_load != "hf":
+        cached = _hub_cached(huggingface_hub, hub, cfg.hf_hub_filename)
+        if cached:  # the same weights timm would fetch, read from the cache as a local file
+            return timm.create_model(name, pretrained=True,
+                                     pretrained_cfg_overlay={"file": cached, "custom_load": False})
+    where = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co") if hub else getattr(cfg, "url", None)
+    if where and (huggingface_hub.is_offline_mode() or not _reachable(where)):
+        raise SynthvizError(f"no network: the pretrained weights of timm:{name} could not be downloaded "
+                            f"from {urlparse(where).hostname}; use --weights random or a local file (--weights PATH)")
+    try:
+        return timm.create_model(name, pretrained=True)
+    except Exception as e:  # the network went away, a proxy, a corrupt cache...
+        raise SynthvizError(f"could not download the weights of timm:{name} ({type(e).__name__}); "
+                            "pass --weights PATH to a local checkpoint, or --weights random") from None
+
+
+def _hub_cached(huggingface_hub, repo: str, filename: str | None) -> str | None:
+    """The path of ``repo``'s weights in the Hugging Face cache (the file timm would download:
+    ``filename``, else safetensors before the pickle), or None."""
+    for candidate in [filename] if filename else ["model.safetensors", "pytorch_model.bin"]:
+        found = huggingface_hub.try_to_load_from_cache(repo, candidate)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url``'s host answers a TCP connection within ``timeout`` s (behind a proxy: assumed,
+    the download itself finds out)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    parts = urlparse(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def model_of_timm(net: nn.Module, name: str = "timm", owned: bool = False) -> Model:

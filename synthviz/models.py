@@ -9,6 +9,7 @@ classification model works too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Union
@@ -19,6 +20,7 @@ from torch import nn
 from .device import resolve_device  # noqa: F401 - part of this module's API
 from .fusion import Twin, build_twin, fingerprint
 from .errors import BadModel, BadValue, SynthvizError, did_you_mean
+from .env import env_flag
 from .model_facts import module_facts
 from .registry import Registry
 
@@ -83,7 +85,7 @@ class Model:
         # module is never changed (every forward runs inside evaluating(), which restores it)
         self.net = net.eval().requires_grad_(False) if owned else net
         self._evaluating = 0  # nesting depth of evaluating(): forwards inside skip re-freezing
-        self.fuse = os.environ.get("SYNTHVIZ_FUSE", "1") != "0"  # run forwards on the fused twin
+        self.fuse = env_flag("SYNTHVIZ_FUSE", True)  # run forwards on the fused twin
         self._twin: tuple = (None, Twin(None))  # (the net's fingerprint, its twin)
         self.mean = torch.tensor(mean if mean is not None else (0.0,), dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std if std is not None else (1.0,), dtype=torch.float32).view(1, -1, 1, 1)
@@ -140,10 +142,12 @@ class Model:
         """The (H, W) the network itself sees for the batch ``x``."""
         return self.input_size or tuple(x.shape[-2:])
 
-    def runner(self, x: torch.Tensor, layers: Sequence[str] = ()) -> nn.Module:
+    def runner(self, x: torch.Tensor, layers: Sequence[str] = (), unfold: bool = False) -> nn.Module:
         """The network a forward of ``x`` (B, 3, H, W) in [0, 1] runs on: the fused twin
         (:mod:`synthviz.fusion`) when there is one and none of ``layers`` (names to hook) is a
-        convolution it folded, else ``self.net``. A twin is built (and checked) on ``x[:1]``."""
+        convolution it folded, else ``self.net``. A twin is built (and checked) on ``x[:1]``.
+        ``unfold``: the caller reads folded convolutions through :meth:`unfolds` (the twin then
+        serves every folded convolution whose batch norm can be undone)."""
         if not self.fuse or x.dtype != torch.float32:
             return self.net
         key = fingerprint(self.net)
@@ -156,9 +160,16 @@ class Model:
                 probe = self.normalize(self.fit(x[:1].detach().clone()))
                 self._twin = (key, build_twin(self.net, probe))
         twin = self._twin[1]
-        if twin.net is None or twin.folded.intersection(layers):
+        hidden = twin.folded.difference(twin.unfolds) if unfold else twin.folded
+        if twin.net is None or hidden.intersection(layers):
             return self.net
         return twin.net
+
+    def unfolds(self, net: nn.Module) -> dict:
+        """{folded convolution name: :class:`~synthviz.fusion.Unfold`} when ``net`` is the fused twin
+        (its output there is the batch norm's), else {}."""
+        twin = self._twin[1]
+        return twin.unfolds if net is twin.net and net is not None else {}
 
     def __call__(self, x: torch.Tensor, net: nn.Module | None = None):
         """(B, 3, H, W) RGB in [0, 1] -> the network's output (logits (B, K) for a classifier), in
@@ -174,14 +185,6 @@ class Model:
     @property
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
-
-    def check_size(self, size: int, batch: int = 1, pixels: int | None = None) -> None:
-        """Refuse a ``size`` below the minimum or beyond the free memory (:func:`synthviz.checks.render_size`);
-        a model with a fixed input size renders at that size."""
-        from .checks import render_size
-
-        size = self.input_size or size
-        render_size(self, min(size) if isinstance(size, tuple) else size, batch, pixels)
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes else str(index)
@@ -218,10 +221,16 @@ class Model:
 
     def with_net(self, net: nn.Module) -> "Model":
         """The same model facts (preprocessing, size, classes, layers) around another network."""
-        import copy
-
         twin = copy.copy(self)
         twin.net, twin._evaluating, twin._twin = net, 0, (None, Twin(None))
+        return twin
+
+    def copy(self) -> "Model":
+        """A private deep copy: the network's weights and every setting (preprocessing, fixed input
+        size, classes, layers, token facts); changing the copy's weights never touches this model."""
+        twin = self.with_net(copy.deepcopy(self.net))
+        twin.layers = dict(self.layers)
+        twin.classes = list(self.classes) if self.classes is not None else None
         return twin
 
     def __repr__(self) -> str:
@@ -242,6 +251,7 @@ register_source = SOURCES.register
 # Recognisers of another library's networks passed as plain modules: fn(net) -> Model | None.
 WRAPPERS: Registry[Callable[[nn.Module], "Model | None"]] = Registry("module wrapper")
 register_wrapper = WRAPPERS.register
+
 
 
 def _torchvision_names() -> list[str]:
@@ -296,10 +306,16 @@ def load_model(
 
 
 def check_finite_model(model: Model) -> Model:
-    """``model`` unless a weight or buffer is NaN/inf (see :func:`synthviz.checks.finite_weights`)."""
-    from .checks import finite_weights
-
-    return finite_weights(model)
+    """``model`` unless a weight or buffer is NaN/inf (a broken checkpoint): then one-line
+    :class:`~synthviz.errors.BadModel`. Checked once per model (weights never change here)."""
+    if getattr(model, "_finite_checked", False):
+        return model
+    bad = next((n for n, t in [*model.net.named_parameters(), *model.net.named_buffers()]
+                if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise BadModel(f"{model.name} has NaN/inf values in {bad}; check --weights (the checkpoint is broken)")
+    model._finite_checked = True
+    return model
 
 
 def _module_model(net: nn.Module) -> Model:

@@ -24,6 +24,7 @@ from .checks import choice
 from .errors import BadValue
 from .layers import LOGITS
 from .registry import Registry
+from .targets import as_target
 
 
 @dataclass
@@ -165,11 +166,12 @@ def class_score(cls: int, kind: str = "logit", batch: int | None = None) -> Obje
 
 
 @register_objective()
-def target(tgt: Callable, batch: int | None = None) -> Objective:
-    """Any target of the model's output (see :mod:`synthviz.targets`): a :class:`~synthviz.targets.Target`
-    or a callable ``output -> (B,)`` (a regression value, an embedding similarity, a masked class score)."""
-    name = getattr(tgt, "name", None) or getattr(tgt, "__name__", "target")
-    return Objective(lambda c: tgt(c[LOGITS]), f"target({name}){_batch_tag(batch)}", [LOGITS], batch)
+def target(tgt, batch: int | None = None) -> Objective:
+    """Any target of the model's output (see :mod:`synthviz.targets`): a :class:`~synthviz.targets.Target`,
+    a callable ``output -> (B,)`` (a regression value, an embedding similarity, a masked class score)
+    or a class index (:func:`~synthviz.targets.as_target`)."""
+    t = as_target(tgt)
+    return Objective(lambda c: t(c[LOGITS]), f"target({t.name}){_batch_tag(batch)}", [LOGITS], batch)
 
 
 @register_objective()

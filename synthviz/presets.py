@@ -129,7 +129,10 @@ def load_preset(name: str | os.PathLike | Preset, validate_params: bool = True) 
 
 def _read(path: Path, name: str) -> Preset:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:  # an image or other binary file given as a preset
+        raise SynthvizError(f"not a TOML preset: {path} is not a text file; give a .toml preset file "
+                            "or a preset name (`synthviz presets` lists them)") from None
     except tomllib.TOMLDecodeError as e:
         raise SynthvizError(f"preset {path} is not valid TOML ({e}); fix the file") from None
     except OSError as e:

@@ -1,16 +1,20 @@
 """Targets: which scalar of a model's output to explain or to maximise.
 
-A target is any function of the model's output to one value per image, ``output -> (B,)``. The
-same targets drive saliency (``synthviz.saliency(model, x, target=...)``) and synthesis
-(``objectives.target(...)``, ``synthviz.classviz(model, target)``)::
+A target is a :class:`Target`: a function of the model's output to one value per image,
+``output -> (B,)``. The same targets drive saliency (``synthviz.saliency(model, x, target=...)``),
+evaluation and synthesis (``objectives.target(...)``, ``synthviz.classviz(model, target)``)::
 
     from synthviz import targets as T
     T.class_index(285)                   # logit 285 (also a name: T.class_index(model.class_index("tabby")))
+    T.predicted()                        # the predicted class, read from the first output it sees
     T.classes([1, 5, 9])                 # multi-label: the sum of the chosen logits
     T.output_index(0)                    # a regression output (the flattened output's element 0)
     T.similar_to(model, "photo.png")     # cosine similarity of the embedding to the photo's embedding
     T.in_mask(3, mask)                   # segmentation: class 3's scores summed inside mask (H, W)
-    T.Target(lambda out: out[:, 2] - out[:, 7], "2 minus 7")   # anything differentiable
+    T.Target(lambda out: out[:, 2] - out[:, 7], "2 - 7")   # anything differentiable
+
+Every other spelling (an int, a class name, a list or a tensor of them, one per image, None for
+the prediction, a plain callable) becomes a :class:`Target` in one place, :func:`as_target`.
 
 A :class:`Target` is batched like the tensor of class indices it generalises: ``t[idx]`` and
 ``t.repeat(k)`` follow images through expanded batches (SmoothGrad copies, IG paths), so a
@@ -19,13 +23,16 @@ per-image class, reference or mask stays with its image.
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .errors import SynthvizError
+from .errors import BadValue, SynthvizError
+from .io import read_mask
 
 
 def main_output(output) -> torch.Tensor:
@@ -37,39 +44,64 @@ def main_output(output) -> torch.Tensor:
     return output
 
 
+def _takes_rows(fn: Callable) -> bool:
+    """True when ``fn`` has two required positional parameters, ``fn(output, rows)``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: called with the output alone
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds and p.default is inspect.Parameter.empty for p in params) >= 2
+
+
 class Target:
     """``output -> (B,)``, following its images through batch expansions.
 
     Args:
-        fn: ``fn(output, rows)`` -> (B,); ``rows`` (B,) long says which original image each row of
-            the output belongs to (for per-image classes, references, masks). A plain callable of
-            the output alone is accepted too (``per_image=False``).
+        fn: ``fn(output)`` -> (B,), or ``fn(output, rows)`` where ``rows`` (B,) long says which
+            original image each row of the output belongs to (for per-image classes, references,
+            masks). Which form is read from ``fn``'s signature unless ``per_image`` says it.
         name: a short label for captions and reports.
-        classes: the class index per original image when the target is one logit (else None).
+        classes: the class index per original image when the target is one logit (``classes[rows]``).
     """
 
-    def __init__(self, fn: Callable, name: str = "target", *, per_image: bool = True,
-                 classes: torch.Tensor | None = None, rows: torch.Tensor | None = None):
-        self.fn, self.name, self.per_image, self.classes, self.rows = fn, name, per_image, classes, rows
+    def __init__(self, fn: Callable, name: str = "target", *, per_image: bool | None = None,
+                 classes=None, rows: torch.Tensor | None = None):
+        self.fn, self.name, self.classes, self.rows = fn, name, classes, rows
+        self.per_image = _takes_rows(fn) if per_image is None else per_image
+        self._rows_on: dict = {}  # the rows on each device the target ran on (one copy each)
 
     def __call__(self, output) -> torch.Tensor:
         out = main_output(output)
-        rows = self.rows if self.rows is not None else torch.arange(len(out))
-        value = self.fn(out, rows.to(out.device)) if self.per_image else self.fn(out)
-        if value.dim() != 1 or len(value) != len(out):
-            raise SynthvizError(f"target '{self.name}' gave shape {tuple(value.shape)}; a target returns one value "
-                                f"per image, ({len(out)},)")
+        n = out.shape[0]  # (not len(): a tensor's len is slow, and this runs at every forward)
+        value = self.fn(out, self._device_rows(n, out.device)) if self.per_image else self.fn(out)
+        if not isinstance(value, torch.Tensor) or value.dim() != 1 or value.shape[0] != n:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise SynthvizError(f"target '{self.name}' gave {shape}; a target returns one value per image, ({n},)")
         return value
+
+    def _device_rows(self, n: int, device) -> torch.Tensor:
+        if self.rows is None:
+            return torch.arange(n, device=device)
+        if device not in self._rows_on:
+            self._rows_on[device] = self.rows.to(device)
+        return self._rows_on[device]
 
     def _with_rows(self, rows: torch.Tensor) -> "Target":
         return Target(self.fn, self.name, per_image=self.per_image, classes=self.classes, rows=rows)
 
     def for_batch(self, n: int) -> "Target":
         """This target for a batch of ``n`` original images (rows 0..n-1)."""
+        if isinstance(self.classes, torch.Tensor) and len(self.classes) != n:
+            raise BadValue(f"{len(self.classes)} targets for {n} images; give one class or one per image")
         return self._with_rows(torch.arange(n))
 
     def __getitem__(self, idx) -> "Target":
-        return self._with_rows(self._base_rows()[torch.as_tensor(idx).cpu()])
+        rows = self._base_rows()
+        if isinstance(idx, slice):
+            return self._with_rows(rows[idx])
+        idx = torch.as_tensor(idx).cpu()
+        return self._with_rows(rows[idx.reshape(1) if idx.dim() == 0 else idx])
 
     def repeat(self, k: int) -> "Target":
         return self._with_rows(self._base_rows().repeat(k))
@@ -85,32 +117,41 @@ class Target:
     def to(self, device) -> "Target":
         return self
 
+    @property
+    def is_class(self) -> bool:
+        """True when the target is one class's score per image (it has a class and a probability)."""
+        return self.classes is not None
+
+    @property
+    def pending(self) -> bool:
+        """True while the target still needs to see an output to know its classes (:func:`predicted`)."""
+        return False
+
+    def class_ids(self) -> torch.Tensor:
+        """(B,) long on the CPU: the class explained for each row."""
+        if not self.is_class:
+            raise BadValue(f"target '{self.name}' is not one class per image; this needs a class "
+                           "(an index or a name)")
+        return self.classes[self._base_rows()]
+
     def tolist(self) -> list:
         """Class indices per image when the target is one logit, else the target's name per image."""
-        rows = self._base_rows()
-        if self.classes is not None:
-            return self.classes[rows].tolist()
-        return [self.name] * len(rows)
+        return self.class_ids().tolist() if self.is_class else [self.name] * len(self._base_rows())
 
     def __repr__(self) -> str:
         return f"Target({self.name})"
 
 
-def class_index(index: int | Sequence[int] | torch.Tensor) -> Target:
-    """The logit of one class (an int), or of one class per image (a sequence / (B,) tensor)."""
-    idx = torch.as_tensor(index, dtype=torch.long).flatten().cpu()
+def _class_scores(out: torch.Tensor) -> torch.Tensor:
+    """(B, K) class scores; a (B, K, H, W) segmentation output's scores summed over the pixels."""
+    return out.flatten(2).sum(-1) if out.dim() > 2 else out if out.dim() == 2 else out.reshape(out.shape[0], -1)
 
-    def fn(out, rows):  # a (B, K, H, W) output: the class's score summed over the pixels
-        cls = idx.to(out.device)[rows if len(idx) > 1 else torch.zeros_like(rows)]
-        scores = out.flatten(2).sum(-1) if out.dim() > 2 else out
-        return scores.gather(1, cls[:, None])[:, 0]
 
-    name = f"class {idx.item()}" if len(idx) == 1 else "classes " + ",".join(map(str, idx.tolist()))
-    per_row = idx if len(idx) > 1 else None
-    t = Target(fn, name, classes=per_row)
-    if per_row is None:
-        t.classes = _Constant(int(idx.item()))
-    return t
+def _check_classes(lo: int, hi: int, k: int, owner: str) -> None:
+    """Classes ``lo..hi`` must be outputs of a K-class output."""
+    if lo < 0 or hi >= k:
+        raise BadValue(f"class {lo if lo < 0 else hi} is out of range for {owner}: its output has {k} "
+                       f"classes, use 0..{k - 1}")
 
 
 class _Constant:
@@ -123,21 +164,124 @@ class _Constant:
         return torch.full((len(rows),), self.value, dtype=torch.long)
 
 
+def class_index(index: int | Sequence[int] | torch.Tensor, owner: str = "the model") -> Target:
+    """The logit of one class (an int), or of one class per image (a sequence / (B,) tensor); a
+    (B, K, H, W) output's class scores are summed over the pixels. ``owner`` names the model in
+    the error for a class beyond its output."""
+    idx = torch.as_tensor(index, dtype=torch.long).flatten().cpu()
+    if idx.numel() == 0:
+        raise BadValue("no class given; pass an index such as 285 or a name such as 'tabby'")
+    lo, hi, one = int(idx.min()), int(idx.max()), len(idx) == 1
+    on_device: dict = {}
+
+    def fn(out, rows):
+        scores = _class_scores(out)
+        _check_classes(lo, hi, scores.shape[1], owner)
+        if out.device not in on_device:
+            on_device[out.device] = idx.to(out.device)
+        cls = on_device[out.device]
+        cls = cls.expand(rows.shape[0]) if one else cls[rows]
+        return scores.gather(1, cls[:, None])[:, 0]
+
+    name = f"class {lo}" if one else "classes " + ",".join(map(str, idx.tolist()))
+    return Target(fn, name, per_image=True, classes=_Constant(lo) if one else idx)
+
+
+class _Prediction:
+    """The predicted class of each image of a batch, read from the first output that shows that
+    image and kept: later outputs (occluded, noisy, augmented copies) are scored for the same class.
+    Nothing is written in place: each reading replaces the stored tensors with new ones."""
+
+    def __init__(self):
+        self.classes = torch.zeros(0, dtype=torch.long)
+        self.known = torch.zeros(0, dtype=torch.bool)
+
+    def read(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """(B, K) scores and their rows (B,) on the CPU -> the class of each row (B,) on the scores' device."""
+        grow = (int(rows.max()) + 1 if len(rows) else 0) - len(self.known)
+        if grow > 0:
+            self.classes = torch.cat([self.classes, torch.zeros(grow, dtype=torch.long)])
+            self.known = torch.cat([self.known, torch.zeros(grow, dtype=torch.bool)])
+        known = self.known[rows]
+        stored = self.classes[rows].to(scores.device)
+        if bool(known.all()):
+            return stored
+        cls = torch.where(known.to(scores.device), stored, scores.detach().argmax(1))
+        new = ~known
+        self.classes = self.classes.index_put((rows[new],), cls.cpu()[new])
+        self.known = self.known.index_put((rows[new],), torch.ones(int(new.sum()), dtype=torch.bool))
+        return cls
+
+    def seen(self, rows: torch.Tensor) -> bool:
+        return len(rows) == 0 or (int(rows.max()) < len(self.known) and bool(self.known[rows].all()))
+
+    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+        if not self.seen(rows):
+            raise SynthvizError("the predicted class is not known before the model's output is seen; "
+                                "call the target on the output first")
+        return self.classes[rows]
+
+
+class _Predicted(Target):
+    """The predicted class (argmax of the (B, K) output) of each image, fixed at the first output seen."""
+
+    def __init__(self, owner: str = "the model", rows: torch.Tensor | None = None, memo: _Prediction | None = None):
+        self.memo, self.owner = memo if memo is not None else _Prediction(), owner
+        self._read = None  # (the memo's classes tensor, device, this target's classes there) once all are known
+        super().__init__(self._score, "predicted class", per_image=False, classes=self.memo, rows=rows)
+
+    def _score(self, out: torch.Tensor) -> torch.Tensor:
+        if out.dim() != 2:
+            raise BadValue(f"{self.owner}'s output is {tuple(out.shape[1:])}, not class scores; give a target "
+                           "(--output-index, --similar-to, --mask with --class)")
+        ready = self._read
+        if ready is not None and ready[0] is self.memo.classes and ready[1] == out.device:
+            cls = ready[2]  # every row known and nothing read since: no lookup per call
+        else:
+            rows = self.rows if self.rows is not None else torch.arange(len(out))
+            cls = self.memo.read(out, rows)
+            if self.rows is not None:
+                self._read = (self.memo.classes, out.device, cls)
+        return out.gather(1, cls[:, None])[:, 0]
+
+    def _with_rows(self, rows: torch.Tensor) -> Target:
+        return _Predicted(self.owner, rows, self.memo)  # the same images: the same reading
+
+    def for_batch(self, n: int) -> Target:
+        return _Predicted(self.owner, torch.arange(n))  # new images: a new reading
+
+    @property
+    def pending(self) -> bool:
+        return not self.memo.seen(self._base_rows() if self.rows is not None else torch.arange(0))
+
+
+def predicted(owner: str = "the model") -> Target:
+    """The predicted class of each image: the argmax of the first (B, K) output the target is given
+    (and of that image's later outputs: the class stays the same). ``tolist()`` gives the classes."""
+    return _Predicted(owner)
+
+
 def classes(indices: Sequence[int]) -> Target:
     """Multi-label: the sum of the chosen logits ``Σ_k out[:, k]``."""
     idx = torch.as_tensor(list(indices), dtype=torch.long)
     if idx.numel() == 0:
-        raise SynthvizError("no classes given; write them like --classes 1,5,9")
-    return Target(lambda out, rows: out.flatten(1)[:, idx.to(out.device)].sum(1),
-                  "sum of classes " + ",".join(map(str, idx.tolist())))
+        raise BadValue("no classes given; write them like --classes 1,5,9")
+    lo, hi = int(idx.min()), int(idx.max())
+
+    def fn(out):
+        flat = out.flatten(1)
+        _check_classes(lo, hi, flat.shape[1], "the model")
+        return flat[:, idx.to(out.device)].sum(1)
+
+    return Target(fn, "sum of classes " + ",".join(map(str, idx.tolist())))
 
 
 def output_index(index: int = 0) -> Target:
     """Element ``index`` of the flattened output: a regression head's value (``output_index(0)``)."""
-    def fn(out, rows):
+    def fn(out):
         flat = out.flatten(1)
         if not 0 <= index < flat.shape[1]:
-            raise SynthvizError(f"output index {index} is out of range: the output has {flat.shape[1]} values")
+            raise BadValue(f"output index {index} is out of range: the output has {flat.shape[1]} values")
         return flat[:, index]
 
     return Target(fn, f"output[{index}]")
@@ -173,15 +317,36 @@ def similar_to(model, image: torch.Tensor | str | os.PathLike) -> Target:
 
 def in_mask(cls: int, mask: torch.Tensor | str | os.PathLike, reduce: str = "sum") -> Target:
     """Segmentation: class ``cls``'s scores (B, K, h, w) summed (or averaged, ``reduce="mean"``)
-    over the pixels where ``mask`` (H, W), (B, H, W) or an image file, is on (> 0.5); the mask is
-    resized to the output's (h, w)."""
-    m = load_mask(mask) if isinstance(mask, (str, os.PathLike)) else torch.as_tensor(mask).float()
+    over ``mask`` (H, W) or (B, H, W), or an image file read as on where it is above half grey.
+    A mask of another size than the output is resized to it (nearest), with a note; an empty mask
+    or a class beyond the output's is an error."""
+    where = f" {os.fspath(mask)}" if isinstance(mask, (str, os.PathLike)) else ""
+    m = read_mask(mask, mode="binary", allow_empty=True) if where else torch.as_tensor(mask).float()
     m = m.reshape(-1, *m.shape[-2:])
+    if not bool((m.flatten(1) != 0).any(1).all()):
+        raise BadValue(f"the mask{where} is empty (all zero): nothing to explain; mark the region to explain "
+                       "in white (non-zero)")
+    resized: dict = {}
+
+    def on_output(out: torch.Tensor) -> torch.Tensor:
+        """The mask at the output's (h, w), on its device, made once per size and device."""
+        key = (tuple(out.shape[-2:]), out.device)
+        if key not in resized:
+            if tuple(m.shape[-2:]) != key[0]:
+                warnings.warn(f"the mask{where} ({m.shape[-1]}x{m.shape[-2]}) is resized to the model's output "
+                              f"({key[0][1]}x{key[0][0]})", stacklevel=4)
+            mm = F.interpolate(m[:, None].to(out), size=key[0], mode="nearest")[:, 0]
+            if not bool((mm.flatten(1) != 0).any(1).all()):
+                raise BadValue(f"the mask{where} has no pixel left at the model's output size "
+                               f"{key[0][1]}x{key[0][0]}; draw a larger region")
+            resized[key] = mm
+        return resized[key]
 
     def fn(out, rows):
         if out.dim() != 4:
-            raise SynthvizError(f"a mask target needs a segmentation output (B, K, H, W), not {tuple(out.shape)}")
-        mm = F.interpolate(m[:, None].to(out), size=out.shape[-2:], mode="nearest")[:, 0]
+            raise BadValue(f"a mask target needs a segmentation output (B, K, H, W), not {tuple(out.shape)}")
+        _check_classes(cls, cls, out.shape[1], "the model")
+        mm = on_output(out)
         mm = mm[rows if len(mm) > 1 else torch.zeros_like(rows)]
         total = (out[:, cls] * mm).sum((1, 2))
         return total / mm.sum((1, 2)).clamp(min=1) if reduce == "mean" else total
@@ -189,62 +354,51 @@ def in_mask(cls: int, mask: torch.Tensor | str | os.PathLike, reduce: str = "sum
     return Target(fn, f"class {cls} in mask")
 
 
-def load_mask(path: str | os.PathLike) -> torch.Tensor:
-    """A mask image -> (H, W) of 0/1 (grey level above half)."""
-    from .io import load_image
+def as_target(value=None, model=None) -> Target:
+    """Any spelling of a target -> a :class:`Target`: the one place where targets are converted.
 
-    if not os.path.exists(path):
-        raise SynthvizError(f"mask file not found: {path}")
-    return (load_image(path).mean(1)[0] > 0.5).float()
-
-
-def resolve(model, images: torch.Tensor, target=None) -> Target:
-    """Any target spelling -> a :class:`Target` for ``images`` (B, 3, H, W).
-
-    ``None``: the predicted class of a classifier's (B, K) output; output 0 of a single-output model;
-    an int / class name / one per image: that logit; a :class:`Target` or any callable: as it is."""
-    b = len(images)
-    if isinstance(target, Target):
-        return target.for_batch(b) if target.rows is None else target
-    if callable(target) and not isinstance(target, torch.Tensor):
-        return Target(target, getattr(target, "__name__", "target"), per_image=False).for_batch(b)
-    if target is None:
-        with torch.no_grad():
-            out = main_output(model(images))
-        if out.dim() == 2 and out.shape[1] == 1:
-            return output_index(0).for_batch(b)
-        if out.dim() != 2:
-            raise SynthvizError(f"{model.name}'s output is {tuple(out.shape[1:])}, not class scores; give a target "
-                                "(--output-index, --similar-to, --mask with --class)")
-        return class_index(out.argmax(1).cpu()).for_batch(b)
-    idx = class_indices(model, images, target)
-    return class_index(idx if len(idx) > 1 else idx[0]).for_batch(b)
+    ``None``: :func:`predicted`; a :class:`Target`: itself; a callable ``output -> (B,)`` (or
+    ``(output, rows) -> (B,)``): wrapped; an int or a class name: :func:`class_index`; a list, tuple
+    or tensor of them: one class per image (a single element: that class for every image).
+    ``model`` (a :class:`~synthviz.models.Model`) reads class names and checks indices against its
+    classes; without it, names are refused and indices are checked against the output."""
+    owner = getattr(model, "name", None) or "the model"
+    if isinstance(value, Target):
+        return value
+    if value is None:
+        return predicted(owner)
+    if callable(value) and not isinstance(value, torch.Tensor):
+        return Target(value, getattr(value, "__name__", "target"))
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex():
+            raise BadValue(f"class targets are integers, not a {value.dtype} tensor")
+        value = value.flatten().tolist()
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise BadValue("no class given; pass an index such as 285 or a name such as 'tabby'")
+    idx = [_class_of(v, model) for v in items]
+    return class_index(idx if len(idx) > 1 else idx[0], owner)
 
 
-def class_indices(model, images: torch.Tensor, target) -> list[int]:
-    """A class (index or name), a list or tensor of them (one, or one per image) -> checked class
-    indices: one, or one per image of ``images`` (B, 3, H, W)."""
-    b = len(images)
-    if isinstance(target, torch.Tensor):
-        target = target.flatten().tolist()
-    if isinstance(target, (list, tuple)):
-        if len(target) == 1:
-            target = target[0]
-        elif len(target) != b:
-            raise SynthvizError(f"{len(target)} targets for {b} images; give one class or one per image")
-    idx = [model.class_index(t) for t in target] if isinstance(target, (list, tuple)) else [model.class_index(target)]
-    n = model.num_classes or main_output(model(images[:1])).shape[1]  # (B, K) or (B, K, H, W): K classes
-    for i in idx:  # models without class names still get a range check
-        if not 0 <= i < n:
-            raise SynthvizError(f"class {i} is out of range for {model.name}: use 0..{n - 1}")
-    return idx
+def _class_of(value, model) -> int:
+    """One class (an index, a digit string or a name) -> its index."""
+    if model is not None:
+        return model.class_index(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str):
+            raise BadValue(f"the class name '{value}' needs the model: pass model.class_index('{value}')")
+        raise BadValue(f"a class is an index (int) or a name (str), not {type(value).__name__} {value!r}")
+    return value
 
 
 def from_options(model, *, cls: int | str | None = None, classes_: str | Sequence[int] | None = None,
                  output: int | None = None, similar: str | os.PathLike | None = None,
                  mask: str | os.PathLike | None = None):
     """The CLI's target flags (``--class``, ``--classes``, ``--output-index``, ``--similar-to``,
-    ``--mask`` with ``--class``) -> a target (None: the model's default)."""
+    ``--mask`` with ``--class``) -> a target (``--class`` alone: the class as given, for the
+    techniques' class reports; nothing: None, the prediction)."""
     given = [n for n, v in (("--classes", classes_), ("--output-index", output), ("--similar-to", similar),
                             ("--mask", mask)) if v is not None]
     if len(given) > 1:

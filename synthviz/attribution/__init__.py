@@ -18,15 +18,17 @@ import pkgutil
 
 import torch
 
+from ..cost import check_size
 from ..errors import SynthvizError
+from ..io import as_image
 from ..models import DEFAULT_MODEL, Model, load_model
-from .core import REDUCTIONS, Attribution, as_batch, resolve_targets, target_scores
+from .core import REDUCTIONS, Attribution, read_prediction, resolve_targets, target_scores
 from .registry import (METHODS, MethodInfo, call_method, check_options, method_info, method_names,
                        option_defaults, register_method)
 
 FAMILIES = ("gradient", "guided", "cam", "cam_perturb", "fullgrad", "perturbation", "deeplift", "lrp",
             "sampling", "transformer")
-_INTERNAL = {"core", "registry", "graph"}
+_INTERNAL = {"core", "registry", "graph", "attention"}  # not method families
 
 
 def _load_methods() -> None:
@@ -41,9 +43,10 @@ _load_methods()
 def attribute(model: str | Model | torch.nn.Module, images: torch.Tensor, method: str = "gradient", target=None,
               **options) -> Attribution:
     """Run ``method`` on a batch (B, 3, H, W) in [0, 1] for ``target`` (None: the predicted class;
-    an index, a name, or one per image). ``options``: the method's own keyword options (see
-    ``method_info(name).defaults``) and the common ones (``layer``, ``batch_size``, ``seed``,
-    ``reduce``); an option only other methods take is ignored, one no method takes is an error.
+    an index, a name, one per image, or any :class:`~synthviz.targets.Target`). ``options``: the
+    method's own keyword options (see ``method_info(name).defaults``) and the common ones
+    (``layer``, ``batch_size``, ``seed``, ``reduce``); an option only other methods take is ignored,
+    one no method takes is an error.
     The model is left exactly as it was (train/eval modes, ``requires_grad`` flags, no hooks)."""
     opts = check_options(options)
     reduce = opts.pop("reduce", None)
@@ -57,10 +60,11 @@ def attribute(model: str | Model | torch.nn.Module, images: torch.Tensor, method
     info = METHODS.get(names[0])
     model = model if isinstance(model, Model) else load_model(model)
     x = images.to(model.device, torch.float32)
-    model.check_size(min(x.shape[-2:]))
+    check_size(model, min(x.shape[-2:]))
     with model.evaluating():
         targets = resolve_targets(model, x, target, lazy=info.lazy_target)
         att = call_method(info.name, model, x, targets, opts)
+        read_prediction(model, x, targets)  # a method that never scored the images themselves
     if reduce is not None and att.raw.shape[1] == 3 and att.raw.shape[-2:] == x.shape[-2:]:
         att.maps = REDUCTIONS[reduce](att.raw)
         att.reduction = reduce
@@ -84,7 +88,7 @@ def saliency(model: str | Model | torch.nn.Module = DEFAULT_MODEL, images=None, 
     if images is None:
         raise SynthvizError("no images given; pass a (B, 3, H, W) tensor in [0, 1] or an image path")
     m = load_model(model, weights=weights, device=device)
-    x = as_batch(images, size)
+    x = as_image(images, size, batch=True)
     att = attribute(m, x, method, target, **options)
     return att.maps.to(images.device if isinstance(images, torch.Tensor) else "cpu")
 

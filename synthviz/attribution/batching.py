@@ -10,46 +10,19 @@ So the default is the most images whose largest activation stays well under the 
 
 from __future__ import annotations
 
-from weakref import WeakKeyDictionary
-
 import torch
 
 from ..checks import positive
+from ..cost import largest_activation
 from ..models import Model
 
 HEAP_BYTES = 16 * 2**20  # well under glibc's largest mmap threshold (32 MiB): the heap stays untrimmed
 MAX_BATCH = 16  # the old fixed default: a GPU's batch, and the most the CPU rule picks
-_LARGEST: WeakKeyDictionary = WeakKeyDictionary()  # network -> {image shape: bytes}
-
-
-def largest_activation(model: Model, x: torch.Tensor) -> int:
-    """Bytes of the largest module output one image of ``x`` (B, C, H, W) makes in a forward;
-    measured by one batch-1 forward, once per network and image shape."""
-    memo = _LARGEST.setdefault(model.net, {})
-    key = tuple(x.shape[1:])
-    if key not in memo:
-        one = x[:1].detach()
-        net = model.runner(one)
-        sizes = [one.numel() * one.element_size()]
-
-        def record(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                sizes.append(output.numel() * output.element_size())
-
-        handles = [m.register_forward_hook(record) for m in net.modules() if not any(m.children())]
-        try:
-            with torch.no_grad():
-                model(one, net=net)
-        finally:
-            for h in handles:
-                h.remove()
-        memo[key] = max(sizes)
-    return memo[key]
 
 
 def forward_batch(model: Model, x: torch.Tensor, batch_size: int | None) -> int:
     """``batch_size`` when given; else on the CPU the most images (1..16) whose largest activation
-    fits :data:`HEAP_BYTES`, on a GPU 16."""
+    (:func:`synthviz.cost.largest_activation`) fits :data:`HEAP_BYTES`, on a GPU 16."""
     if batch_size is not None:
         return int(positive("batch_size", batch_size, integer=True))
     if x.device.type != "cpu":

@@ -20,21 +20,13 @@ import torch
 
 from ..errors import SynthvizError
 from ..models import Model
-from .core import (Attribution, check_layer_name, layer_activation, layer_activation_and_grad, pending_targets,
-                   scores_of, target_scores, upsample)
+from .core import (Attribution, check_layer_name, class_ids, layer_activation, layer_activation_and_grad,
+                   read_prediction, target_scores, upsample)
 from .graph import gap_head
 from .guided import GuidedReLU, modified_gradient
 from .registry import register_method
 
 _AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
-
-
-def fill_targets(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Resolve targets still marked as the prediction with one no-grad forward (in place)."""
-    if pending_targets(targets):
-        with torch.no_grad():
-            scores_of(model, x, targets)
-    return targets
 
 
 def first_component(weighted: torch.Tensor) -> torch.Tensor:
@@ -95,7 +87,7 @@ def augmentation_smoothing(model: Model, x: torch.Tensor, targets: torch.Tensor,
     """pytorch-grad-cam's aug_smooth: ``run`` on the images and their mirrors, each with its contrast
     scaled by 0.9, 1 and 1.1 around the model's mean colour (one batch of 6B); each map min-max
     scaled, mirrored back and averaged. ``raw`` is the mirrored-back mean of the raw maps."""
-    fill_targets(model, x, targets)
+    targets = read_prediction(model, x, targets)  # the class of the image itself, kept for every copy
     mean = model.mean.to(x)
     xs = torch.cat([mean + f * ((x.flip(-1) if flip else x) - mean) for flip, f in _AUGMENTATIONS])
     att = run(xs, targets.repeat(len(_AUGMENTATIONS)))
@@ -220,7 +212,7 @@ def _gap_features(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: s
 
 
 def _cam_weights(model, x, targets, act, fc, layer):
-    return fc.weight[targets].to(act)[:, :, None, None] * act
+    return fc.weight[class_ids(targets, len(act)).to(fc.weight.device)].to(act)[:, :, None, None] * act
 
 
 @register_method("cam", label="CAM", family="cam", cost="1 forward (no backward)", aliases=("class_activation_map",),

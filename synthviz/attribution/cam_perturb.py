@@ -34,7 +34,7 @@ def _scorecam_weights(model, x, targets, act, grad, layer, batch_size: int | Non
                 hi = up.flatten(1).amax(1).view(-1, 1, 1)
                 masks = ((up - lo) / (hi - lo + 1e-8))[:, None]            # (n, 1, H, W); constant maps -> 0
                 masked = mean + masks * (x[i:i + 1] - mean)
-                scores[i, s] = scores_of(model, masked, targets[i].expand(len(masked)))
+                scores[i, s] = scores_of(model, masked, targets[i:i + 1].repeat(len(masked)))
     return scores.softmax(1)[:, :, None, None] * act
 
 
@@ -51,14 +51,21 @@ def scorecam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | 
 
 def _ablated_outputs(model: Model, x1: torch.Tensor, layer: str, act1: torch.Tensor, channels: slice):
     """Outputs of the network for one image with each channel of ``channels`` zeroed at ``layer``:
-    the part after the layer alone when it can be cut out (torch.fx), else full forwards."""
+    the part after the layer alone when it can be cut out (torch.fx), else full forwards. Both run
+    on the fused twin where there is one (a folded convolution's edit mapped through its batch norm)."""
     n = channels.stop - channels.start
     ablated = act1.expand(n, *act1.shape[1:]).clone()
     ablated[torch.arange(n), torch.arange(channels.start, channels.stop)] = 0
-    rest = tail(model.net, layer)
+    net = model.runner(x1, [layer], unfold=True)
+    rest = tail(net, layer)
     if rest is not None:
+        unfold = model.unfolds(net).get(layer)
+        if unfold is not None:  # the twin's convolution outputs its batch norm's output
+            ablated = unfold.fused_output(ablated)
+        if net is not model.net and ablated.dim() == 4:
+            ablated = ablated.contiguous(memory_format=torch.channels_last)  # the twin's usual layout
         return rest(ablated)
-    with Tap(model, [LOGITS], edit={layer: lambda _: ablated}) as tap:
+    with Tap(model, [LOGITS], edit={layer: lambda _: ablated}, unfold=True) as tap:
         return tap(x1.expand(n, -1, -1, -1))[LOGITS]
 
 
@@ -72,7 +79,7 @@ def _ablation_weights(model, x, targets, act, grad, layer, batch_size: int = 64)
             for s in chunks(c, batch_size):
                 advance()
                 out = _ablated_outputs(model, x[i:i + 1], layer, act[i:i + 1], s)
-                drops[i, s] = target_scores(out, targets[i].expand(len(out)))
+                drops[i, s] = target_scores(out, targets[i:i + 1].repeat(len(out)))
     weights = (clean[:, None] - drops) / clean[:, None]
     return weights[:, :, None, None] * act
 

@@ -20,10 +20,9 @@ from ..io import as_image, load_image, resize
 from .. import targets as targets_mod
 from ..layers import LOGITS, Tap, default_layer
 from ..models import Model
+from ..progress import progress as progress_bar
 from ..targets import Target, main_output
 from .scoped import activation_mode
-
-PREDICTED = -1  # a target still to be read from the model's prediction (see target_scores)
 
 
 @dataclass
@@ -34,8 +33,9 @@ class Attribution:
         maps: (B, 1, H, W) — one value per pixel (``reduce="none"``: (B, 3, H, W)).
         raw: the method's own output before reduction: (B, 3, H, W) signed attributions for the
             pixel-space methods, (B, 1, h, w) the pre-ReLU map at the layer for the CAM family.
-        targets: the class explained, per image. ``display``: ``"abs"`` or ``"positive"`` — what a
-            heatmap shows. ``info``: method extras (IG completeness gap, the CAM layer...).
+        targets: the class explained, per image (a target that is not one class: its name).
+            ``display``: ``"abs"`` or ``"positive"`` — what a heatmap shows. ``info``: method
+            extras (IG completeness gap, the CAM layer...).
         reduction: the :data:`REDUCTIONS` entry that made ``maps`` from ``raw``, or None.
         scores: (B,) the target's score on the images, when the method computed it.
     """
@@ -43,7 +43,7 @@ class Attribution:
     maps: torch.Tensor
     raw: torch.Tensor
     method: str = ""
-    targets: list[int] = field(default_factory=list)
+    targets: list = field(default_factory=list)
     display: str = "abs"
     info: dict = field(default_factory=dict)
     reduction: str | None = None
@@ -60,53 +60,51 @@ REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 # --------------------------------------------------------------------------- targets and scores
 
-def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool = False):
-    """(B,) class indices: the prediction where ``target`` is None, else an index/name or one per
-    image. ``lazy``: leave :data:`PREDICTED` for a missing target instead of running a forward
-    (the method's own first forward on ``images`` fills it in, see :func:`target_scores`).
+def resolve_targets(model: Model, images: torch.Tensor, target=None, lazy: bool = False) -> Target:
+    """Any target spelling (:func:`synthviz.targets.as_target`) bound to the batch ``images``
+    (B, 3, H, W): a :class:`~synthviz.targets.Target` that indexes and repeats like a (B,) tensor
+    of class indices (``tolist()``: the class per image, or the target's name).
 
-    Any other target (a :class:`synthviz.targets.Target` or a callable ``output -> (B,)``: several
-    classes, a regression output, an embedding similarity, a masked segmentation score) comes back
-    as a :class:`~synthviz.targets.Target` bound to the batch; it indexes and repeats like the tensor."""
-    b = len(images)
-    if isinstance(target, Target) or (callable(target) and not isinstance(target, (torch.Tensor, str))):
-        return targets_mod.resolve(model, images, target)
-    if target is None:
-        if lazy:
-            return torch.full((b,), PREDICTED, device=images.device, dtype=torch.long)
+    The predicted class (``target`` None) is read with one no-grad forward now, or with ``lazy``
+    from the method's own first forward on ``images`` (see :func:`read_prediction`)."""
+    t = targets_mod.as_target(target, model)
+    t = t.for_batch(len(images)) if t.rows is None else t
+    return t if lazy else read_prediction(model, images, t)
+
+
+def read_prediction(model: Model, images: torch.Tensor, targets) -> Target:
+    """A target still waiting for an output (the predicted class) reads it from one no-grad forward
+    on ``images``; any other target is returned as it is."""
+    if isinstance(targets, Target) and targets.pending:
         with torch.no_grad():
-            return _class_scores(main_output(model(images))).argmax(1)
-    idx = targets_mod.class_indices(model, images, target)
-    return torch.tensor(idx * b if len(idx) == 1 else idx, device=images.device, dtype=torch.long)
+            targets(model(images))
+    return targets
 
 
-def _class_scores(output: torch.Tensor) -> torch.Tensor:
-    """(B, K) scores; a (B, K, H, W) segmentation output's class scores summed over the pixels."""
-    return output.flatten(2).sum(-1) if output.dim() > 2 else output.flatten(1)
+def bound(targets, n: int) -> Target:
+    """A method's ``targets`` as a Target for ``n`` rows: a Target as it is; class indices (an int, a
+    list or a (B,) tensor, as methods were once called) through :func:`synthviz.targets.as_target`."""
+    return targets if isinstance(targets, Target) else targets_mod.as_target(targets).for_batch(n)
 
 
 def target_scores(output, targets) -> torch.Tensor:
-    """The score each image is explained by: the model output and (B,) targets -> (B,).
+    """The score each image is explained by: the model output and its targets -> (B,).
 
-    ``targets``: class indices (B,) long, or a :class:`~synthviz.targets.Target` (called on the
-    output). Class targets still :data:`PREDICTED` become the argmax of this output, written into
-    ``targets`` in place (so the caller learns them without another forward). A dict/tuple output
-    is read as its main tensor; a segmentation output's class score is summed over the pixels."""
+    ``targets``: a :class:`~synthviz.targets.Target` (called on the output) or class indices (B,).
+    A dict/tuple output is read as its main tensor; a segmentation output's class score is summed
+    over the pixels. The predicted class is read from the first output a target sees."""
     if isinstance(targets, Target):
         return targets(output)
-    output = _class_scores(main_output(output))
-    pending = targets < 0
-    if bool(pending.any()):
-        targets[pending] = output.detach().argmax(1)[pending]
-    return output.gather(1, targets[:, None])[:, 0]
+    return bound(targets, main_output(output).shape[0])(output)
 
 
-def pending_targets(targets) -> bool:
-    """Class targets still to be read from the prediction."""
-    return isinstance(targets, torch.Tensor) and bool((targets < 0).any())
+def class_ids(targets, n: int) -> torch.Tensor:
+    """(n,) long on the CPU: the class of each row of ``targets`` (a class target, once it has seen
+    its output)."""
+    return bound(targets, n).class_ids()
 
 
-def scores_of(model: Model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def scores_of(model: Model, x: torch.Tensor, targets) -> torch.Tensor:
     """(B, 3, H, W) -> the target scores (B,), one forward (no gradient unless enabled)."""
     return target_scores(model(x), targets)
 
@@ -145,8 +143,9 @@ def check_spatial(model: Model, layer: str, act: torch.Tensor) -> torch.Tensor:
 
 
 def layer_activation(model: Model, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The layer's (B, C, h, w) output, no gradient; the forward stops at the layer."""
-    with Tap(model, [layer]) as tap, torch.no_grad():
+    """The layer's (B, C, h, w) output, no gradient; the forward stops at the layer (on the fused
+    twin at a folded convolution too: ``Tap(..., unfold=True)``)."""
+    with Tap(model, [layer], unfold=True) as tap, torch.no_grad():
         return check_spatial(model, layer, tap(x)[layer])
 
 
@@ -154,8 +153,9 @@ def layer_activation_and_grad(model: Model, x: torch.Tensor, targets: torch.Tens
                               mode: contextlib.AbstractContextManager | None = None
                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward and one backward that stops at ``layer``: (A (B, C, h, w), ∂score/∂A, scores (B,)).
-    The layer's shape is checked on this very forward (no extra pass)."""
-    with Tap(model, [layer, LOGITS], grad="leaf") as tap, torch.enable_grad(), (mode or contextlib.nullcontext()):
+    The layer's shape is checked on this very forward (no extra pass); a folded convolution is read
+    from the fused twin (``Tap(..., unfold=True)``: equal to float rounding)."""
+    with Tap(model, [layer, LOGITS], grad="leaf", unfold=True) as tap, torch.enable_grad(), (mode or contextlib.nullcontext()):
         acts = tap(x.detach())
         act = check_spatial(model, layer, acts[layer])
         scores = target_scores(acts[LOGITS], targets)
@@ -177,26 +177,10 @@ BAR_MIN_BATCHES = 8  # fewer batches than this: no progress bar
 
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator:
-    """Yields ``advance(n)``; a transient rich bar on stderr when it is a terminal and ``total`` is large."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if total < BAR_MIN_BATCHES or not console.is_terminal:
-        yield lambda n=1: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.update(task, advance=n)
-
+    """Yields ``advance(n)``: a transient bar (:mod:`synthviz.progress`), drawn only on a terminal
+    and when ``total`` is large."""
+    with progress_bar(total, label, transient=True, enabled=total >= BAR_MIN_BATCHES) as bar:
+        yield bar.advance
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:
@@ -220,13 +204,6 @@ def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
             raise SynthvizError(f"unknown baseline '{baseline}'; use black, white, blurred or an image file")
         base = load_image(baseline)
     else:
-        from ..techniques.common import get_image
-
-        base = get_image(baseline, what="baseline")
+        base = as_image(baseline, what="baseline")
     return resize(base.to(x.device), tuple(x.shape[-2:])).expand_as(x)
 
-
-def as_batch(images, size: int | None = None) -> torch.Tensor:
-    """Paths / a list of paths or tensors / a (B, 3, H, W) or (3, H, W) tensor -> (B, 3, H, W) in
-    [0, 1] (see :func:`synthviz.io.as_image`, the one validator)."""
-    return as_image(images, size, "image", batch=True)

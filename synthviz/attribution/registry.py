@@ -1,9 +1,10 @@
 """The attribution-method registry: one decorated function per method, with all of its facts.
 
 A method is ``fn(model, x, targets, **options) -> Attribution`` (``x``: (B, 3, H, W) in [0, 1] on
-the model's device, ``targets``: (B,) long). Its label, family, cost and aliases are given once in
-:func:`register_method`; its default options are read from its own signature, so the figure, the
-CLI, the presets and the sanity check can never disagree with the function::
+the model's device, ``targets``: a :class:`~synthviz.targets.Target` bound to the batch, read
+through :func:`~synthviz.attribution.core.target_scores`). Its label, family, cost and aliases are
+given once in :func:`register_method`; its default options are read from its own signature, so the
+figure, the CLI, the presets and the sanity check can never disagree with the function::
 
     @register_method("gradient", label="gradient", family="gradient", cost="1 forward + 1 backward")
     def gradient(model, x, targets):
@@ -38,8 +39,8 @@ class MethodInfo:
         family: gradient, guided, cam, perturbation, ... ``cost``: passes per image, in words
             (``"1 forward + 1 backward"``, ``"steps × (forward + backward)"``).
         needs_layer: takes a ``layer`` (CAM family). ``aliases``: other accepted names.
-        lazy_target: the method's first forward is on the images themselves, so a missing target
-            (the predicted class) is read from that forward instead of one more.
+        lazy_target: the method's first forward is on the images themselves, so the predicted
+            class (:func:`synthviz.targets.predicted`) is read from that forward instead of one more.
         defaults: {option: default} from ``fn``'s keyword arguments (derived, never written twice).
         in_all: part of ``"all"``; False for methods that work on some architectures only
             (the transformer methods need attention blocks), run when named.

@@ -49,7 +49,7 @@ def masked_scores(model: Model, x: torch.Tensor, fill: torch.Tensor, masks: torc
         for s in range(0, n, batch_size):
             m = masks[s:s + batch_size]
             batch = x * m + fill * (1 - m)
-            out.append(target_scores(model(batch), target.expand(len(m))))
+            out.append(target_scores(model(batch), target.repeat(len(m))))
             advance()
     return torch.cat(out)
 

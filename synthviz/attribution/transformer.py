@@ -5,7 +5,7 @@
 * ``chefer`` (Chefer, Gur & Wolf, ICCV 2021, "Generic Attention-model Explainability"): R = I,
   R ← R + Ā_l R with Ā_l = mean over heads of (∇A_l ⊙ A_l)⁺ for the target; class-specific.
 
-The weights are captured by :func:`synthviz.attention.recording_attention` (fused kernels
+The weights are captured by :func:`synthviz.attribution.attention.recording_attention` (fused kernels
 included); maps are the patch grid (B, 1, h, w) bilinearly upsampled to the input's (H, W).
 Neither is part of ``--methods all`` (a CNN has no attention): name them.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention import chefer_of, class_token_map, recording_attention, rollout_of
+from .attention import chefer_of, class_token_map, recording_attention, rollout_of
 from ..models import Model
 from .core import Attribution, target_scores, upsample
 from .registry import register_method

@@ -4,19 +4,26 @@ saving with no silent overwrite, Ctrl-C that keeps the image as it stands."""
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, deferred_interrupt, save_image, save_video
+from ..model_zoo import model_help
 from ..models import DEFAULT_MODEL
 from ..result import Result
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name: the embedded efficientnet_lite0 or any torchvision classifier.")]
+# The model help is generated from the registered sources (synthviz.model_zoo.MODEL_SOURCES): one description
+# (escaped: Typer reads help as rich markup, where "synthviz[timm]" would lose its "[timm]").
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help=escape(model_help()))]
+ModelArg = Annotated[str, typer.Argument(help=escape(model_help()))]
+ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
 WeightsOpt = Annotated[str, typer.Option(help="'default' (pretrained), 'random', or a local checkpoint path.")]
 SizeOpt = Annotated[int, typer.Option(help="Image side in pixels.")]
 StepsOpt = Annotated[Optional[int], typer.Option(help="Optimization steps (default: the recipe's).")]
@@ -65,6 +72,46 @@ def command(app: typer.Typer, *args, **kwargs):
         return app.command(*args, **kwargs)(wrapper)
 
     return deco
+
+
+class OptionSet:
+    """Options shared by several commands, declared once. A command takes them all through one
+    parameter named ``into`` (a dict of their values); decorating it with the set puts the
+    options in that parameter's place in its signature, so each appears in ``--help`` as usual::
+
+        METHOD = OptionSet("options", samples=(SamplesOpt, None), noise=(NoiseOpt, None))
+
+        @command(app, "saliency")
+        @METHOD
+        def saliency_cmd(image: ImageArg, options: dict = METHOD.default, out: OutOpt = ...): ...
+    """
+
+    default: dict = {}  # the placeholder default of the ``into`` parameter (replaced by the options)
+
+    def __init__(self, into: str, **options: tuple[object, object]):
+        self.into = into
+        self.options = options  # name -> (Annotated[type, typer.Option(...)], default)
+
+    def __call__(self, fn):
+        signature = inspect.signature(fn, eval_str=True)
+        if self.into not in signature.parameters:
+            raise TypeError(f"{fn.__name__} has no parameter '{self.into}' to receive the options")
+        params = []
+        for p in signature.parameters.values():
+            if p.name != self.into:
+                params.append(p)
+                continue
+            params += [inspect.Parameter(name, p.kind, default=default, annotation=annotation)
+                       for name, (annotation, default) in self.options.items()]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name in self.options if name in kwargs}
+            return fn(*args, **kwargs, **{self.into: values})
+
+        wrapper.__signature__ = signature.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
 
 
 def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:

@@ -40,12 +40,16 @@ def index_cmd(
     """Index DATASET: per unit of --layers, its top-k images with patches, mean/std, per-image features."""
     from ..dataset import index
     from ..dataset.run import Run
+    from ..dataset.state import progress_kept
 
     try:
         run = index(dataset, out, model=model, weights=weights, layers=layers, size=size, reduce=reduce, top_k=top_k,
                     batch_size=batch_size, workers=workers, device=device, ray=ray, overwrite=overwrite)
     except KeyboardInterrupt:
-        say(f"interrupted: progress is kept in {out}; run the same command to resume")
+        if progress_kept(out):
+            say(f"interrupted: progress is kept in {out}; run the same command to resume")
+        else:  # stopped while the model loaded: no run folder was started
+            say(f"interrupted before indexing started: nothing was written to {out}")
         raise typer.Exit(130) from None
     r = Run(run)
     skipped = len(r.skipped)

@@ -10,22 +10,13 @@ from typing import Annotated
 import typer
 
 from ..errors import SynthvizError
-from ..io import IMAGE_SUFFIXES, check_writable, save_image, write_file
+from ..io import IMAGE_SUFFIXES, check_writable, claim_folder, save_image, write_file
 from ..result import plain
 from .app import app
-from .common import (
-    DEFAULTS,
-    DeviceOpt,
-    ModelOpt,
-    OverwriteOpt,
-    SeedOpt,
-    WeightsOpt,
-    command,
-    say,
-)
+from .common import DEFAULTS, ClassOpt, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
+REPORT_FILES = ("metrics.csv", "index.html")
 LayerOpt = Annotated[str | None, typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
-ClassOpt = Annotated[str | None, typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
 
 
 @command(app, "evaluate")
@@ -46,27 +37,22 @@ def evaluate_cmd(
     """Which explanation to trust: deletion/insertion, ROAD, localisation, randomization, input
     invariance, infidelity, sensitivity, sparseness and cost of each method, as OUT/metrics.csv and
     OUT/index.html (maps beside their curves)."""
-    from ..evaluation.inputs import load_images, load_masks
     from ..evaluation.report import write_report
-    from ..evaluation.run import evaluate_methods
-    from ..techniques.common import get_model
+    from ..evaluation.run import evaluate_images
 
-    if out.exists() and not out.is_dir():
-        raise SynthvizError(f"--out {out} is a file; give a folder for metrics.csv and index.html")
-    if not overwrite and any((out / n).exists() for n in ("metrics.csv", "index.html")):
-        raise SynthvizError(f"{out} already holds a report; pass --overwrite or another --out")
-    m = get_model(model, weights, device)
-    photos = load_images(images, size)
-    found = load_masks(masks, photos)
-    chosen = [] if checks.strip().lower() == "none" else [c.strip() for c in checks.split(",") if c.strip()]
-    ev = evaluate_methods(m, photos, methods, masks=found, target=target, curve_steps=curve_steps, checks=chosen,
-                          seed=seed, say=say, samples=samples, steps=ig_steps, layer=layer)
-    for s in ev.summary():
-        cells = [f"{k.replace('_auc', '')} {s[k]:.3f}" for k in ("deletion_auc", "insertion_auc") if s.get(k) is not None]
-        say(f"{s['method']}: {', '.join(cells) or 'not scored'}, {s['seconds']:.2f} s/image"
-            f"{'; ' + s['notes'] if s['notes'] else ''}")
-    for path in write_report(ev, out, overwrite=True):
-        say(f"saved {path}")
+    # claimed now, written at the end: a second run into the same --out meanwhile is refused at its start
+    with claim_folder(out, holds=REPORT_FILES, overwrite=overwrite, what="a report"):
+        ev = evaluate_images(model, images, methods, masks=masks, size=size, checks=checks, weights=weights,
+                             device=device, target=target, curve_steps=curve_steps, seed=seed, say=say,
+                             samples=samples, steps=ig_steps, layer=layer)
+        for s in ev.summary():
+            cells = [f"{k.replace('_auc', '')} {s[k]:.3f}" for k in ("deletion_auc", "insertion_auc")
+                     if s.get(k) is not None]
+            say(f"{s['method']}: {', '.join(cells) or 'not scored'}, {s['seconds']:.2f} s/image"
+                f"{'; ' + s['notes'] if s['notes'] else ''}")
+        say(f"deletion and insertion canvas: {ev.canvas}")
+        for path in write_report(ev, out, overwrite=True):
+            say(f"saved {path}")
 
 
 @command(app, "attack-map")

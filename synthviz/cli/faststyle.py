@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..checks import in_range, positive
 from ..errors import SynthvizError
-from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, save_image
+from ..io import IMAGE_SUFFIXES, check_writable, save_image
 from .app import app
 from .common import DEFAULTS, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
@@ -34,19 +35,29 @@ def style_train_cmd(
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
     device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
-    """Train one style network for all STYLES on crops of the photos in --content."""
-    from ..faststyle.train import train_style_net
+    """Train one style network for all STYLES on crops of the photos in --content. The train state is
+    saved to --out every --checkpoint-every steps and on Ctrl-C; --resume continues it."""
+    from ..faststyle.train import TrainingInterrupted, train_style_net
 
     check_writable(out, {".pt", ".pth"}, inputs=styles)
     try:
         widths = [int(c) for c in channels.split(",")]
     except ValueError:
         raise SynthvizError(f"cannot read --channels '{channels}'; write three widths like 16,32,48") from None
-    result = train_style_net(model, [str(s) for s in styles], content, out=out, steps=steps, size=size,
-                             batch_size=batch_size, lr=lr, content_weight=content_weight, style_weight=style_weight,
-                             tv_weight=tv_weight, channels=widths, res_blocks=res_blocks, stat=stat,
-                             checkpoint_every=checkpoint_every, sample_every=sample_every, resume=resume,
-                             overwrite=overwrite, weights=weights, seed=seed, device=device, progress=True)
+    try:
+        result = train_style_net(model, [str(s) for s in styles], content, out=out, steps=steps, size=size,
+                                 batch_size=batch_size, lr=lr, content_weight=content_weight,
+                                 style_weight=style_weight, tv_weight=tv_weight, channels=widths,
+                                 res_blocks=res_blocks, stat=stat, checkpoint_every=checkpoint_every,
+                                 sample_every=sample_every, resume=resume, overwrite=overwrite, weights=weights,
+                                 seed=seed, device=device, progress=True)
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, TrainingInterrupted) and stop.path is not None:
+            say(f"interrupted at step {stop.step} of {stop.steps}: the train state is saved to {stop.path}; "
+                "run the same command with --resume to continue")
+        else:
+            say(f"interrupted before a training step finished: nothing was written to {out}")
+        raise typer.Exit(130) from None
     info = result.info
     say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
     say(f"saved {info['path']} (styles: {', '.join(f'{k} {n}' for k, n in enumerate(info['styles']))})")
@@ -68,72 +79,30 @@ def stylize_cmd(
     model: ModelOpt = DEFAULTS["model"], device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
     """Paint SOURCE with a trained style network, in one forward pass per image or frame."""
-    from ..faststyle.stylize import folder_images, input_kind
+    from ..faststyle.stylize import FolderInterrupted, input_kind, stylize_folder
+    from ..faststyle.video import stylize_video_file
     from ..techniques.stylize import stylize
 
+    positive("--size", size, integer=True)
+    if mask_from_saliency:
+        in_range("--threshold", threshold, 0, 1)
     kind = input_kind(source)
     options = dict(style=style if style and len(style) > 1 else (style[0] if style else 0), mix=mix,
                    masks=[str(m) for m in mask] if mask else None, mask_from_saliency=mask_from_saliency,
-                   threshold=threshold, grabcut=grabcut, size=size, device=device)
+                   threshold=threshold, grabcut=grabcut, model=model, size=size, device=device)
     if kind == "video":
-        check_writable(out, VIDEO_SUFFIXES, inputs=[source])
-        _stylize_video(source, net, out, dict(options, model=model), blend, overwrite)
+        result = stylize_video_file(net, source, out, blend=blend, overwrite=overwrite, **options)
+        say(f"{result.info['report']}\nsaved {result.info['path']}")
     elif kind == "folder":
-        if out.suffix:
-            raise SynthvizError(f"--out {out} must be a folder when the input is a folder")
-        files = folder_images(source)
-        for f in files:
-            result = stylize(model, f, net=net, **options)
-            path = save_image(result.images[0], out / f"{f.stem}.png", overwrite)
-        say(f"stylized {len(files)} image(s) into {out} ({path.name} last)")
+        try:
+            paths = stylize_folder(net, source, out, overwrite=overwrite, **options)
+        except FolderInterrupted as stop:  # every image written is whole (atomic writes)
+            last = f" ({stop.paths[-1].name} last)" if stop.paths else ""
+            say(f"interrupted: {len(stop.paths)} of {stop.total} image(s) stylized into {stop.out}{last}; "
+                "the rest were not written")
+            raise typer.Exit(130) from None
+        say(f"stylized {len(paths)} image(s) into {out} ({paths[-1].name} last)")
     else:
         check_writable(out, IMAGE_SUFFIXES, inputs=[source])
-        result = stylize(model, source, net=net, **options)
+        result = stylize(image=source, net=net, **options)
         say(f"{result.info['report']}\nsaved {save_image(result.images[0], out, overwrite)}")
-
-
-def _stylize_video(source: Path, net: Path, out: Path, options: dict, blend: float, overwrite: bool) -> None:
-    from ..faststyle.masks import load_masks, saliency_mask
-    from ..faststyle.stylize import get_net, style_choices
-    from ..faststyle.video import read_video, stylize_video, temporal_error, write_video
-    from ..io import resize
-    from ..techniques.common import get_model
-
-    frames, fps = read_video(source)
-    if options["size"]:
-        frames = resize(frames, options["size"])
-    model, names = get_net(net, options["device"])
-    choices = style_choices(model, options["style"], options["mix"])
-    masks = None
-    if options["mask_from_saliency"]:  # the mask of the first frame, for the whole clip
-        masks = [saliency_mask(get_model(options["model"], device=options["device"]), frames[:1],
-                               threshold=options["threshold"], grabcut=options["grabcut"])]
-    elif options["masks"]:
-        masks = load_masks(options["masks"], len(choices), tuple(frames.shape[-2:]))
-    styled = stylize_video(model, frames, choices, blend=blend, masks=masks)
-    path = write_video(styled, out, fps=fps, overwrite=overwrite)
-    report = temporal_error(styled, frames) if len(frames) > 1 else None
-    say(f"stylized {len(frames)} frame(s) at {fps:.3g} fps" + (f"; temporal error {report['warp_error']:.3g}" if report else ""))
-    say(f"saved {path}")
-
-
-def is_video(content: Path, out: Path) -> bool:
-    """A video CONTENT for ``synthviz style``: an MP4/WebM/MOV, or a GIF written to a video --out."""
-    suffix = content.suffix.lower()
-    return suffix in VIDEO_SUFFIXES - {".gif"} or (suffix == ".gif" and out.suffix.lower() in VIDEO_SUFFIXES - {".gif"})
-
-
-def style_video_cmd(content: Path, styles: list[Path], out: Path, *, size: int, steps: int, overwrite: bool,
-                    **options) -> None:
-    """``synthviz style VIDEO STYLE --out OUT.mp4``: every frame styled, warm-started from the previous
-    result warped by optical flow, with a temporal loss (Ruder et al. 2016)."""
-    from ..faststyle.video import read_video, write_video
-    from ..faststyle.video_style import style_video
-
-    check_writable(out, VIDEO_SUFFIXES, inputs=[content, *styles])
-    frames, fps = read_video(content)
-    result = style_video(options.pop("model"), frames, [str(s) for s in styles], size=size, steps=steps,
-                         progress=True, **options)
-    temporal = result.info["temporal"]
-    say(f"styled {len(frames)} frame(s) at {fps:.3g} fps" + (f"; temporal error {temporal['warp_error']:.3g}" if temporal else ""))
-    say(f"saved {write_video(result.images, out, fps=fps, overwrite=overwrite)}")

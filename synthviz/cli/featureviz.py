@@ -9,8 +9,8 @@ import typer
 
 from .. import targets
 from ..errors import SynthvizError
+from ..models import load_model
 from ..techniques.classviz import classviz
-from ..techniques.common import get_model
 from ..techniques.probe import probe
 from .app import app
 from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
@@ -46,7 +46,7 @@ def classviz_cmd(
                              ("--similar-to", similar_to), ("--mask", mask)) if v is not None]
     if each is not None and others:
         raise SynthvizError(f"--each names the classes itself; drop {others[0]}")
-    m = get_model(model, weights, device)
+    m = load_model(model, weights, device)
     if each is not None:
         tgt = [p.strip() for p in each.split(",") if p.strip()]
     else:

@@ -7,10 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..checks import non_negative
 from ..errors import SynthvizError
 from ..gallery import Manifest, build_gallery, load_spec, summarize
 from ..gallery.build import check_parallel
 from ..presets import call_kwargs, list_presets, load_preset, parse_set
+from ..progress import progress
 from .app import app
 from .common import OverwriteOpt, VideoOpt, command, frame_every, prepare_outputs, run_render, say
 
@@ -64,6 +66,26 @@ def run_cmd(
         f"{preset.name}: {result.objective}, final objective {values.mean():.4g}" if values.numel() else preset.name)
 
 
+def _check_index(index: Path | None, units: str | None, unit_steps: int):
+    """The dataset index of ``--index`` (None without it), with ``--units`` checked against each of
+    its layers and ``--unit-steps`` checked: a bad value fails before any render."""
+    if index is None:
+        if units is not None:
+            raise SynthvizError("--units needs --index (a dataset index made by `synthviz index`)")
+        return None
+    from ..dataset.run import open_run
+    from ..layers import parse_units
+
+    non_negative("unit_steps", unit_steps, integer=True)
+    run = open_run(index)
+    for layer in run.layers if units is not None else ():
+        try:
+            parse_units(units, run.channels(layer))
+        except SynthvizError as e:
+            raise SynthvizError(f"--units {units} for layer {layer} of {index}: {e}") from None
+    return run
+
+
 @command(app, "gallery")
 def gallery_cmd(
     spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model.")] = None,
@@ -78,26 +100,23 @@ def gallery_cmd(
     unit_steps: Annotated[int, typer.Option(help="With --index: steps of each unit's feature visualization (0: none).")] = 128,
 ) -> None:
     """Render a gallery into --out and write --out/index.html; re-running resumes where it stopped."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     check_parallel(workers, cpus_per_item, threads)
-    if index is not None:
-        from ..dataset.run import open_run
+    indexed = _check_index(index, units, unit_steps)  # a bad --index or --units fails before any render
+    if indexed is not None and spec is None:  # the unit pages alone, not the default showcase first
+        from ..dataset.pages import add_unit_pages
 
-        open_run(index)  # a bad --index fails before any render
+        say(f"unit pages: {add_unit_pages(indexed, out, units, viz_steps=unit_steps)}")
+        return
     parsed = load_spec(spec, parse_set(set_ or []))
     total = len(parsed.items)
     done = sum(Manifest(out).done(it, out) for it in parsed.items) if out.is_dir() else 0
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True))
-    task = bar.add_task("gallery", total=total, completed=done)
+    bar = progress(total, "gallery", completed=done, clock="elapsed")
 
     def report(entry: dict) -> None:
         what = f"{entry['preset']} {entry['tiles'][0]['unit']}" if entry["status"] == "done" else entry["preset"]
         status = f"{entry.get('seconds', 0):.1f} s" if entry["status"] == "done" else f"failed: {entry['error']}"
-        bar.console.print(f"{what}: {status}", markup=False, highlight=False)
-        bar.advance(task)
+        bar.print(f"{what}: {status}")
+        bar.advance()
 
     say(f"{parsed.title}: {total} item(s) into {out}" + (f", {done} already done" if done else ""))
     try:
@@ -111,6 +130,6 @@ def gallery_cmd(
     if index is not None:
         from ..dataset.pages import add_unit_pages
 
-        say(f"unit pages: {add_unit_pages(index, out, units, viz_steps=unit_steps)}")
+        say(f"unit pages: {add_unit_pages(indexed, out, units, viz_steps=unit_steps)}")
     if run.failed:
         raise SynthvizError(f"{len(run.failed)} item(s) failed (errors in {run.index}); fix them and re-run to retry")

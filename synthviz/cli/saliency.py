@@ -16,12 +16,12 @@ from ..attribution import METHODS, check_options, option_defaults
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import deferred_interrupt, save_image, write_file
+from ..models import load_model
 from ..presets import parse_set
 from ..techniques.sanity import sanity
-from ..techniques.common import get_model
 from .app import app
-from .common import (DEFAULTS, ClassesOpt, DeviceOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
-                     SimilarOpt, WeightsOpt, command, prepare_outputs, say)
+from .common import (DEFAULTS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt, OptionSet, OutOpt, OutputIndexOpt,
+                     OverwriteOpt, SimilarOpt, WeightsOpt, command, prepare_outputs, say)
 
 D = option_defaults()
 
@@ -32,7 +32,6 @@ def _d(key: str) -> str:
 
 
 ImageArg = Annotated[Path, typer.Argument(help="The photo to explain (PNG, JPEG...), or a folder of photos.")]
-ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name to explain (default: the predicted class).")]
 SizeOpt = Annotated[int, typer.Option(help="Longer side of the photo as the model sees it, in pixels.")]
 LayerOpt = Annotated[Optional[str], typer.Option(help="Layer of the CAM family (default: the model's last convolutional stage).")]
 BaseOpt = Annotated[Optional[str], typer.Option(help=f"SmoothGrad: the method averaged over noisy copies (default {_d('base')}).")]
@@ -51,13 +50,22 @@ BatchOpt = Annotated[Optional[int], typer.Option(help="Images per forward pass f
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the random draws (SmoothGrad noise, masks, the sanity re-initialisation).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any method option as KEY=VALUE (repeatable), e.g. --set ratio=0.5.")]
 
+# The saliency methods' options, shared by `saliency` and `sanity` (None: the method's own default).
+METHOD_OPTIONS = OptionSet(
+    "options", layer=(LayerOpt, None), base=(BaseOpt, None), samples=(SamplesOpt, None), noise=(NoiseOpt, None),
+    squared=(SquaredOpt, None), steps=(IgStepsOpt, None), baseline=(BaselineOpt, None), rule=(RuleOpt, None),
+    window=(WindowOpt, None), stride=(StrideOpt, None), value=(ValueOpt, None), aug_smooth=(AugOpt, None),
+    eigen_smooth=(EigenOpt, None), batch_size=(BatchOpt, None), seed=(SeedOpt, None), set_=(SetOpt, None))
 
-def _options(set_, **named) -> dict:
-    """The method options given (None: the method's default), checked against the registry."""
-    return check_options({**named, **parse_set(set_ or [])})
+
+def _options(given: dict) -> dict:
+    """The method options given (None: the method's default) and the --set ones, checked against the registry."""
+    named = {k: v for k, v in given.items() if k != "set_"}
+    return check_options({**named, **parse_set(given.get("set_") or [])})
 
 
 @command(app, "saliency")
+@METHOD_OPTIONS
 def saliency_cmd(
     image: ImageArg,
     methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(METHODS) + " (rollout and chefer: transformers only, not in all).")] = "all",
@@ -66,18 +74,13 @@ def saliency_cmd(
     with_classviz: Annotated[bool, typer.Option("--with-classviz", help="Add the engine's class visualization of the same class beside the maps.")] = False,
     classviz_steps: Annotated[Optional[int], typer.Option(help="Steps of the class visualization (default: the recipe's).")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
-    layer: LayerOpt = None, base: BaseOpt = None, samples: SamplesOpt = None, noise: NoiseOpt = None,
-    squared: SquaredOpt = None, steps: IgStepsOpt = None, baseline: BaselineOpt = None, rule: RuleOpt = None,
-    window: WindowOpt = None, stride: StrideOpt = None, value: ValueOpt = None, aug_smooth: AugOpt = None,
-    eigen_smooth: EigenOpt = None, batch_size: BatchOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
+    options: dict = METHOD_OPTIONS.default,
     device: DeviceOpt = "auto", out: OutOpt = Path("saliency.png"), overwrite: OverwriteOpt = False,
 ) -> None:
     """Explain IMAGE with several saliency methods: one labelled comparison figure (photo, then each
     method as a heatmap overlay) and each method's raw map as OUT-STEM-METHOD.npy. IMAGE may be a
     folder: then OUT-STEM/ gets one figure per photo, maps.npz (key PHOTO/METHOD) and targets.csv."""
-    options = _options(set_, layer=layer, base=base, samples=samples, noise=noise, squared=squared, steps=steps,
-                       baseline=baseline, rule=rule, window=window, stride=stride, value=value,
-                       aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, seed=seed)
+    options = _options(options)
     if image.is_dir():
         from ..techniques.saliency_folder import explain_folder
 
@@ -91,7 +94,7 @@ def saliency_cmd(
     from ..techniques.saliency_figure import figure_and_maps, save_maps
 
     prepare_outputs(out, inputs=[image])
-    model = get_model(model, weights, device)
+    model = load_model(model, weights, device)
     target = targets.from_options(model, cls=target, classes_=classes, output=output_index, similar=similar_to,
                                   mask=mask)
     try:
@@ -118,6 +121,7 @@ def saliency_cmd(
 
 
 @command(app, "sanity")
+@METHOD_OPTIONS
 def sanity_cmd(
     image: ImageArg,
     method: Annotated[str, typer.Option(help="The saliency method to check (see `synthviz saliency --help`).")] = "gradient",
@@ -125,17 +129,11 @@ def sanity_cmd(
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
     tile: Annotated[int, typer.Option(help="Height of each map in the figure.")] = 112,
     depth: Annotated[Optional[int], typer.Option(help="Randomize only the top DEPTH blocks (default: all).")] = None,
-    layer: LayerOpt = None, base: BaseOpt = None, samples: SamplesOpt = None, noise: NoiseOpt = None,
-    squared: SquaredOpt = None, steps: IgStepsOpt = None, baseline: BaselineOpt = None, rule: RuleOpt = None,
-    window: WindowOpt = None, stride: StrideOpt = None, value: ValueOpt = None, aug_smooth: AugOpt = None,
-    eigen_smooth: EigenOpt = None, batch_size: BatchOpt = None, seed: SeedOpt = None, set_: SetOpt = None,
-    device: DeviceOpt = "auto", out: OutOpt = Path("sanity.png"), overwrite: OverwriteOpt = False,
+    options: dict = METHOD_OPTIONS.default, device: DeviceOpt = "auto", out: OutOpt = Path("sanity.png"), overwrite: OverwriteOpt = False,
 ) -> None:
     """Adebayo et al.'s sanity check: re-initialise the layers from the top down, recompute the map
     at each step, and plot its Spearman rank correlation with the original (figure + OUT-STEM.csv)."""
-    options = _options(set_, layer=layer, base=base, samples=samples, noise=noise, squared=squared, steps=steps,
-                       baseline=baseline, rule=rule, window=window, stride=stride, value=value,
-                       aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, batch_size=batch_size, seed=seed)
+    options = _options(options)
     prepare_outputs(out, inputs=[image])
     try:
         result = sanity(model, image, method=method, target=target, weights=weights, size=size, device=device,

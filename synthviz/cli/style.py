@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SynthvizError
+from ..io import VIDEO_SUFFIXES
 from ..techniques.style import style
 from ..techniques.texture import texture
 from .app import app
-from .faststyle import is_video
 from .common import (DEFAULTS, DeviceOpt, LrOpt, ModelOpt, OutOpt, OverwriteOpt, SeedOpt, VideoOpt, WeightsOpt,
                      command, frame_every, prepare_outputs, run_render, say)
 
@@ -21,6 +22,12 @@ ParamOpt = Annotated[str, typer.Option(help="Parameterization: pixel or fourier.
 OptimizerOpt = Annotated[str, typer.Option(help="lbfgs (lr 1) or adam.")]
 LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarsest scale; each finer scale gets half (default 200).")]
 PoolOpt = Annotated[str, typer.Option(help="max, or avg to swap the model's max-pooling for average pooling during the render.")]
+
+
+def is_video(content: Path, out: Path) -> bool:
+    """A video CONTENT: an MP4/WebM/MOV, or a GIF written to a video --out."""
+    suffix = content.suffix.lower()
+    return suffix in VIDEO_SUFFIXES - {".gif"} or (suffix == ".gif" and out.suffix.lower() in VIDEO_SUFFIXES - {".gif"})
 
 
 @command(app, "texture")
@@ -72,16 +79,20 @@ def style_cmd(
     temporal_weight: Annotated[float, typer.Option(help="A video CONTENT: weight of the temporal loss (Ruder 2016).")] = 100.0,
 ) -> None:
     """Paint CONTENT (an image, or a video with --out a video) in the style of one or more STYLES images."""
-    if is_video(content, out):
-        from .faststyle import style_video_cmd
+    if is_video(content, out):  # every frame styled, warm-started from the previous one (Ruder et al. 2016)
+        from ..faststyle.video_style import style_video_file
 
-        return style_video_cmd(content, styles, out, size=size, steps=steps or 100, content_weight=content_weight,
-                               style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight,
-                               model=model, weights=weights, seed=seed, device=device, overwrite=overwrite)
+        if mask:
+            raise SynthvizError("--mask works on an image CONTENT, not a video; drop --mask, or style a frame "
+                                "saved as an image")
+        result = style_video_file(model, content, [str(s) for s in styles], out, size=size, steps=steps or 100,
+                                  content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                                  temporal_weight=temporal_weight, blend=blend, stat=stat, weights=weights,
+                                  seed=seed, device=device, overwrite=overwrite, progress=True)
+        say(f"{result.info['report']}\nsaved {result.info['path']}")
+        return
     prepare_outputs(out, video, inputs=[content, *styles])
     if color_method not in ("luminance", "match"):
-        from ..errors import SynthvizError
-
         raise SynthvizError(f"unknown --color-method '{color_method}'; use luminance or match")
     result = run_render(style, out, video, overwrite, content=content, styles=styles, size=size,
                         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, blend=blend,

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 
 from ..errors import SynthvizError
-from ..io import save_image
+from ..io import as_image, save_image, skipped_note
 from ..models import Model
 from .index import index
 from .run import Run
@@ -23,9 +24,9 @@ from .run import Run
 def temporary_index(images: Sequence[torch.Tensor | str | os.PathLike], model: Model, layers: str | Sequence[str] | None,
                     size: int = 128, top_k: int = 16) -> Iterator[Run]:
     """Index ``images`` (paths, or tensors (1, 3, H, W) / (3, H, W) in [0, 1]) into a temporary
-    folder that is removed on exit; yields the :class:`Run`."""
-    from ..techniques.common import get_image
-
+    folder that is removed on exit; yields the :class:`Run`. Files that cannot be used (unreadable,
+    or below the model's minimum side) are skipped with a warning listing them; a tensor below
+    that minimum is an error."""
     if not images:
         raise SynthvizError("no images given; pass run=RUN (an index folder) or images=[...]")
     with tempfile.TemporaryDirectory(prefix="synthviz-index-") as tmp:
@@ -35,8 +36,12 @@ def temporary_index(images: Sequence[torch.Tensor | str | os.PathLike], model: M
             if isinstance(image, (str, os.PathLike)):
                 paths.append(os.path.abspath(os.fspath(image)))
             else:
-                small = get_image(image[None] if image.dim() == 3 else image, size)  # the pass reads it at size
+                small = as_image(image[None] if image.dim() == 3 else image, size,  # the pass reads it at size
+                                 min_side=model.min_size)
                 paths.append(str(save_image(small[0], tmp / f"image-{i:04d}.png")))
         (tmp / "images.txt").write_text("".join(p + "\n" for p in paths), encoding="utf-8")
-        yield Run(index(tmp / "images.txt", tmp / "run", model=model, layers=layers, size=size, top_k=top_k,
+        run = Run(index(tmp / "images.txt", tmp / "run", model=model, layers=layers, size=size, top_k=top_k,
                         workers=0, progress=False))
+        if run.skipped:
+            warnings.warn(skipped_note(run.skipped), stacklevel=3)
+        yield run

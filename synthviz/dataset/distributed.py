@@ -18,22 +18,15 @@ Why the files are identical to a local pass, whatever order the workers finish i
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
+from ..cluster import import_ray, start_ray
 from ..errors import SynthvizError
 from ..models import Model
-
-
-def import_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401 - needs pandas and pyarrow
-    except ImportError:
-        raise SynthvizError('--ray needs Ray Data, an optional extra: pip install "synthviz[ray]"') from None
-    return ray
+from .forward import forward_batch, index_tap
 
 
 def batch_rows(paths: list[str], batch_size: int, start_batch: int = 0) -> list[dict]:
@@ -51,7 +44,6 @@ class BatchForward:
 
     def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int):
         from ..models import resolve_device
-        from .index import index_tap
 
         torch.set_num_threads(threads)
         self.model = model.to(resolve_device(None))
@@ -59,14 +51,14 @@ class BatchForward:
         self.tap = index_tap(self.model, names)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
-        from .index import forward_batch
         from .sources import load_batch
 
         out: dict[str, list] = {"batch": [], "kept": [], "failed": [], "reasons": []}
         for name in self.names:
             out[f"v:{name}"], out[f"p:{name}"] = [], []
         for batch, first, paths in zip(rows["batch"], rows["first"], rows["paths"]):
-            _, images, kept, failed = load_batch([str(p) for p in paths], int(first), self.size)
+            # the same size rule as a local pass: images below the model's minimum side are skipped
+            _, images, kept, failed = load_batch([str(p) for p in paths], int(first), self.size, self.model.min_size)
             results = {}
             if kept:
                 with self.model.evaluating(), self.tap:
@@ -108,19 +100,15 @@ def decode(row: dict, channels: dict[str, int]):
     return first, kept, failed, results
 
 
-def run_ray(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
-            progress: bool, checkpoint_every: float, on_batch: Callable[[int], None] | None,
-            cpus_per_worker: int = 1) -> None:
+def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
+                cpus_per_worker: int = 1) -> Iterator[tuple]:
     """Run the pass's remaining batches on Ray Data (``address``: ``auto``, ``local`` or
-    ``ray://HOST:PORT``; a Ray session already started in this process is used as it is)."""
-    from .index import drive
-
-    ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-        started = True
+    ``ray://HOST:PORT``; a Ray session already started in this process is used as it is), yielding
+    each batch's ``(first, kept, failed, {layer: (values, positions)})`` in batch order for the
+    pass's driver (:func:`synthviz.dataset.index.drive`). Close the generator when done
+    (``contextlib.closing``): that restores Ray Data's settings and stops a session it started."""
+    started = start_ray(address, data=True)
+    ray = import_ray(data=True)
     try:
         rows = batch_rows(state.source.paths, batch_size, state.batches_done)
         if not rows:
@@ -144,8 +132,8 @@ def run_ray(state, model: Model, names: list[str], size: int, reduce: str, batch
                                                               "reduce": reduce, "threads": cpus_per_worker})
             channels = {n: state.layers[n]["channels"] for n in names}
             stream = in_order(results.iter_rows(), state.batches_done)
-            drive(state, stream, len(state.source), progress, checkpoint_every, on_batch,
-                  lambda row: decode(row, channels))
+            for row in stream:
+                yield decode(row, channels)
         finally:
             context.execution_options.preserve_order, context.enable_progress_bars = saved
     finally:

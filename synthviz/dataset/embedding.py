@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..checks import positive
 from ..errors import SynthvizError
 from ..registry import Registry
 from .run import Run, open_run
@@ -37,7 +38,8 @@ def tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
     try:
         from openTSNE import TSNE
     except ImportError:
-        raise SynthvizError('t-SNE needs openTSNE: pip install openTSNE (or use --method pca)') from None
+        raise SynthvizError('t-SNE needs openTSNE, in the embed extra: pip install "synthviz[embed]" '
+                            "(or use --method pca)") from None
     x = np.asarray(x, dtype=np.float64)
     perplexity = float(max(2.0, min(30.0, (len(x) - 1) / 3)))
     return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=1, verbose=False).fit(x))
@@ -45,10 +47,12 @@ def tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 @EMBEDDINGS.register("umap")
 def umap(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N, C) -> (N, 2) with umap-learn; without it, an error naming the extra (never another method)."""
     try:
         import umap as umap_lib
     except ImportError:
-        raise SynthvizError("UMAP needs umap-learn: pip install umap-learn (or use --method tsne)") from None
+        raise SynthvizError('UMAP needs umap-learn, in the embed extra: pip install "synthviz[embed]" '
+                            "(or use --method tsne)") from None
     return umap_lib.UMAP(n_components=2, random_state=seed).fit_transform(np.asarray(x, dtype=np.float64))
 
 
@@ -59,6 +63,7 @@ def embed(run: str | os.PathLike | Run, layer: str | None = None, method: str = 
     At most ``max_images`` images (evenly spaced through the run, skipped ones left out).
     Returns (image indices (n,), coordinates (n, 2)).
     """
+    positive("max_images", max_images, integer=True)
     run = open_run(run)
     feats = run.features(run.check_layer(layer))
     valid = np.flatnonzero(~np.isnan(np.asarray(feats[:, 0])))
@@ -105,6 +110,7 @@ def grid_picture(run: str | os.PathLike | Run, indices: np.ndarray, cells: np.nd
     """(3, rows * thumb, cols * thumb): each image's thumbnail in its cell, white where empty."""
     from ..io import resize
 
+    positive("thumb", thumb, integer=True)
     run = open_run(run)
     canvas = torch.ones(3, rows * thumb, cols * thumb)
     for i, cell in zip(indices, cells):
@@ -117,6 +123,9 @@ def embedding_grid(run: str | os.PathLike | Run, layer: str | None = None, metho
                    max_images: int = 1024, thumb: int = 48, seed: int = 0) -> dict:
     """Karpathy's grid: embed, snap to a grid, paste thumbnails. Returns ``picture`` (3, H, W),
     ``indices`` (n,), ``coords`` (n, 2), ``cells`` (n,), ``rows``, ``cols``."""
+    positive("thumb", thumb, integer=True)  # both checked before the embedding is computed
+    positive("max_images", max_images, integer=True)
+    EMBEDDINGS.get(method)
     run = open_run(run)
     indices, coords = embed(run, layer, method, max_images, seed)
     rows, cols = grid_shape(len(indices))

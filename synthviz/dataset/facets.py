@@ -13,12 +13,12 @@ import os
 import numpy as np
 import torch
 
+from ..checks import non_negative, positive
 from ..errors import SynthvizError
-from ..models import ModelLike
+from ..models import ModelLike, load_model
 from ..objectives import channel
 from ..result import Result
-from ..techniques.common import get_model
-from ..techniques.featureviz import RECIPES, visualize
+from ..recipes import RECIPES, visualize
 from .run import Run, open_run
 
 
@@ -28,6 +28,8 @@ def cluster_top_images(run: str | os.PathLike | Run, layer: str, unit: int, face
     """The unit's top images (``top`` of them; default all the index kept) split into ``facets``
     clusters by k-means on their vectors at ``feature_layer`` (default ``layer``). Returns the
     image indices of each cluster, largest cluster first (ties: the best-ranked image first)."""
+    positive("facets", facets, integer=True)
+    positive("top", top, integer=True)
     try:
         from sklearn.cluster import KMeans
     except ImportError:
@@ -62,13 +64,16 @@ def render_facets(run: str | os.PathLike | Run, layer: str, unit: int, facets: i
     Returns the render (``images`` (K, 3, size, size)), the clusters' image indices and the
     mean images (K, 3, S, S) the renders started from.
     """
+    positive("facets", facets, integer=True)  # checked before anything is clustered or rendered
+    positive("size", size, integer=True)
+    non_negative("steps", steps, integer=True)
     run = open_run(run)
     layer = run.check_layer(layer)
     if recipe not in RECIPES:
         raise SynthvizError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
     clusters = cluster_top_images(run, layer, unit, facets, top, seed=seed)
     starts = mean_images(run, clusters)
-    m = get_model(model if model is not None else run.model, run.settings["weights"])
+    m = load_model(model if model is not None else run.model, run.settings["weights"])
     objective = sum(channel(layer, unit, batch=i) for i in range(len(clusters)))
     result = visualize(m, objective, batch=len(clusters), size=size, recipe=recipe, steps=steps, lr=lr,
                        seed=seed, progress=progress, init=starts)

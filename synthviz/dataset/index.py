@@ -23,128 +23,35 @@ ends with byte-identical files: batches are fixed slices of the image list.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..errors import SynthvizError
-from ..io import atomic_write
-from ..layers import Tap, default_layer
-from ..models import DEFAULT_MODEL, Model
-from ..techniques.common import get_model
-from .outputs import write_outputs
+from ..checks import choice, non_negative, positive
+from ..cost import check_size
+from ..errors import BadImage, BadValue
+from ..io import atomic_write, skipped_note
+from ..layers import default_layer
+from ..models import DEFAULT_MODEL, Model, load_model
+from ..progress import progress as progress_bar
+from .forward import forward_batch, index_tap
+from .outputs import write_outputs, write_skipped
 from .receptive import receptive_field
-from .sources import Source, batch_loader, find_images
-from .stats import REDUCTIONS, UnitStats, reduce_positions
+from .sources import batch_loader, find_images
+from .state import Pass, check_out, load_state, prepare, read_manifest
+from .stats import REDUCTIONS
 
 FORMAT = 1
-
-
-def index_tap(model: Model, names: Sequence[str]) -> Tap:
-    """The :class:`Tap` of an indexing pass: raw outputs, so a token layer keeps its class token(s)
-    as positions (B, N, C); use inside ``with``."""
-    return Tap(model, names, spatial=False)
-
-
-def forward_batch(model: Model, tap: Tap, images: torch.Tensor, reduce: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{layer: (values (B, C), positions (B, C))} for a batch (B, 3, H, W) in [0, 1], truncated
-    forward through an :func:`index_tap`. Positions: ``y * W + x`` for maps, the token index
-    (class tokens first) for token layers."""
-    with torch.inference_mode():
-        acts = tap(images.to(model.device, non_blocking=True))
-        out = {}
-        for name, a in acts.items():
-            if a.dim() == 4 and model.channels_last is not None and model.channels_last(name):
-                a = a.permute(0, 3, 1, 2)  # Swin's (B, H, W, C)
-            out[name] = tuple(t.cpu() for t in reduce_positions(a, reduce))
-        return out
 
 
 def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size) -> dict:
     return {"format": FORMAT, "model": model.name, "weights": str(weights), "layers": list(layers), "size": size,
             "reduce": reduce, "top_k": top_k, "batch_size": batch_size}
-
-
-class Pass:
-    """The state of one indexing pass: per-layer :class:`UnitStats`, the feature memmaps, the
-    skipped images and how many batches are done. Checkpoints go to ``out/state.npz`` atomically."""
-
-    def __init__(self, out: Path, source: Source, layers: dict[str, dict], top_k: int, batch_size: int, fresh: bool):
-        self.out, self.source, self.layers, self.batch_size = out, source, layers, batch_size
-        self.consistent = True
-        self.features = {}
-        (out / "features").mkdir(parents=True, exist_ok=True)
-        for name, info in layers.items():
-            path = out / "features" / f"{name}.npy"
-            shape = (len(source), info["channels"])
-            if fresh or not path.exists():
-                self.features[name] = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-            else:
-                self.features[name] = np.load(path, mmap_mode="r+")
-        self.stats = {name: UnitStats(info["channels"], top_k) for name, info in layers.items()}
-        self.skipped: list[tuple[int, str]] = []
-        self.batches_done = 0
-        if not fresh and (out / "state.npz").exists():
-            with np.load(out / "state.npz") as state:
-                self.stats = {name: UnitStats.from_state(state, f"{name}::") for name in layers}
-                self.batches_done = int(state["batches_done"])
-                self.skipped = [tuple(s) for s in json.loads(str(state["skipped"]))]
-
-    def empty(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """No results (a batch whose every image failed)."""
-        return {n: (torch.empty(0, i["channels"]), torch.empty(0, i["channels"], dtype=torch.long))
-                for n, i in self.layers.items()}
-
-    def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]],
-            results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Merge one batch (its images' indices ``kept``; ``failed`` as (index, reason))."""
-        self.consistent = False
-        idx = torch.tensor(list(kept), dtype=torch.long)
-        for name, (values, positions) in results.items():
-            self.stats[name].update(values, positions, idx)
-            feats = self.features[name]
-            if len(kept):
-                feats[np.asarray(kept)] = values.numpy()
-            for i, _ in failed:
-                feats[i] = np.nan
-        self.skipped += [(int(i), str(r)) for i, r in failed]
-        self.batches_done += 1
-        self.consistent = True
-
-    def checkpoint(self) -> None:
-        if not self.consistent:  # interrupted inside add(): the previous checkpoint stands
-            return
-        for feats in self.features.values():
-            feats.flush()
-        state = {"batches_done": np.array(self.batches_done), "skipped": np.array(json.dumps(self.skipped))}
-        for name, stats in self.stats.items():
-            state.update(stats.state(f"{name}::"))
-        atomic_write(self.out / "state.npz", npz_bytes(state))
-
-
-def _batches_done(path: Path) -> int:
-    with np.load(path) as state:
-        return int(state["batches_done"])
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An ``.npz`` (readable by ``np.load``) whose bytes depend only on the arrays: ``np.savez``
-    stamps the current time into the zip, which would make a resumed run's files differ."""
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for key, value in arrays.items():
-            item = io.BytesIO()
-            np.lib.format.write_array(item, np.asanyarray(value), allow_pickle=False)
-            z.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), item.getvalue())
-    return buf.getvalue()
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
@@ -169,37 +76,6 @@ def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dic
         if grid is not None:
             info[name]["tokens"] = {"prefix": grid.prefix, "h": grid.h, "w": grid.w}
     return info
-
-
-def _prepare(out: Path, settings: dict, source: Source, overwrite: bool) -> bool:
-    """Start a fresh run folder or check that an existing one was made with the same settings
-    and images. Returns True for a fresh start."""
-    manifest = out / "manifest.json"
-    if manifest.exists() and not overwrite:
-        old = json.loads(manifest.read_text())
-        if old.get("settings") != settings:
-            diff = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
-            raise SynthvizError(f"{out} holds an index made with other settings ({', '.join(diff)}); "
-                                "choose another --out or pass --overwrite")
-        listed = (out / "images.csv").read_text() if (out / "images.csv").exists() else ""
-        if listed != _images_csv(source):
-            raise SynthvizError(f"{out} holds an index of other images; choose another --out or pass --overwrite")
-        return False
-    if out.exists() and any(out.iterdir()) and not manifest.exists() and not overwrite:
-        raise SynthvizError(f"{out} exists and is not an index; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "state.npz").unlink(missing_ok=True)
-    return True
-
-
-def _images_csv(source: Source) -> str:
-    import csv
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "path", "label"])
-    writer.writerows([i, p, lab] for i, (p, lab) in enumerate(zip(source.paths, source.labels)))
-    return buf.getvalue()
 
 
 def default_workers() -> int:
@@ -227,69 +103,77 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
 
     Returns the run folder. Re-running the same call resumes; a finished run is left as it is.
     """
-    if reduce not in REDUCTIONS:
-        raise SynthvizError(f"unknown reduction '{reduce}'; use max or mean")
-    if top_k < 1 or batch_size < 1 or size < 8:
-        raise SynthvizError("--top-k and --batch-size must be positive and --size at least 8")
-    m = get_model(model, weights, device)
-    m.check_size(size)
+    _check_options(reduce, top_k, batch_size, size, workers)
+    out = Path(out)
+    check_out(out)
+    source = find_images(dataset)  # an empty list or folder fails here, before the model loads
+    m = load_model(model, weights, device)
+    check_size(m, size)
     names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else list(layers or [])
     names = [n for n in names if n] or [default_layer(m, "mid")]
-    out = Path(out)
-    source = find_images(dataset)
     settings = _settings(m, weights, names, size, reduce, top_k, batch_size)
-    fresh = _prepare(out, settings, source, overwrite)
-    manifest_path = out / "manifest.json"
-    if not fresh and json.loads(manifest_path.read_text()).get("status") == "complete":
+    fresh = prepare(out, settings, source, overwrite)
+    if not fresh and read_manifest(out).get("status") == "complete":
         return out
     loader = None
     if ray is None:  # the reading workers start now and read ahead while the layers are measured
-        start = 0 if fresh or not (out / "state.npz").exists() else _batches_done(out / "state.npz")
+        start = 0 if fresh else int((load_state(out, {}) or {"batches_done": 0})["batches_done"])
         loader = iter(batch_loader(source.paths, size, batch_size, default_workers() if workers is None else workers,
-                                   start_batch=start))
+                                   start_batch=start, min_side=m.min_size))
     info = _layer_info(m, names, size)
-    if fresh:
-        atomic_write(out / "images.csv", _images_csv(source))
     manifest = {"settings": settings, "dataset": source.root, "count": len(source), "layers": info,
                 "status": "partial"}
-    atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     state = Pass(out, source, info, top_k, batch_size, fresh)
     if ray is not None:
-        from .distributed import run_ray
+        from .distributed import ray_batches
 
-        run_ray(state, m, names, size, reduce, batch_size, ray, progress, checkpoint_every, on_batch)
+        with contextlib.closing(ray_batches(state, m, names, size, reduce, batch_size, ray)) as batches:
+            drive(state, batches, len(state.source), progress, checkpoint_every, on_batch, lambda batch: batch)
     else:
         _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch)
+    _refuse_empty(state, dataset)
     write_outputs(out, source, state.stats, state.features, info, state.skipped)
     manifest.update(status="complete", skipped=len(state.skipped))
-    atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return out
 
 
-def progress_bar(total: int, done: int, label: str):
-    """A rich bar on stderr with images/s."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _check_options(reduce: str, top_k: int, batch_size: int, size: int, workers: int | None) -> None:
+    """The options of :func:`index`, checked before anything is read or loaded."""
+    choice("reduction", reduce, REDUCTIONS)
+    positive("top_k", top_k, integer=True)
+    positive("batch_size", batch_size, integer=True)
+    non_negative("workers", workers, integer=True)
+    if positive("size", size, integer=True) < 8:
+        raise BadValue(f"size must be at least 8, not {size}")
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn(), console=Console(stderr=True))
-    task = bar.add_task(label, total=total, completed=done, rate="-")
-    return bar, task
+
+def _refuse_empty(state: Pass, dataset) -> None:
+    """A pass that could read no image is an error listing why, not an empty index. The list is
+    written to ``skipped.txt`` and the checkpoint dropped, so the same command reads them again."""
+    if len(state.skipped) < len(state.source):
+        return
+    paths = state.source.paths
+    skipped = [(paths[i], reason) for i, reason in sorted(state.skipped)]
+    write_skipped(state.out, state.source, state.skipped)
+    state.forget()
+    raise BadImage(f"nothing to index in {dataset}: {skipped_note(skipped, limit=3)}; "
+                   f"all listed in {state.out / 'skipped.txt'}; use PNG or JPEG files the model can read")
 
 
 def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_every: float,
           on_batch: Callable[[int], None] | None, step: Callable) -> None:
     """Feed ``batches`` (first, payload...) through ``step`` into ``state`` with a progress bar and
     periodic checkpoints; on Ctrl-C the last complete batch is checkpointed before re-raising."""
-    bar, task = progress_bar(total_images, min(total_images, state.batches_done * state.batch_size), "index")
-    last, start, seen = time.monotonic(), time.monotonic(), 0
+    done = min(total_images, state.batches_done * state.batch_size)
+    last = time.monotonic()
     try:
-        with bar if progress else _Null():
+        with progress_bar(total_images, "index", completed=done, unit="img", enabled=progress) as bar:
             for item in batches:
                 first, kept, failed, results = step(item)
                 state.add(first, kept, failed, results)
-                seen += len(kept) + len(failed)
-                bar.update(task, advance=len(kept) + len(failed), rate=f"{seen / max(time.monotonic() - start, 1e-9):.1f}")
+                bar.advance(len(kept) + len(failed))
                 if time.monotonic() - last > checkpoint_every:
                     state.checkpoint()
                     last = time.monotonic()
@@ -297,14 +181,6 @@ def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_ev
                     on_batch(state.batches_done)
     finally:
         state.checkpoint()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch) -> None:

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import SynthvizError
 from ..layers import Tap
-from ..models import Model
-from ..techniques.common import get_model
+from ..models import Model, load_model
 from .run import Run, open_run
 
 
@@ -58,7 +57,7 @@ def activation_maps(run: str | os.PathLike | Run, layer: str | None = None, unit
     if len(run.manifest["layers"][layer]["shape"]) < 2:
         raise SynthvizError(f"layer '{layer}' has no positions (one value per channel): it has no activation map; "
                             "pick a conv or token layer")
-    m = get_model(model if model is not None else run.model, run.settings["weights"])
+    m = load_model(model if model is not None else run.model, run.settings["weights"])
     if not examples:
         return torch.empty(0, 3, run.size, run.size)
     images = torch.stack([run.image(e.index) for e in examples])

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import positive
 from ..errors import SynthvizError
-from ..models import Model
-from ..techniques.common import get_model
-from .index import forward_batch, index_tap
+from ..models import Model, load_model
+from .forward import forward_batch, index_tap
 from .run import Run, open_run
 from .sources import read_image
 
@@ -28,7 +28,8 @@ def query_vector(run: Run, query: int | str | os.PathLike | torch.Tensor, layer:
             raise SynthvizError(f"image {query} is out of range: the index holds {len(run.paths)} images")
         vector = np.asarray(run.features(layer)[query])
         if np.isnan(vector).any():
-            raise SynthvizError(f"image {query} ({run.paths[query]}) was skipped by the index; pick another")
+            why = dict(run.skipped).get(run.paths[query], "unusable")
+            raise SynthvizError(f"image {query} ({run.paths[query]}) was skipped by the index ({why}); pick another")
         return vector
     if isinstance(query, (str, os.PathLike)):
         target = os.path.abspath(os.fspath(query))
@@ -37,12 +38,13 @@ def query_vector(run: Run, query: int | str | os.PathLike | torch.Tensor, layer:
                 return query_vector(run, i, layer)
         if not Path(query).is_file():
             raise SynthvizError(f"query image not found: {query}; pass an image file or an index number")
-        image = read_image(os.fspath(query), run.size)
+        m = load_model(model if model is not None else run.model, run.settings["weights"])
+        image = read_image(os.fspath(query), run.size, m.min_size)  # the size rule the pass applied
     else:
         image = query.detach().float().reshape(3, *query.shape[-2:])
         image = torch.nn.functional.interpolate(image[None], size=(run.size, run.size), mode="bicubic",
                                                 antialias=True, align_corners=False)[0].clamp(0, 1)
-    m = get_model(model if model is not None else run.model, run.settings["weights"])
+        m = load_model(model if model is not None else run.model, run.settings["weights"])
     with m.evaluating(), index_tap(m, [layer]) as tap:
         values, _ = forward_batch(m, tap, image[None], run.settings["reduce"])[layer]
     return values[0].numpy()
@@ -53,6 +55,7 @@ def nearest(run: str | os.PathLike | Run, query: int | str | os.PathLike | torch
     """The ``k`` images of the run most similar to ``query`` (cosine of the layer's per-image
     vectors), as ``(image index, similarity)``, most similar first (ties: lower index first).
     A query that is in the run finds itself first (similarity 1)."""
+    positive("k", k, integer=True)
     run = open_run(run)
     layer = run.check_layer(layer)
     q = query_vector(run, query, layer, model).astype(np.float64)
@@ -74,6 +77,7 @@ def neighbour_grid(run: str | os.PathLike | Run, query, layer: str | None = None
     neighbours' indices and similarities, and one caption per thumbnail."""
     from ..io import resize
 
+    positive("thumb", thumb, integer=True)
     run = open_run(run)
     found = nearest(run, query, layer, k, model)
     if isinstance(query, int):

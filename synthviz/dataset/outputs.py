@@ -73,4 +73,9 @@ def write_outputs(out: Path, source: Source, stats: dict[str, UnitStats], featur
     atomic_write(out / "topk.csv", _examples_csv(source, stats, layers, "top"))
     atomic_write(out / "bottomk.csv", _examples_csv(source, stats, layers, "bottom"))
     atomic_write(out / "units.csv", _units_csv(stats))
+    write_skipped(out, source, skipped)
+
+
+def write_skipped(out: Path, source: Source, skipped: list[tuple[int, str]]) -> None:
+    """``skipped.txt``: path<TAB>reason of every image that could not be used, in index order."""
     atomic_write(out / "skipped.txt", "".join(f"{source.paths[i]}\t{reason}\n" for i, reason in sorted(skipped)))

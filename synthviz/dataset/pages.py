@@ -9,40 +9,32 @@ unit index to an existing page (the gallery's ``index.html``).
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import torch
 
+from ..html import escape as _e
+from ..html import href as _href
+from ..html import page
 from ..io import encode_image, resize, write_file
-from ..techniques.common import get_model
+from ..layers import parse_units
+from ..models import load_model
+from ..recipes import visualize
 from .maps import overlay, unit_maps
 from .run import Run, open_run
 
+# the unit pages' own rules on top of synthviz.html.CSS: compact headings and thumbnails, two columns
 CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em;color:#222;background:#fafafa}
-h1{margin:.2em 0}h2{margin:1em 0 .3em;font-size:1.1em}.meta{color:#555}.row{display:flex;flex-wrap:wrap;gap:16px}
-.col{flex:1 1 300px}.grid{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;background:#fff;border:1px solid #ddd;padding:3px}
-figure img{display:block;image-rendering:auto}figcaption{font-size:11px;color:#333}svg{background:#fff;border:1px solid #ddd}
+h2{margin:1em 0 .3em;font-size:1.1em;border-bottom:0}.row{display:flex;flex-wrap:wrap;gap:16px}
+.col{flex:1 1 300px}.grid{gap:6px}figure{padding:3px}figcaption{font-size:11px;color:#333}
+svg{background:#fff;border:1px solid #ddd}
 """
 
 
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _href(rel: str) -> str:
-    return _e(quote(rel))
-
-
 def _page(title: str, body: list[str]) -> str:
-    return "\n".join(['<!doctype html>', '<html lang="en"><head><meta charset="utf-8">',
-                      '<meta name="viewport" content="width=device-width, initial-scale=1">',
-                      '<link rel="icon" href="data:,">', f"<title>{_e(title)}</title>", f"<style>{CSS}</style></head><body>",
-                      *body, "</body></html>", ""])
+    return page(title, body, CSS)
 
 
 def histogram_svg(values: np.ndarray, marks: list[float] = (), bins: int = 40, width: int = 360, height: int = 120) -> str:
@@ -68,7 +60,6 @@ def histogram_svg(values: np.ndarray, marks: list[float] = (), bins: int = 40, w
 def _feature_visualizations(run: Run, model, layer: str, units: list[int], size: int, steps: int) -> torch.Tensor:
     """(U, 3, size, size): one lucid render per unit, batched."""
     from ..objectives import channel
-    from ..techniques.featureviz import visualize
 
     objective = sum(channel(layer, u, batch=i) for i, u in enumerate(units))
     return visualize(model, objective, batch=len(units), size=size, steps=steps).images
@@ -107,7 +98,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
     """
     run = open_run(run)
     out = Path(out)
-    m = get_model(model if model is not None else run.model, run.settings["weights"])
+    m = load_model(model if model is not None else run.model, run.settings["weights"])
     links: list[dict] = [{"layer": None, "unit": None, "href": "units/index.html"}]
     listing: list[str] = []
     for layer in layers or run.layers:
@@ -206,8 +197,6 @@ def add_unit_pages(run: str | os.PathLike | Run, gallery: str | os.PathLike, uni
     """The gallery hook: unit pages for ``run`` under ``gallery/units/``, linked from
     ``gallery/index.html``. ``units``: ``"0-7"``, ``"0,3,5"`` or ``"all"`` for every indexed layer.
     Returns the unit index page."""
-    from ..techniques.probe import parse_units
-
     run = open_run(run)
     gallery = Path(gallery)
     chosen = None if units is None else {layer: parse_units(units, run.channels(layer)) for layer in run.layers}

@@ -4,7 +4,6 @@ examples with the patch each one came from."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +15,7 @@ import torch
 from ..errors import SynthvizError, did_you_mean
 from .receptive import ReceptiveField
 from .sources import read_image
+from .state import REMAKE, damaged, load_state, read_manifest
 from .stats import UnitStats
 
 
@@ -62,18 +62,30 @@ class Run:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        manifest = self.path / "manifest.json"
-        if not manifest.exists():
+        manifest = read_manifest(self.path, REMAKE) if self.path.is_dir() else None
+        if manifest is None:
             raise SynthvizError(f"{self.path} is not an index (no manifest.json); make one with `synthviz index`")
-        self.manifest = json.loads(manifest.read_text())
+        self.manifest = manifest
         if self.manifest.get("status") != "complete":
             raise SynthvizError(f"the index in {self.path} is unfinished; run the same `synthviz index` command to resume it")
         self.settings = self.manifest["settings"]
         self.size: int = self.settings["size"]
-        with open(self.path / "images.csv", newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        self.paths = [r["path"] for r in rows]
-        self.labels = [r["label"] for r in rows]
+        try:
+            with open(self.path / "images.csv", newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            self.paths = [self._locate(r["path"]) for r in rows]
+            self.labels = [r["label"] for r in rows]
+        except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+            raise damaged(self.path, "images.csv cannot be read", REMAKE) from None
+
+    def _locate(self, path: str) -> str:
+        """An image path of the run. New runs store absolute paths; older ones stored them as given,
+        relative to the folder the command ran in: that folder (if the image is there), else the
+        folder holding the run folder (where `synthviz index DATA --out RUN` usually ran)."""
+        if os.path.isabs(path) or os.path.exists(path):
+            return path
+        beside = self.path.absolute().parent / path
+        return str(beside) if beside.exists() else path
 
     @property
     def layers(self) -> list[str]:
@@ -94,12 +106,18 @@ class Run:
 
     def features(self, layer: str | None = None) -> np.ndarray:
         """(N, C) float32, memory-mapped: each image's reduced activation per unit (NaN rows: skipped)."""
-        return np.load(self.path / "features" / f"{self.check_layer(layer)}.npy", mmap_mode="r")
+        name = self.check_layer(layer)
+        try:
+            return np.load(self.path / "features" / f"{name}.npy", mmap_mode="r")
+        except (OSError, ValueError):  # missing, or cut short (it no longer maps)
+            raise damaged(self.path, f"features/{name}.npy cannot be read", REMAKE) from None
 
     @cached_property
     def _state(self) -> dict:
-        with np.load(self.path / "state.npz") as state:
-            return {k: state[k] for k in state.files}
+        state = load_state(self.path, self.manifest["layers"], REMAKE)
+        if state is None:
+            raise damaged(self.path, "state.npz is missing", REMAKE)
+        return state
 
     def stats(self, layer: str | None = None) -> UnitStats:
         return UnitStats.from_state(self._state, f"{self.check_layer(layer)}::")

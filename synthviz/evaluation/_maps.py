@@ -1,20 +1,18 @@
 """The one place where the evaluation package reaches into the attribution code.
 
 Everything else in :mod:`synthviz.evaluation` calls these names, so a move of the saliency
-methods (or of the sanity-check helpers) is a change to this file only.
+methods (or of the randomization helpers, :mod:`synthviz.randomize`) is a change to this file only.
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 
 from ..attribution import attribute, method_info, method_names, resolve_targets  # noqa: F401
 from ..errors import SynthvizError
 from ..models import Model
-from ..techniques.saliency_figure import overlay  # noqa: F401
-from ..techniques.sanity import randomization_blocks, reinitialize, spearman  # noqa: F401
+from ..overlay import overlay  # noqa: F401
+from ..randomize import randomization_blocks, reinitialize, spearman  # noqa: F401
 
 
 def relevance(model: Model, images: torch.Tensor, method: str, target=None, **options) -> torch.Tensor:
@@ -30,10 +28,10 @@ def relevance(model: Model, images: torch.Tensor, method: str, target=None, **op
     return maps.abs() if att.display == "abs" else maps
 
 
-def copy_model(model: Model) -> Model:
-    """A private deep copy of ``model`` (the network and its settings): changing it never touches ``model``."""
-    return Model(copy.deepcopy(model.net), model.mean.flatten().tolist(), model.std.flatten().tolist(),
-                 model.classes, name=model.name, min_size=model.min_size, layers=model.layers).to(model.device)
+def class_targets(model: Model, images: torch.Tensor, target) -> torch.Tensor:
+    """(B,) long on the CPU: the class of each image of ``images`` (B, 3, H, W) whose probability is
+    followed, from any spelling of a target that is one class per image (None: the prediction)."""
+    return resolve_targets(model, images.to(model.device).float(), target).class_ids()
 
 
 def label(method: str) -> str:

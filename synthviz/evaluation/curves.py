@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..models import Model
+from ._maps import class_targets
 
 
 def blurred(images: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,7 @@ def masks_in_order(maps: torch.Tensor, fractions: torch.Tensor, seed: int = 0) -
 
 @torch.no_grad()
 def probabilities(model: Model, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Softmax probability of each image's target class, (N,), in chunks of ``batch_size``."""
+    """Softmax probability of each image's class ``targets`` (N,) long, (N,), in chunks of ``batch_size``."""
     out = []
     for s in range(0, len(images), batch_size):
         x = images[s:s + batch_size].to(model.device)
@@ -59,19 +60,21 @@ def probabilities(model: Model, images: torch.Tensor, targets: torch.Tensor, bat
     return torch.cat(out)
 
 
-def perturbation_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+def perturbation_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None,
                        mode: str = "deletion", steps: int = 16, baseline: torch.Tensor | None = None,
                        batch_size: int = 32, seed: int = 0) -> torch.Tensor:
     """The probability curve of deletion or insertion: (B, steps + 1), at 0, 1/steps, ..., 1 of the pixels.
 
     Args:
         images: (B, 3, H, W) in [0, 1]; maps: (B, 1, H, W) relevance (larger = more relevant).
-        targets: (B,) the class whose probability is followed.
+        targets: the class whose probability is followed: any class target (an index, a name, (B,)
+            indices, a :class:`~synthviz.targets.Target` of one class per image; None: the prediction).
         mode: ``"deletion"`` (image -> baseline) or ``"insertion"`` (baseline -> image).
         baseline: (B, 3, H, W); default the images blurred (:func:`blurred`).
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError("mode must be 'deletion' or 'insertion'")
+    targets = class_targets(model, images, targets)
     images = images.float().cpu()
     base = blurred(images) if baseline is None else baseline.float().cpu().expand_as(images)
     fractions = torch.linspace(0, 1, steps + 1)
@@ -82,13 +85,13 @@ def perturbation_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, t
     return probs.view(len(images), steps + 1)
 
 
-def deletion_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+def deletion_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None,
                    **kwargs) -> torch.Tensor:
     """(B, steps + 1) target probability as pixels are removed (blurred) most relevant first; low is good."""
     return perturbation_curve(model, images, maps, targets, "deletion", **kwargs)
 
 
-def insertion_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+def insertion_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None,
                     **kwargs) -> torch.Tensor:
     """(B, steps + 1) target probability as pixels are revealed most relevant first; high is good."""
     return perturbation_curve(model, images, maps, targets, "insertion", **kwargs)

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import SynthvizError
 from ..layers import Tap
 from ..models import Model
-from ._maps import copy_model, relevance, resolve_targets, spearman
+from ._maps import relevance, resolve_targets, spearman
 
 SHIFT = -1.0      # pixel units: [0, 1] becomes [-1, 0] (Kindermans' MNIST shift)
 TOLERANCE = 0.05  # relative change of the map above this: not input invariant
@@ -80,7 +80,7 @@ def shifted_model(model: Model, shift: float = SHIFT, images: torch.Tensor | Non
     """A deep copy M' of ``model`` with M'(x + shift) = M(x): the stem pads with the shifted value
     and W·shift is folded into the following batch norm's running mean (or the stem's bias).
     ``images``: a probe to find the stem (default a grey 64-px image)."""
-    work = copy_model(model)
+    work = model.copy()
     dtype = next(work.net.parameters()).dtype
     probe = images[:1] if images is not None else torch.full((1, 3, max(64, work.min_size), max(64, work.min_size)), 0.5)
     probe = probe.to(work.device, dtype)

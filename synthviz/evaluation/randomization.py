@@ -19,7 +19,6 @@ import torch
 from ..engine import seeded
 from ..models import Model
 from ._maps import (
-    copy_model,
     randomization_blocks,
     reinitialize,
     relevance,
@@ -51,7 +50,7 @@ def similarity(original: torch.Tensor, other: torch.Tensor) -> dict:
 def randomize(model: Model, layers: str | Sequence[str], seed: int = 0) -> Model:
     """A deep copy of ``model`` with the named blocks (a name or a list) re-initialised; every other
     parameter and buffer is bit-for-bit the original's."""
-    work = copy_model(model)
+    work = model.copy()
     modules = dict(work.net.named_modules())
     with seeded(seed):
         for name in [layers] if isinstance(layers, str) else layers:
@@ -82,7 +81,7 @@ def cascading(model: Model, images: torch.Tensor, method: str, target=None, dept
     target = resolve_targets(model, x, target)
     layers = list(reversed(randomization_blocks(model, x)))[:depth]
     original = relevance(model, x, method, target, **options)
-    work = copy_model(model)
+    work = model.copy()
     modules = dict(work.net.named_modules())
     rows = []
     with seeded(seed):

@@ -4,15 +4,14 @@ deletion and insertion curves, drawn as inline SVG), plus the summary figure of 
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import math
 from pathlib import Path
 
 import torch
 
+from ..html import escape, img, page, table
 from ..io import encode_image, make_grid, write_file
 from ._maps import label, overlay
 from .run import COLUMNS, Evaluation
@@ -55,16 +54,12 @@ def svg_curve(values: list[float], title: str, color: str = "#c0392b", width: in
                     f'stroke="#ddd"/><text x="{left - 4}" y="{top + ph * (1 - t) + 3:.1f}" font-size="9" '
                     f'text-anchor="end">{t:g}</text>' for t in (0, 0.5, 1))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
-            f'<title>{html.escape(title)}</title>{ticks}'
+            f'<title>{escape(title)}</title>{ticks}'
             f'<polygon points="{area}" fill="{color}" fill-opacity="0.15"/>'
             f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{left}" y="12" font-size="11">{html.escape(title)}</text>'
+            f'<text x="{left}" y="12" font-size="11">{escape(title)}</text>'
             f'<text x="{left + pw / 2}" y="{height - 6}" font-size="9" text-anchor="middle">fraction of pixels</text>'
             f'</svg>')
-
-
-def _png(image: torch.Tensor) -> str:
-    return "data:image/png;base64," + base64.b64encode(encode_image(image)).decode()
 
 
 def _display(method: str) -> str:
@@ -78,42 +73,43 @@ def heatmap(ev: Evaluation, method: str, image: str) -> torch.Tensor:
     return overlay(photo, maps, _display(method))[0]
 
 
+# the report's own rules on top of synthviz.html.CSS: a method's map beside its two curves
+CSS = """
+.m{display:flex;gap:12px;align-items:center;margin:6px 0}.m img{width:150px;image-rendering:pixelated}.n{color:#b00}
+"""
+INTRO = ("Mean over the images. Deletion: area under the target probability as pixels are blurred out, "
+         "most relevant first (low is good); insertion: as they are revealed (high is good); ROAD: the same "
+         "with noisy linear imputation, most (MoRF) / least (LeRF) relevant first; random_*: similarity of "
+         "the map to itself with the top layer, a middle layer or all layers re-initialised (low is good); "
+         "invariance: change of the map under a compensated input shift; seconds: cost per image.")
+
+
+def _method_row(ev: Evaluation, method: str, image: str) -> str:
+    """One method on one image: its map, its cost, its deletion and insertion curves, its notes."""
+    row = next(r for r in ev.rows if r["method"] == method and r["image"] == image)
+    cv = ev.curves.get((method, image))
+    plots = ""
+    if cv:
+        plots = (svg_curve(cv["deletion"], f"deletion AUC {row['deletion_auc']:.3f}") +
+                 svg_curve(cv["insertion"], f"insertion AUC {row['insertion_auc']:.3f}", "#2471a3"))
+    note = f"<span class='n'>{escape(row['notes'])}</span>" if row["notes"] else ""
+    picture = img(encode_image(heatmap(ev, method, image)), f"{label(method)} map")
+    return (f"<div class='m'><div><b>{escape(label(method))}</b><br>{picture}<br>{row['seconds']:.2f} s</div>"
+            f"{plots}{note}</div>")
+
+
 def index_html(ev: Evaluation) -> str:
     """The report page (self-contained: images as data URIs, plots as SVG)."""
     summary = ev.summary()
     measured = [c for c in COLUMNS[2:-2] if any(s.get(c) is not None for s in summary)]  # checks not run: no column
     cols = ["method", "images"] + measured + ["notes"]
-    head = "".join(f"<th>{html.escape(c)}<br><small>{BETTER.get(c, '')}</small></th>" for c in cols)
-    body = ""
-    for s in summary:
-        body += "<tr>" + "".join(f"<td>{html.escape(_cell(s.get(c)))}</td>" for c in cols) + "</tr>"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synthviz evaluate: {html.escape(ev.model)}</title>",
-             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
-             ".m{display:flex;gap:12px;align-items:center;margin:6px 0}.m img{width:150px;image-rendering:pixelated}"
-             ".n{color:#b00}</style></head><body>"),
-             f"<h1>Which explanation to trust: {html.escape(ev.model)}</h1>",
-             ("<p>Mean over the images. Deletion: area under the target probability as pixels are blurred out, "
-             "most relevant first (low is good); insertion: as they are revealed (high is good); ROAD: the same "
-             "with noisy linear imputation, most (MoRF) / least (LeRF) relevant first; random_*: similarity of "
-             "the map to itself with the top layer, a middle layer or all layers re-initialised (low is good); "
-             "invariance: change of the map under a compensated input shift; seconds: cost per image.</p>"),
-             f"<table><tr>{head}</tr>{body}</table>"]
+    body = [f"<h1>Which explanation to trust: {escape(ev.model)}</h1>", f"<p>{INTRO}</p>",
+            f"<p>Deletion and insertion canvas: {escape(ev.canvas)}.</p>",
+            table(cols, [[_cell(s.get(c)) for c in cols] for s in summary], BETTER)]
     for image in ev.images:
-        parts.append(f"<h2>{html.escape(image)}</h2><img src='{_png(ev.images[image][0].cpu())}' width=150>")
-        for method in ev.methods:
-            row = next(r for r in ev.rows if r["method"] == method and r["image"] == image)
-            cv = ev.curves.get((method, image))
-            plots = ""
-            if cv:
-                plots = (svg_curve(cv["deletion"], f"deletion AUC {row['deletion_auc']:.3f}") +
-                         svg_curve(cv["insertion"], f"insertion AUC {row['insertion_auc']:.3f}", "#2471a3"))
-            note = f"<span class='n'>{html.escape(row['notes'])}</span>" if row["notes"] else ""
-            parts.append(f"<div class='m'><div><b>{html.escape(label(method))}</b><br>"
-                         f"<img src='{_png(heatmap(ev, method, image))}'><br>{row['seconds']:.2f} s</div>"
-                         f"{plots}{note}</div>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
+        body.append(f"<h2>{escape(image)}</h2>" + img(encode_image(ev.images[image][0].cpu()), image, width=150))
+        body.extend(_method_row(ev, method, image) for method in ev.methods)
+    return page(f"synthviz evaluate: {ev.model}", body, CSS)
 
 
 def summary_figure(ev: Evaluation, tile: int = 128) -> torch.Tensor:

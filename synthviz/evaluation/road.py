@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models import Model
+from ._maps import class_targets
 from .curves import masks_in_order, probabilities
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -75,13 +76,15 @@ def linear_impute(image: torch.Tensor, removed: torch.Tensor, noise: float = 0.0
     return out
 
 
-def road_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+def road_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None,
                order: str = "morf", fractions=FRACTIONS, noise: float = 0.01, seed: int = 0,
                batch_size: int = 32) -> torch.Tensor:
     """(B, F) target probability with the ``fractions`` most (``"morf"``) or least (``"lerf"``) relevant
-    pixels removed and imputed."""
+    pixels removed and imputed. ``targets``: any class target (None: the prediction), as in
+    :func:`~synthviz.evaluation.curves.perturbation_curve`."""
     if order not in ("morf", "lerf"):
         raise ValueError("order must be 'morf' or 'lerf'")
+    targets = class_targets(model, images, targets)
     images = images.float().cpu()
     f = torch.tensor(fractions, dtype=torch.float32)
     ranking = maps.float().cpu() if order == "morf" else -maps.float().cpu()
@@ -93,7 +96,8 @@ def road_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: 
     return probs.view(len(images), len(f))
 
 
-def road(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, **kwargs) -> dict:
+def road(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None, **kwargs) -> dict:
     """Mean probability over the fractions, per image: ``{"morf": (B,), "lerf": (B,)}``
     (MoRF low and LeRF high are good)."""
+    targets = class_targets(model, images, targets)  # the prediction read once for both orders
     return {o: road_curve(model, images, maps, targets, o, **kwargs).mean(1) for o in ("morf", "lerf")}

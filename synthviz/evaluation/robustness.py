@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from ..models import Model
+from ._maps import resolve_targets
 
 
 def gini(maps: torch.Tensor) -> torch.Tensor:
@@ -29,21 +30,22 @@ def gini(maps: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def infidelity(model: Model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+def infidelity(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None,
                samples: int = 16, sigma: float = 0.003, normalize: bool = True, seed: int = 0) -> torch.Tensor:
-    """(B,) infidelity of ``maps`` (B, 1 or 3, H, W) for the target logits of ``images`` (B, 3, H, W).
+    """(B,) infidelity of ``maps`` (B, 1 or 3, H, W) for the target scores of ``images`` (B, 3, H, W):
+    ``targets`` is any target (a class's logit, a :class:`~synthviz.targets.Target`; None: the prediction).
 
     Perturbations I ~ N(0, ``sigma``²) per pixel value, ``samples`` per image; the same as
     ``captum.metrics.infidelity`` with that perturbation and ``normalize``."""
     gen = torch.Generator().manual_seed(seed)
     x = images.float().cpu()
     phi = maps.float().cpu().expand_as(x) if maps.shape[1] == 1 else maps.float().cpu()
-    t = targets.cpu()
-    f0 = model(x.to(model.device)).gather(1, t[:, None].to(model.device))[:, 0].cpu()
+    t = resolve_targets(model, x, targets, lazy=True)
+    f0 = t(model(x.to(model.device))).cpu()  # the clean images: the prediction is read here
     dots, drops = [], []
     for _ in range(samples):
         noise = sigma * torch.randn(x.shape, generator=gen)
-        fi = model((x - noise).to(model.device)).gather(1, t[:, None].to(model.device))[:, 0].cpu()
+        fi = t(model((x - noise).to(model.device))).cpu()
         dots.append((noise * phi).flatten(1).sum(1).double())
         drops.append((f0 - fi).double())
     dot, drop = torch.stack(dots, 1), torch.stack(drops, 1)  # (B, S)

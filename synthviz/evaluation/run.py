@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models import Model
+from ..checks import positive
+from ..errors import SynthvizError
+from ..models import Model, load_model
 from ._maps import method_names, randomization_blocks, relevance, resolve_targets
 from .checks import map_problem
 from .curves import auc, deletion_curve, insertion_curve
+from .inputs import load_images, load_masks
 from .invariance import input_invariance
 from .localisation import iou, pointing_game
 from .randomization import randomize, similarity, stays_similar
@@ -31,6 +34,8 @@ COLUMNS = ["method", "image", "deletion_auc", "insertion_auc", "road_morf", "roa
            "random_all_spearman", "random_all_ssim", "invariance_change", "invariance_spearman",
            "infidelity", "max_sensitivity", "gini", "seconds", "target", "notes"]
 CHECKS = ("road", "randomization", "invariance", "robustness")
+# what deletion removes pixels to and insertion reveals them on (curves.perturbation_curve's default)
+CANVAS = "the image blurred (sigma = longer side / 10)"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Evaluation:
     images: dict = field(default_factory=dict)
     methods: list[str] = field(default_factory=list)
     model: str = ""
+    canvas: str = CANVAS  # deletion's and insertion's canvas, said in the report
 
     def summary(self) -> list[dict]:
         """One row per method: the mean of each numeric column over the scored images."""
@@ -72,6 +78,18 @@ def methods_with_references(methods: str | Sequence[str]) -> list[str]:
     return listed + [r for r in REFERENCES if r not in listed]
 
 
+def check_options(methods: str | Sequence[str], checks: Sequence[str], curve_steps: int, options: dict) -> list[str]:
+    """Every option checked before any work (one-line errors): the check names, ``curve_steps`` and
+    the saliency options' counts (``samples``, ``steps``). Returns the methods, references added."""
+    for c in checks:
+        if c not in CHECKS:
+            raise SynthvizError(f"unknown check '{c}'; use any of {', '.join(CHECKS)} (or none)")
+    positive("curve_steps", curve_steps, integer=True)
+    for key in ("samples", "steps"):
+        positive(key, options.get(key), integer=True)
+    return methods_with_references(methods)
+
+
 def _random_map(x: torch.Tensor, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(len(x), 1, *x.shape[-2:], generator=gen)
@@ -91,19 +109,15 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
             (deletion/insertion, Gini and the cost always are).
         options: saliency options (``samples`` of SmoothGrad, ``steps`` of IG, ``layer`` of Grad-CAM...).
     """
-    for c in checks:
-        if c not in CHECKS:
-            from ..errors import SynthvizError
-
-            raise SynthvizError(f"unknown check '{c}'; use any of {', '.join(CHECKS)}")
-    names = methods_with_references(methods)
+    names = check_options(methods, checks, curve_steps, options)
     say = say or (lambda s: None)
     ev = Evaluation(rows=[], methods=names, model=model.name, images=dict(images))
     masks = masks or {}
     warm = False
     for image_name, x in images.items():
         x = x.to(model.device).float()
-        t = resolve_targets(model, x, target)
+        t = resolve_targets(model, x, target)  # the trained model's class, kept for every check
+        cls = t.class_ids()[0].item()  # the curves follow a class's probability
         if not warm:  # the first pass of a shape builds its kernels: keep that out of the first method's cost
             relevance(model, x, "gradient", t)
             warm = True
@@ -118,7 +132,7 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
             maps = _random_map(x, seed) if method == "random" else relevance(model, x, method, t, **options)
             seconds = time.perf_counter() - start
             row = {c: None for c in COLUMNS}
-            row.update(method=method, image=image_name, seconds=seconds, target=int(t[0]))
+            row.update(method=method, image=image_name, seconds=seconds, target=cls)
             problem = map_problem(maps)[0]
             ev.maps[(method, image_name)] = maps
             if problem:
@@ -166,3 +180,26 @@ def _model_checks(model, x, t, method, maps, row, notes, randomized, checks, see
         row["infidelity"] = float(infidelity(model, x, maps, t, seed=seed)[0])
         row["max_sensitivity"] = float(max_sensitivity(
             lambda z: relevance(model, z, method, t, **options), x, samples=sensitivity_samples, seed=seed)[0])
+
+
+def parse_checks(checks: str | Sequence[str]) -> list[str]:
+    """``"road,invariance"`` or a list -> the check names; ``"none"`` or ``""`` -> none."""
+    names = checks.split(",") if isinstance(checks, str) else list(checks)
+    names = [c.strip() for c in names if c.strip()]
+    return [] if [c.lower() for c in names] == ["none"] else names
+
+
+def evaluate_images(model="efficientnet_lite0", images=None, methods: str | Sequence[str] = "gradient", *,
+                    masks=None, size: int | None = 128, checks: str | Sequence[str] = CHECKS,
+                    weights: str = "default", device: str | None = None, **kwargs) -> Evaluation:
+    """:func:`evaluate_methods` from what a user gives: a model name (or Model), ``images`` (a path, a
+    folder, a list of paths or a (B, 3, H, W) tensor in [0, 1], resized to longer side ``size``),
+    ``masks`` (a folder of masks named like the images, a tensor or a dict) and ``checks`` (a comma
+    list, or ``"none"``). ``kwargs`` go to :func:`evaluate_methods` (target, curve_steps, seed, say,
+    and the saliency options such as ``samples``, ``steps``, ``layer``)."""
+    checks = parse_checks(checks)
+    check_options(methods, checks, kwargs.get("curve_steps", 16), kwargs)  # a bad value fails before the model loads
+    positive("size", size, integer=True)
+    m = load_model(model, weights, device)
+    photos = load_images(images, size, min_side=m.min_size)  # too small for the model: skipped and listed
+    return evaluate_methods(m, photos, methods, masks=load_masks(masks, photos), checks=checks, **kwargs)

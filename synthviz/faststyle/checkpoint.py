@@ -46,10 +46,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return data
 
 
-def net_from(data: dict) -> TransformNet:
-    spec = NetSpec.from_dict(data["arch"])
-    net = TransformNet(spec.styles, spec.channels, spec.res_blocks)
-    net.load_state_dict(data["state_dict"])
+def net_from(data: dict, path: str | os.PathLike = "the checkpoint") -> TransformNet:
+    """The network a checkpoint's dict describes, its weights loaded. A body that does not fit its
+    format tag (a key missing, a tensor of the wrong shape, style names that do not match the
+    architecture) is one line naming the file ``path``."""
+    try:
+        spec = NetSpec.from_dict(data["arch"])
+        names = data["styles"]
+        if not isinstance(names, (list, tuple)) or len(names) != spec.styles:
+            raise ValueError(f"{spec.styles} style(s) in the architecture, names {names!r}")
+        net = TransformNet(spec.styles, spec.channels, spec.res_blocks)
+        net.load_state_dict(data["state_dict"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SynthvizError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:120] or type(e).__name__
+        raise SynthvizError(f"{path} is damaged: its style network cannot be rebuilt ({what}); "
+                            "train it again with `synthviz style-train` or pass another --net") from None
     return net
 
 
@@ -58,4 +69,4 @@ def load_net(path: str | os.PathLike, device: str | torch.device | None = None) 
     from ..models import resolve_device
 
     data = read_checkpoint(path)
-    return net_from(data).eval().to(resolve_device(device)), list(data["styles"])
+    return net_from(data, path).eval().to(resolve_device(device)), [str(n) for n in data["styles"]]

@@ -16,10 +16,10 @@ from ..layers import Tap, capture
 from ..models import Model
 from ..objectives import Context, Objective, feature_match
 from ..regularizers import total_variation
-from ..painting import (check_min_side, check_stat, content_layer, layer_weights, score, style_layers, style_objective,
-                        style_targets)
+from ..painting import (blend_weights, check_min_side, check_stat, content_layer, layer_weights, score, style_layers,
+                        style_objective, style_targets)
 
-__all__ = ["PerceptualLoss", "check_min_side", "check_stat", "content_layer", "layer_weights", "score",
+__all__ = ["PerceptualLoss", "blend_weights", "check_min_side", "check_stat", "content_layer", "layer_weights", "score",
            "style_layers", "style_objective", "style_targets", "total_variation"]
 
 

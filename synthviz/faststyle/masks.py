@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SynthvizError
-from ..io import load_image
+from ..io import read_mask
 from ..models import Model
 from ..objectives import Context, Objective
 from .loss import style_targets
@@ -29,26 +30,26 @@ from .loss import style_targets
 MaskLike = torch.Tensor | str | os.PathLike
 
 
-def load_mask(mask: MaskLike, size: tuple[int, int]) -> torch.Tensor:
-    """A mask image (path, or tensor (H, W), (1, H, W), (1, 1|3, H, W)) -> (1, 1, *size) in [0, 1]."""
-    if isinstance(mask, (str, os.PathLike)):
-        m = load_image(mask).mean(1, keepdim=True)
-    else:
-        m = torch.as_tensor(mask).float()
-        m = m.reshape(1, 1, *m.shape[-2:]) if m.dim() < 4 or m.shape[1] == 1 else m.mean(1, keepdim=True)[:1]
-    if m.max() > 1 + 1e-3 or m.min() < -1e-3:
-        raise SynthvizError("a mask must be in [0, 1] (white = styled); divide an 8-bit mask by 255")
-    return F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False).clamp(0, 1).cpu()
-
-
 def load_masks(masks: MaskLike | Sequence[MaskLike], count: int, size: tuple[int, int]) -> list[torch.Tensor]:
-    """One mask per style, each (1, 1, *size); where they overlap they are scaled to sum to 1."""
+    """One mask per style, each (1, 1, *size) in [0, 1], read by :func:`~synthviz.io.read_mask`
+    (a file or a tensor; grey levels kept; resized with a note; an all-zero mask is an error);
+    where they overlap they are scaled to sum to 1."""
     items = list(masks) if isinstance(masks, (list, tuple)) else [masks]
     if len(items) != count:
         raise SynthvizError(f"{len(items)} mask(s) for {count} style(s); give one mask per style")
-    loaded = [load_mask(m, size) for m in items]
+    loaded = [read_mask(m, tuple(size), mode="soft")[None, None] for m in items]
     total = torch.stack(loaded).sum(0).clamp_min(1.0)
     return [m / total for m in loaded]
+
+
+def note_unplaced_styles(weights: Sequence[float]) -> None:
+    """Several style images and no masks: a note (a warning the CLI prints) saying how they are
+    combined: their statistics blended with ``weights`` over the whole image."""
+    if len(weights) < 2:
+        return
+    warnings.warn(f"{len(weights)} style images and no --mask: their statistics are blended over the whole image "
+                  f"with weights {','.join(f'{w:.3g}' for w in weights)} (--blend sets them); give one --mask per "
+                  "style to paint each in its own region", stacklevel=3)
 
 
 def composite(styled: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], content: torch.Tensor) -> torch.Tensor:

@@ -99,8 +99,9 @@ class TransformNet(nn.Module):
     def __init__(self, styles: int = 1, channels: Sequence[int] = (16, 32, 48), res_blocks: int = 3,
                  init_spread: float = 0.25):
         super().__init__()
-        if styles < 1 or len(channels) != 3 or res_blocks < 0:
-            raise SynthvizError("a transformation net needs styles >= 1, three channel widths and res_blocks >= 0")
+        if styles < 1 or len(channels) != 3 or min(channels) < 1 or res_blocks < 0:
+            raise SynthvizError("a transformation net needs styles >= 1, three positive channel widths "
+                                f"(not {list(channels)}) and res_blocks >= 0")
         self.spec = NetSpec(styles, list(channels), res_blocks)
         c1, c2, c3 = channels
         spread = init_spread if styles > 1 else 0.0

@@ -1,4 +1,5 @@
-"""Video: frames in and out with imageio (the source's frame rate and frame count), optical flow
+"""Video: frames in and out through the io layer (the source's frame rate; a file that ends early is
+reported, see :class:`synthviz.io.VideoFrames`), optical flow
 by OpenCV's Farneback method (no weights to download), and temporal consistency.
 
 * :func:`stylize_video`: a style network frame by frame, each output blended with the previous
@@ -22,27 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SynthvizError
-
-
-def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[torch.Tensor, float]:
-    """(frames (T, 3, H, W) in [0, 1], frames per second) of a video or GIF."""
-    import imageio.v3 as iio
-
-    from ..io import to_tensor
-
-    try:
-        meta = iio.immeta(path)
-        frames = []
-        for i, frame in enumerate(iio.imiter(path)):
-            if max_frames is not None and i >= max_frames:
-                break
-            frames.append(to_tensor(frame[..., :3] if frame.ndim == 3 else frame, source=str(path)))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise SynthvizError(f"cannot read {path} as a video ({type(e).__name__}); use an MP4 or GIF file") from None
-    if not frames:
-        raise SynthvizError(f"{path} has no frames; use an MP4 or GIF file")
-    fps = meta.get("fps") or (1000.0 / meta["duration"] if meta.get("duration") else 12.0)
-    return torch.cat(frames), float(fps)
+from ..io import read_video  # frames in: the io layer counts them and reports a file that ends early
 
 
 def write_video(frames: torch.Tensor | Sequence[torch.Tensor], path: str | os.PathLike, fps: float = 12.0,
@@ -147,3 +128,41 @@ def stylize_video(net, frames: torch.Tensor, choices: Sequence, *, blend: float 
             y = m * warp(out[-1], fwd) + (1 - m) * y
         out.append(y)
     return torch.cat(out)
+
+
+def stylize_video_file(net, source: str | os.PathLike, out: str | os.PathLike, *, style=0, mix=None,
+                       blend: float = 0.7, size: int | None = None, overwrite: bool = False,
+                       device: str | None = None, **mask_options):
+    """Paint the video ``source`` with a style network (:func:`stylize_video`) and write it to ``out``
+    at the source's frame rate. ``size``: resize the frames' longer side first; ``mask_options``
+    (see :func:`~synthviz.faststyle.stylize.paint_masks`): masks for every frame, or the saliency
+    of the first frame for the whole clip. ``out``, the network and the styles are checked before any
+    work, and the output's name is claimed then (:func:`~synthviz.io.claim_file`: a second run into the
+    same ``out`` at once writes a free name beside it, never over this one).
+
+    Returns a :class:`~synthviz.result.Result`: ``images`` the (T, 3, H, W) styled frames; ``info``
+    the ``path`` written, ``fps``, ``frames``, ``temporal`` (:func:`temporal_error`, None for one frame)."""
+    from ..io import VIDEO_SUFFIXES, check_writable, claim_file, resize
+    from ..result import Result
+    from .stylize import combine_unmasked, get_net, paint_masks, style_choices
+
+    check_writable(out, VIDEO_SUFFIXES, inputs=[source])  # before any work
+    if not 0 <= blend < 1:
+        raise SynthvizError(f"--blend must be in [0, 1), not {blend}")
+    model, names = get_net(net, device)
+    choices = style_choices(model, style, mix)
+    with claim_file(out, overwrite) as claim:
+        frames, fps = read_video(source)
+        if size:
+            frames = resize(frames, size)
+        masks = paint_masks(choices, frames[:1], device=device, **mask_options)
+        choices = combine_unmasked(choices, model.styles, masks)
+        styled = stylize_video(model, frames, choices, blend=blend, masks=masks)
+        path = write_video(styled, claim.path, fps=fps, overwrite=True)
+    temporal = temporal_error(styled, frames) if len(frames) > 1 else None
+    report = f"stylized {len(frames)} frame(s) at {fps:.3g} fps" + (
+        f"; temporal error {temporal['warp_error']:.3g}" if temporal else "")
+    return Result(images=styled, technique="stylize_video", objective="stylize",
+                  labels=[f"frame {t}" for t in range(len(styled))],
+                  info={"path": str(path), "fps": fps, "frames": len(frames), "styles": names,
+                        "temporal": temporal, "report": report})

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadValue, SynthvizError
+from ..cluster import import_ray
 from ..io import deferred_interrupt, write_file
-from .executors import _import_ray, _run_processes, _run_ray
+from .executors import _run_processes, _run_ray
 from .manifest import Manifest
 from .page import write_index
 from .render import render_item
@@ -81,7 +82,7 @@ def build_gallery(spec: str | os.PathLike | dict | Spec | None = None, out: str 
     if not os.access(out, os.W_OK):
         raise SynthvizError(f"cannot write to {out}; choose a writable --out")
     if ray:
-        _import_ray()  # before any work: a missing extra is a one-line error, not a failed gallery
+        import_ray()  # before any work: a missing extra is a one-line error, not a failed gallery
     manifest = Manifest(out)
     manifest.title = spec.title
     skipped = [it.id for it in spec.items if manifest.done(it, out)]

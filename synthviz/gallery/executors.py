@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..errors import SynthvizError
+from ..cluster import ray_session
 from .render import _WORKER, render_item
 from .spec import Item
 
@@ -77,38 +77,21 @@ def _ray_task(item: dict, threads: int) -> dict:
     return render_item(item, threads=threads)
 
 
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise SynthvizError('--ray needs Ray, an optional extra: pip install "synthviz[ray]"') from None
-    return ray
-
-
 def _run_ray(items: list[Item], address: str, cpus: int, threads: int | None = None) -> Iterator[dict]:
     """Items as Ray tasks (one GPU each on a GPU cluster, else ``cpus`` CPUs each); results stream
     back as they finish, and the driver writes files and manifest, so workers need no shared disk."""
-    ray = _import_ray()
-    started = not ray.is_initialized()
-    if started:
+    with ray_session(address) as ray:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(num_cpus=cpus, num_gpus=1 if gpus else 0, max_retries=1)(_ray_task)
+        pending = {task.remote(it.as_dict(), threads or cpus): it for it in items}
         try:
-            ray.init(address=None if address == "local" else address, log_to_driver=False)
-        except Exception as e:
-            raise SynthvizError(f"cannot connect to Ray at '{address}' ({str(e).splitlines()[0][:120]}); "
-                                "start a cluster with `ray start --head`, or use --ray local") from None
-    gpus = ray.cluster_resources().get("GPU", 0)
-    task = ray.remote(num_cpus=cpus, num_gpus=1 if gpus else 0, max_retries=1)(_ray_task)
-    pending = {task.remote(it.as_dict(), threads or cpus): it for it in items}
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            item = pending.pop(done[0])
-            try:
-                yield ray.get(done[0])
-            except Exception as e:  # the worker died (node lost, out of memory)
-                yield _failed(item, f"ray task failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                item = pending.pop(done[0])
+                try:
+                    yield ray.get(done[0])
+                except Exception as e:  # the worker died (node lost, out of memory)
+                    yield _failed(item, f"ray task failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)

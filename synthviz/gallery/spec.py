@@ -108,7 +108,9 @@ def load_spec(spec: str | os.PathLike | dict | None = None, overrides: dict | No
     else:
         path = find_spec(spec)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:  # an image or other binary file given as a spec
+            raise SynthvizError(f"not a TOML gallery spec: {path} is not a text file; give a .toml spec") from None
         except tomllib.TOMLDecodeError as e:
             raise SynthvizError(f"gallery spec {path} is not valid TOML ({e}); fix the file") from None
     name = str(path or "gallery spec")
@@ -182,9 +184,8 @@ def _split_units(params: dict, chunk: int | None, where: str) -> list[dict]:
         return [params]
     if "units" not in params or "layer" not in params:
         raise SynthvizError(f"{where}: split_units needs a preset with layer and units (e.g. channel-grid)")
-    from ..layers import LOGITS, layer_shape
+    from ..layers import LOGITS, layer_shape, parse_units
     from ..models import load_model
-    from ..techniques.probe import parse_units
 
     # shapes do not depend on weights: random ones avoid a download just to count channels
     model = load_model(params.get("model", "efficientnet_lite0"), weights="random", device="cpu")

@@ -7,14 +7,15 @@ import torch
 
 from ..engine import render
 from ..errors import SynthvizError
-from ..io import make_grid
+from ..io import make_grid, as_image
 from ..layers import LOGITS, capture, check_unit, default_layer
 from ..maco import random_crops
-from ..models import DEFAULT_MODEL, Model, ModelLike
+from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..objectives import Objective, channel as channel_objective, feature_match, target as target_objective
 from ..params import make_param
 from ..result import Result
-from .common import ImageLike, get_image, get_model, positive, require
+from ..checks import positive
+from .common import ImageLike, require
 from .registry import register_technique
 
 
@@ -46,9 +47,9 @@ def accentuate(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
     positive("steps", steps)
     if strength < 0:
         raise SynthvizError(f"strength must be 0 or more, not {strength}")
-    m = get_model(model, weights, device)
+    m = load_model(model, weights, device)
     side = m.input_size or (size, size)
-    photo = get_image(image)
+    photo = as_image(image)
     photo = torch.nn.functional.interpolate(photo, size=side, mode="bilinear", antialias=True,
                                             align_corners=False).clamp(0, 1)
     if target is not None:

@@ -12,6 +12,7 @@ and its real map measured; the best 8-bit image that keeps the label is the resu
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -26,13 +27,15 @@ from ..evaluation.fragility import (
     topk_intersection,
 )
 from ..evaluation.smooth import BETA, SmoothActivations
-from ..io import make_grid, quantize
+from ..io import make_grid, quantize, as_image
 from ..layers import LOGITS
-from ..models import DEFAULT_MODEL, ModelLike
+from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..objectives import Objective
 from ..params import PixelImage
 from ..result import Result
-from .common import ImageLike, get_image, get_model, positive
+from ..checks import positive
+from ..cost import check_size
+from .common import ImageLike
 from .fool import grid_ball, parse_epsilon
 from .registry import register_technique
 
@@ -82,23 +85,71 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
         raise SynthvizError("the map attack needs a budget; pass --epsilon, e.g. 8/255")
     positive("steps", steps)
     positive("beta", beta)
+    positive("k", k, integer=True)
     fn = DIFFERENTIABLE.get(method_names(method)[0])  # aliases as everywhere ("ig", "grad-cam"...)
     make = ATTACKS.get(attack)
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
-    m = get_model(model, weights, device)
-    x0 = quantize(get_image(image, size).to(m.device))
-    m.check_size(min(x0.shape[-2:]))
-    method = fn.__name__.removesuffix("_map")
+    m = load_model(model, weights, device)
+    # the photo and the photo at --size must reach the model's minimum: the file, its shape and the fix named
+    x0 = quantize(as_image(image, size, min_side=m.min_size).to(m.device))
+    check_size(m, min(x0.shape[-2:]))
+    _check_k(k, x0[0, 0].numel())  # before the first map is computed
+    target = _map_target(m, x0, fn.__name__.removesuffix("_map"), layer, k)
+    objective = _objective(target, fn, make(target.m0.to(m.device), k=target.k), beta, layer,
+                           f"{attack}({target.method})")
+    param = PixelImage(1, *x0.shape[-2:], init=x0)
+    param.lower, param.upper = grid_ball(x0, eps)
+    best = _BestImage(target, attack, param, x0)
+    result = render(m, objective, param, optimizer="sign", lr=lr or eps / 8, steps=steps, callbacks=[best], seed=seed,
+                    progress=progress)
+    if best.step < 0:
+        warnings.warn("no step kept the label after 8-bit rounding: the result is the original image; "
+                      "lower --lr or --epsilon", stacklevel=2)
+    with seeded(seed):  # a random sign perturbation of the same budget, for comparison
+        noise = eps * torch.sign(torch.randn(x0.shape)).to(x0)
+    rnd = torch.maximum(torch.minimum(quantize(x0 + noise), param.upper), param.lower)
+    return _attack_result(target, result, best, rnd, x0, attack=attack, eps=eps, beta=beta)
+
+
+@dataclass
+class _MapTarget:
+    """The photo's class and ``method``'s map of it: what the attack moves and is measured against."""
+
+    model: Model
+    method: str  # gradient, grad_x_input, integrated_gradients or gradcam
+    opts: dict
+    cls: int
+    p0: torch.Tensor  # (classes,) the photo's probabilities
+    m0: torch.Tensor  # the photo's map
+    k: int  # top-k size
+
+    def map_of(self, x: torch.Tensor) -> torch.Tensor:
+        """``method``'s map of ``x`` (1, 3, H, W) for the photo's class, on the real model."""
+        return relevance(self.model, x, self.method, self.cls, **self.opts)
+
+
+def _check_k(k: int | None, pixels: int) -> None:
+    """The top-k size must leave pixels outside the top k: 1 <= k < ``pixels`` (None: the default)."""
+    if k is not None and not 0 < k < pixels:
+        raise SynthvizError(f"k must be between 1 and {pixels - 1} pixels, not {k}")
+
+
+def _map_target(m: Model, x0: torch.Tensor, method: str, layer: str | None, k: int | None) -> _MapTarget:
+    """The class predicted for ``x0`` (1, 3, H, W), its map and the top-k size (default 2 % of the pixels)."""
     opts = {"layer": layer} if method == "gradcam" else {"steps": 16} if method == "integrated_gradients" else {}
     with torch.no_grad():
         p0 = m(x0).softmax(-1)[0]
     cls = int(p0.argmax())
     m0 = relevance(m, x0, method, cls, **opts)
     k = k or max(1, round(0.02 * m0[0].numel()))
-    if not 0 < k < m0[0].numel():
-        raise SynthvizError(f"k must be between 1 and {m0[0].numel() - 1} pixels, not {k}")
-    goal = make(m0.to(m.device), k=k)
+    _check_k(k, m0[0].numel())
+    return _MapTarget(m, method, opts, cls, p0, m0, k)
+
+
+def _objective(target: _MapTarget, fn, goal, beta: float, layer: str | None, name: str) -> Objective:
+    """How far the smooth map moves (``goal``), minus a hinge that keeps the class ahead on the real logits."""
+    m, cls = target.model, target.cls
 
     def objective_fn(ctx) -> torch.Tensor:
         logits = ctx[LOGITS]
@@ -109,36 +160,41 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
             smooth = fn(m, ctx.image, cls, layer=layer)
         return goal(smooth) - 10.0 * hinge
 
-    param = PixelImage(1, *x0.shape[-2:], init=x0)
-    param.lower, param.upper = grid_ball(x0, eps)
-    best = {"score": -float("inf"), "image": x0, "step": -1}
+    return Objective(objective_fn, name, [LOGITS])
 
-    def keep_best(info: StepInfo) -> bool:
-        q = torch.maximum(torch.minimum(quantize(info.param.image()), param.upper), param.lower)
+
+class _BestImage:
+    """A render callback keeping the 8-bit image whose real map moved furthest while the label stayed
+    (``image`` (1, 3, H, W), ``score``, ``step``; step -1: none did, the image is the photo)."""
+
+    def __init__(self, target: _MapTarget, attack: str, param: PixelImage, x0: torch.Tensor):
+        self.target, self.attack, self.param = target, attack, param
+        self.score, self.image, self.step = -float("inf"), x0, -1
+
+    def __call__(self, info: StepInfo) -> bool:
+        t = self.target
+        q = torch.maximum(torch.minimum(quantize(info.param.image()), self.param.upper), self.param.lower)
         with torch.no_grad():
-            if int(m(q).argmax()) != cls:
+            if int(t.model(q).argmax()) != t.cls:
                 return False
-        score = _measure(attack, m0, relevance(m, q, method, cls, **opts), k)
-        if score > best["score"]:
-            best.update(score=score, image=q.clone(), step=info.step)
+        score = _measure(self.attack, t.m0, t.map_of(q), t.k)
+        if score > self.score:
+            self.score, self.image, self.step = score, q.clone(), info.step
         return False
 
-    result = render(m, Objective(objective_fn, f"{attack}({method})", [LOGITS]), param, optimizer="sign",
-                    lr=lr or eps / 8, steps=steps, callbacks=[keep_best], seed=seed, progress=progress)
-    q = best["image"]
-    if best["step"] < 0:
-        warnings.warn("no step kept the label after 8-bit rounding: the result is the original image; "
-                      "lower --lr or --epsilon", stacklevel=2)
-    with seeded(seed):
-        noise = eps * torch.sign(torch.randn(x0.shape)).to(x0)
-    rnd = torch.maximum(torch.minimum(quantize(x0 + noise), param.upper), param.lower)
+
+def _attack_result(target: _MapTarget, result: Result, best: _BestImage, rnd: torch.Tensor, x0: torch.Tensor, *,
+                   attack: str, eps: float, beta: float) -> Result:
+    """The attacked image, measured on the real model against the original map and beside the
+    random perturbation ``rnd`` of the same budget."""
+    m, cls, k, method, m0, p0, q = target.model, target.cls, target.k, target.method, target.m0, target.p0, best.image
     with torch.no_grad():
         p1, pr = m(q).softmax(-1)[0], m(rnd).softmax(-1)[0]
-    m1, mr = relevance(m, q, method, cls, **opts), relevance(m, rnd, method, cls, **opts)
+    m1, mr = target.map_of(q), target.map_of(rnd)
     attacked, random_ = _stats(m0, m1, k), _stats(m0, mr, k)
     kept = int(p1.argmax()) == cls
     info = {"model": m.name, "method": method, "attack": attack, "epsilon": eps, "k": k, "beta": beta,
-            "steps": result.steps, "best_step": best["step"], "class": cls, "label": m.class_name(cls),
+            "steps": result.steps, "best_step": best.step, "class": cls, "label": m.class_name(cls),
             "probability_before": float(p0[cls]), "probability_after": float(p1[cls]), "label_kept": kept,
             "linf": float((q - x0).abs().max()), "random": random_, "attacked": attacked,
             "random_label_kept": int(pr.argmax()) == cls}
@@ -147,11 +203,17 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
                       f"map: random {random_['topk_intersection']:.2f}, attacked {attacked['topk_intersection']:.2f}; "
                       f"rank correlation: random {random_['rank_correlation']:+.2f}, attacked "
                       f"{attacked['rank_correlation']:+.2f} (L∞ {info['linf'] * 255:.3g}/255)")
-    photos = torch.cat([x0, q]).cpu()
-    heat = overlay(photos, torch.cat([m0, m1]).cpu(), "positive" if method == "gradcam" else "abs")
-    figure = make_grid(torch.cat([photos[:1], heat[:1], photos[1:], heat[1:]]),
-                       ["original", f"{label(method)}", "attacked (8-bit)",
-                        f"top-{k} kept {attacked['topk_intersection']:.0%}"], ncol=4)
     return Result(q.cpu(), history=result.history, objective=result.objective, steps=result.steps,
                   stopped=result.stopped, scores=torch.tensor([attacked["topk_intersection"]]),
-                  labels=[m.class_name(cls)], figure=figure, info=info, technique="attack_map")
+                  labels=[m.class_name(cls)], figure=_figure(x0, q, m0, m1, method, k, attacked), info=info,
+                  technique="attack_map")
+
+
+def _figure(x0: torch.Tensor, q: torch.Tensor, m0: torch.Tensor, m1: torch.Tensor, method: str, k: int,
+            attacked: dict) -> torch.Tensor:
+    """Original and attacked photos (1, 3, H, W) each beside its map: one row of four."""
+    photos = torch.cat([x0, q]).cpu()
+    heat = overlay(photos, torch.cat([m0, m1]).cpu(), "positive" if method == "gradcam" else "abs")
+    return make_grid(torch.cat([photos[:1], heat[:1], photos[1:], heat[1:]]),
+                     ["original", f"{label(method)}", "attacked (8-bit)",
+                      f"top-{k} kept {attacked['topk_intersection']:.0%}"], ncol=4)

@@ -8,13 +8,12 @@ import torch
 
 from ..checks import choice
 from ..errors import BadValue
-from ..models import DEFAULT_MODEL, ModelLike
+from ..models import DEFAULT_MODEL, ModelLike, load_model
+from ..recipes import as_model_input, check_options, visualize
 from ..objectives import class_score, target as target_objective
 from ..result import Result
 from ..targets import main_output
 from .registry import register_technique
-from .common import get_model
-from .featureviz import as_model_input, check_options, visualize
 
 
 @register_technique("classviz", example={"target": "goldfish", "size": 64, "steps": 3})
@@ -49,7 +48,7 @@ def classviz(model: ModelLike = DEFAULT_MODEL, target: int | str | list[int | st
     """
     choice("score", score, ("logit", "logprob"))
     check_options(steps, lr, batch, size, recipe, canvas, crops)
-    m = get_model(model, weights, device)
+    m = load_model(model, weights, device)
     if callable(target):
         result = visualize(m, target_objective(target), batch=batch, size=size, recipe=recipe, steps=steps, lr=lr,
                            seed=seed, device=device, progress=progress, frame_every=frame_every, canvas=canvas,

@@ -13,10 +13,10 @@ import torch
 
 from ..errors import SynthvizError
 from ..io import make_grid
-from ..models import DEFAULT_MODEL, ModelLike
+from ..models import DEFAULT_MODEL, ModelLike, load_model
 from ..result import Result
 from .registry import register_technique
-from .common import ImageLike, get_model
+from .common import ImageLike
 
 ModelArg = Union[ModelLike, None]  # None: the model the index was made with
 Images = Union[list[ImageLike], None]  # instead of an index: these images, indexed on the fly
@@ -31,7 +31,7 @@ def _index(run: str | os.PathLike | None, images, model: ModelArg, layer: str | 
     if run is None and images is None:
         raise SynthvizError("this technique needs an index: pass run=RUN (made by `synthviz index`) or images=[...]")
     if run is None:
-        with temporary_index(images, get_model(DEFAULT_MODEL if model is None else model), layer, size) as r:
+        with temporary_index(images, load_model(DEFAULT_MODEL if model is None else model), layer, size) as r:
             yield r
         return
     r = open_run(run)
@@ -93,7 +93,7 @@ def filters(model: ModelLike = DEFAULT_MODEL, *, weights: str = "default", scale
     """The first convolution's filters as RGB images (each min-max scaled), in a grid."""
     from ..dataset.filters import filter_images
 
-    m = get_model(model, weights)
+    m = load_model(model, weights)
     images, name = filter_images(m, scale)
     figure = make_grid(images, pad=max(1, scale // 4))
     return Result(images=images, labels=[str(i) for i in range(len(images))], figure=figure, technique="filters",

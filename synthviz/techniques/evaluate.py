@@ -11,13 +11,11 @@ import os
 
 import torch
 
-from ..evaluation.inputs import load_images, load_masks
 from ..evaluation.report import summary_figure
-from ..evaluation.run import CHECKS, evaluate_methods
+from ..evaluation.run import CHECKS, evaluate_images
 from ..io import resize
 from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result, plain
-from .common import get_model
 from .registry import register_technique
 
 DEFAULT_METHODS = "gradient,grad_x_input,integrated_gradients,gradcam"
@@ -50,16 +48,15 @@ def evaluate(model: ModelLike = DEFAULT_MODEL,
         ``info["evaluation"]`` is left out of the JSON: use :func:`synthviz.evaluation.evaluate_methods`
         and :func:`synthviz.evaluation.write_report` for the CSV and HTML files.
     """
-    m = get_model(model, weights, device)
-    photos = load_images(images, size)
-    ev = evaluate_methods(m, photos, methods, masks=load_masks(masks, photos), target=target, curve_steps=curve_steps,
-                          checks=[c.strip() for c in checks.split(",") if c.strip()], seed=seed,
-                          say=(lambda s: print(s, file=__import__("sys").stderr)) if progress else None,
-                          samples=samples, steps=ig_steps, layer=layer)
+    ev = evaluate_images(model, images, methods, masks=masks, size=size, checks=checks, weights=weights, device=device,
+                         target=target, curve_steps=curve_steps, seed=seed,
+                         say=(lambda s: print(s, file=__import__("sys").stderr)) if progress else None,
+                         samples=samples, steps=ig_steps, layer=layer)
+    photos = ev.images
     first = ev.methods[0]
     scores = [((r["insertion_auc"] or 0.0) - (r["deletion_auc"] or 0.0)) for r in ev.rows if r["method"] == first]
     side = max(max(x.shape[-2:]) for x in photos.values())
     stacked = torch.cat([resize(x.cpu(), (side, side)) for x in photos.values()])
     return Result(stacked, objective="evaluate", scores=torch.tensor(scores), labels=list(photos),
                   figure=summary_figure(ev), technique="evaluate",
-                  info={"model": m.name, "methods": ev.methods, "rows": plain(ev.rows), "summary": plain(ev.summary())})
+                  info={"model": ev.model, "methods": ev.methods, "rows": plain(ev.rows), "summary": plain(ev.summary())})

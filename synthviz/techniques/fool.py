@@ -25,14 +25,15 @@ import torch
 from ..callbacks import StepInfo
 from ..engine import render
 from ..errors import BadValue, SynthvizError
-from ..io import make_grid, quantize
-from ..models import DEFAULT_MODEL, ModelLike
+from ..io import make_grid, quantize, as_image
+from ..models import DEFAULT_MODEL, ModelLike, load_model
 from ..objectives import class_score
 from ..params import PixelImage
 from ..result import Result
 from .registry import register_technique
-from ..checks import non_negative
-from .common import ImageLike, get_image, get_model, positive, require
+from ..checks import non_negative, positive
+from ..cost import check_size
+from .common import ImageLike, require
 
 MAX_EPSILON = 64 / 255  # beyond this the change is no longer small: leave epsilon out instead
 
@@ -126,9 +127,9 @@ def fool(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, ta
     non_negative("confidence", confidence)
     if not 0 <= confidence < 1:
         raise SynthvizError(f"confidence must be in [0, 1), not {confidence}")
-    m = get_model(model, weights, device)
-    x0 = get_image(require(image, "image"), size).to(m.device)
-    m.check_size(min(x0.shape[-2:]))
+    m = load_model(model, weights, device)
+    x0 = as_image(require(image, "image"), size).to(m.device)
+    check_size(m, min(x0.shape[-2:]))
     with torch.no_grad():
         p0 = m(x0).softmax(-1)[0]
     orig = int(p0.argmax())

@@ -17,16 +17,17 @@ from kornia.metrics import psnr
 
 from ..engine import render
 from ..errors import SynthvizError
-from ..io import make_grid
+from ..io import make_grid, as_image
 from ..layers import capture, default_layer
-from ..models import DEFAULT_MODEL, ModelLike
+from ..models import DEFAULT_MODEL, ModelLike, load_model
 from ..objectives import Context, Objective, feature_match
 from ..params import PixelImage
 from ..regularizers import alpha_norm, total_variation
 from ..result import Result
 from .registry import register_technique
-from ..checks import non_negative
-from .common import ImageLike, get_image, get_model, positive, require
+from ..checks import non_negative, positive
+from ..cost import check_size
+from .common import ImageLike, require
 
 
 def parse_layers(layers: str | Sequence[str] | None) -> list[str]:
@@ -88,10 +89,10 @@ def invert(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *, 
         non_negative(name, v)
     if layer is not None and layers is not None:
         raise SynthvizError("give layer or layers, not both")
-    m = get_model(model, weights, device)
+    m = load_model(model, weights, device)
     names = parse_layers(layers) or [layer or default_layer(m, "mid")]
-    x0 = get_image(require(image, "image"), size).to(m.device)
-    m.check_size(min(x0.shape[-2:]))
+    x0 = as_image(require(image, "image"), size).to(m.device)
+    check_size(m, min(x0.shape[-2:]))
     h, w = x0.shape[-2:]
     cosine = lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * s / steps))  # noqa: E731 - lr from 1x down to 0.1x
 

@@ -5,46 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..checks import choice, positive
+from ..cost import check_size
 from ..engine import RenderInterrupted
-from ..errors import BadValue, SynthvizError
-from ..layers import LOGITS, check_unit, layer_shape
-from ..models import DEFAULT_MODEL, ModelLike
+from ..errors import BadValue
+from ..layers import LOGITS, check_unit, layer_shape, parse_units
+from ..models import DEFAULT_MODEL, ModelLike, load_model
 from ..objectives import channel, neuron
+from ..recipes import check_options, visualize
 from ..result import Result
 from .registry import register_technique
-from .common import get_model
-from .featureviz import check_options, visualize
-
-
-def parse_units(units: str | int | Sequence[int] | None, count: int) -> list[int]:
-    """``None``/``"all"`` -> every channel; ``"0,3,8-11"`` -> [0, 3, 8, 9, 10, 11]; checked against ``count``."""
-    if units is None or units == "all":
-        return list(range(count))
-    if isinstance(units, int) and not isinstance(units, bool):
-        units = [units]
-    if isinstance(units, str):
-        out: list[int] = []
-        fix = "write them like 0,3,8-11 or all"
-        for part in units.split(","):
-            part = part.strip()
-            try:
-                a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
-                a, b = (int(a), int(b)) if part else (0, -1)
-            except ValueError:
-                raise BadValue(f"cannot read units '{units}'; {fix}") from None
-            if part and b < a:
-                raise BadValue(f"units range '{part}' runs backwards; write it low-high, e.g. {b}-{a}")
-            out += list(range(a, b + 1))
-        if not out:
-            raise BadValue(f"no units in '{units}'; {fix}")
-        units = out
-    if not isinstance(units, Sequence) or not units or not all(isinstance(u, int) and not isinstance(u, bool)
-                                                               for u in units):
-        raise BadValue(f"units must be an index, a list of indices, '0,3,8-11' or 'all', not {units!r}")
-    for u in units:
-        if not 0 <= u < count:
-            raise SynthvizError(f"channel {u} is out of range for this layer ({count} channels): use 0..{count - 1}")
-    return list(units)
 
 
 @register_technique("probe", example={"layer": "_blocks.3", "units": "0-1", "size": 64, "steps": 3})
@@ -70,8 +39,8 @@ def probe(model: ModelLike = DEFAULT_MODEL, layer: str = "_blocks.8", units: str
     check_options(steps, lr, 1, size, recipe, canvas, crops)
     if isinstance(units, str) and units != "all":
         parse_units(units, 1 << 30)  # the syntax now, the range once the layer is known
-    m = get_model(model, weights, device)
-    m.check_size(size, min(batch_size, 16))
+    m = load_model(model, weights, device)
+    check_size(m, size, min(batch_size, 16))
     shape = layer_shape(m, layer, size) if layer != LOGITS else (m.num_classes,)
     chosen = parse_units(units, shape[0])
     if kind == "neuron":

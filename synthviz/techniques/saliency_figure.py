@@ -10,49 +10,17 @@ from collections.abc import Sequence
 
 import torch
 
-from ..attribution import (Attribution, as_batch, attribute, check_options, method_info, method_names,
-                           option_defaults, resolve_targets)
+from ..attribution import (Attribution, attribute, check_options, method_info, method_names, option_defaults,
+                           resolve_targets)
+from ..cost import check_size
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
-from ..io import make_grid, resize
-from ..models import DEFAULT_MODEL, Model
+from ..io import as_image, make_grid, resize
+from ..models import DEFAULT_MODEL, Model, load_model
+from ..overlay import overlay
 from ..result import Result
 from ..targets import Target, main_output
 from .registry import register_technique
-from .common import get_model
-
-# A perceptually ordered "inferno"-like ramp (black -> purple -> red -> orange -> pale yellow).
-_RAMP = torch.tensor([[0.00, 0.00, 0.02], [0.26, 0.04, 0.41], [0.58, 0.15, 0.40], [0.87, 0.32, 0.23],
-                      [0.98, 0.60, 0.04], [0.99, 1.00, 0.64]])
-
-
-def colormap(values: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) in [0, 1] -> (..., 3, H, W) RGB, linear interpolation along the ramp."""
-    v = values.clamp(0, 1) * (len(_RAMP) - 1)
-    lo = v.floor().long().clamp(max=len(_RAMP) - 2)
-    t = (v - lo).unsqueeze(-1)
-    ramp = _RAMP.to(values.device)
-    rgb = ramp[lo] * (1 - t) + ramp[lo + 1] * t
-    return rgb.movedim(-1, -3)
-
-
-def normalize_map(maps: torch.Tensor, display: str = "abs", q: float = 0.99) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 1, H, W) in [0, 1]: |map| (or its positive part), channels reduced by max,
-    divided by the per-image ``q`` quantile so a few hot pixels do not wash out the rest."""
-    m = maps.abs() if display == "abs" else maps.clamp(min=0)
-    m = m.amax(1, keepdim=True)
-    top = torch.quantile(m.flatten(1).float(), q, dim=1).clamp(min=1e-12)
-    top = torch.where(top > 1e-12, top, m.flatten(1).amax(1).clamp(min=1e-12))
-    return (m / top.view(-1, 1, 1, 1)).clamp(0, 1)
-
-
-def overlay(photo: torch.Tensor, maps: torch.Tensor, display: str = "abs") -> torch.Tensor:
-    """Heatmap over the photo: (B, 3, H, W) in [0, 1] and (B, C, H, W) maps -> (B, 3, H, W).
-    Cold pixels show the (dimmed) photo, hot ones the colour ramp."""
-    m = normalize_map(maps, display)
-    heat = colormap(m[:, 0])
-    alpha = 0.85 * m.sqrt()
-    return ((1 - alpha) * 0.75 * photo.to(maps.device) + alpha * heat).clamp(0, 1)
 
 
 def _fit(image: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -135,16 +103,16 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     names = method_names(methods)
     opts = check_options(options or {})
-    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
-    m = get_model(model, weights, device)
-    m.check_size(min(photo.shape[-2:]))
+    photo = as_image(image, size, batch=True)[:1]  # a bad image or size fails before the model loads
+    m = load_model(model, weights, device)
+    check_size(m, min(photo.shape[-2:]))
     x = photo.to(m.device)
     resolved = resolve_targets(m, x, target)
-    if isinstance(resolved, Target):  # any target of the output: no class, no probability
+    if not resolved.is_class:  # any target of the output: no class, no probability
         return _any_target(m, photo, names, resolved, opts, progress, ncol, with_classviz, classviz_steps, device)
     with torch.no_grad():
         probs = main_output(m(x)).softmax(1)[0]
-    cls = resolved[0].item()
+    cls = resolved.tolist()[0]
     interrupted = False
     try:
         attributions, seconds, lines = explain(m, x, names, cls, opts, progress)

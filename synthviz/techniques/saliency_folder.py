@@ -13,18 +13,15 @@ import numpy as np
 import torch
 
 from ..attribution import check_options, method_names, resolve_targets
-from ..errors import SynthvizError
-from ..io import IMAGE_SUFFIXES, load_image, write_file
-from .common import get_model
+from ..cost import check_size
+from ..io import list_images, read_all, skipped_note, write_file
+from ..models import load_model
 from .saliency_figure import comparison, explain
 
 
 def photos_in(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SynthvizError(f"no images in {folder}; put PNG/JPEG files there or pass one image")
-    return files
+    """The image files directly inside ``folder``, sorted by name (an error when there are none)."""
+    return list_images(folder)
 
 
 def explain_folder(folder: Path, methods="all", target=None, *, model="efficientnet_lite0", weights: str = "default",
@@ -35,11 +32,13 @@ def explain_folder(folder: Path, methods="all", target=None, *, model="efficient
 
     names = method_names(methods)
     opts = check_options(options or {})
-    m = get_model(model, weights, device)
+    m = load_model(model, weights, device)
     files = photos_in(folder)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    loaded = [(f, load_image(f, size)) for f in files]
+    loaded, skipped = read_all(files, size, where=str(folder))
+    if skipped:
+        say(skipped_note(skipped))
     arrays, rows, written = {}, [], []
     groups: dict[tuple, list] = {}
     for f, img in loaded:
@@ -48,13 +47,13 @@ def explain_folder(folder: Path, methods="all", target=None, *, model="efficient
         for start in range(0, len(group), batch):
             chunk = group[start:start + batch]
             x = torch.cat([img for _, img in chunk]).to(m.device)
-            m.check_size(min(x.shape[-2:]))
+            check_size(m, min(x.shape[-2:]))
             targets = resolve_targets(m, x, target)
             with torch.no_grad():
                 logits = m(x)
             attributions, _, _ = explain(m, x, names, targets, opts)
             for i, (f, img) in enumerate(chunk):
-                cls = int(targets[i])
+                cls = targets.class_ids()[i].item()
                 prob = float(logits[i].softmax(0)[cls])
                 one = {n: _row(a, i) for n, a in attributions.items()}
                 caption = f"{cls} {m.class_name(cls)}"[:28] + f" p={prob:.2f}"

@@ -9,64 +9,21 @@ gradient passes.
 
 from __future__ import annotations
 
-import copy
 import numpy as np
 import torch
 from torch import nn
 
-from ..attribution import as_batch, attribute, check_options, method_info, method_names, option_defaults, resolve_targets
+from ..attribution import attribute, check_options, method_info, method_names, option_defaults, resolve_targets
 from ..checks import positive
+from ..cost import check_size
 from ..engine import RenderInterrupted, seeded
 from ..errors import SynthvizError
-from ..io import make_grid, resize
-from ..layers import Tap
-from ..models import DEFAULT_MODEL, Model
+from ..io import as_image, make_grid, resize
+from ..models import DEFAULT_MODEL, Model, load_model
+from ..overlay import overlay
+from ..randomize import randomization_blocks, reinitialize, spearman
 from ..result import Result
 from .registry import register_technique
-from .common import get_model
-from .saliency_figure import overlay
-
-
-def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
-    """The model's blocks with parameters, in forward order (shallow to deep).
-
-    Containers (``Sequential``, ``ModuleList``, ``ModuleDict``) are opened, other modules are
-    blocks: EfficientNet-Lite0 gives ``_conv_stem, _bn0, _blocks.0 .. _blocks.15, _conv_head,
-    _bn1, _fc``; VGG its convolutions and linears; ResNet ``conv1, bn1, layer1.0, ..., fc``.
-    """
-    def units(prefix: str, module: nn.Module):
-        for name, child in module.named_children():
-            full = f"{prefix}.{name}" if prefix else name
-            if isinstance(child, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
-                yield from units(full, child)
-            elif any(True for _ in child.parameters()):
-                yield full, child
-
-    candidates = dict(units("", model.net))
-    with torch.no_grad(), Tap(model, candidates, truncate=False, strict=False) as tap:
-        order = list(tap(images[:1].to(model.device)))  # the blocks that ran, in forward order
-    if not order:
-        raise SynthvizError(f"{model.name} has no layers with parameters to randomize")
-    return order
-
-
-def reinitialize(module: nn.Module) -> None:
-    """Fresh random parameters (each layer's own ``reset_parameters``; BatchNorm statistics reset too)."""
-    for sub in module.modules():
-        if hasattr(sub, "reset_parameters"):
-            sub.reset_parameters()
-        elif hasattr(sub, "reset_running_stats"):
-            sub.reset_running_stats()
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of |a| and |b| (any shapes with the same number of values)."""
-    from scipy.stats import spearmanr
-
-    x, y = a.abs().flatten().double().cpu().numpy(), b.abs().flatten().double().cpu().numpy()
-    if np.ptp(x) == 0 or np.ptp(y) == 0:  # a constant map has no ranking: no correlation
-        return 0.0
-    return float(spearmanr(x, y).statistic)
 
 
 def line_plot(values: list[float], xs: list[float], width: int, height: int = 200,
@@ -120,15 +77,15 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     positive("depth", depth, integer=True)
     positive("tile", tile, integer=True)
     opts = check_options(options)
-    photo = as_batch(image, size)[:1]  # a bad image or size fails before the model loads
-    m = get_model(model, weights, device)
-    m.check_size(min(photo.shape[-2:]))
+    photo = as_image(image, size, batch=True)[:1]  # a bad image or size fails before the model loads
+    m = load_model(model, weights, device)
+    check_size(m, min(photo.shape[-2:]))
     x = photo.to(m.device)
-    cls = resolve_targets(m, x, target)[0].item()
+    cls = resolve_targets(m, x, target).class_ids()[0].item()
     blocks = randomization_blocks(m, x)
     top = list(reversed(blocks))[:depth]
     # a private copy: the user's model keeps its weights whatever happens here
-    work = m.with_net(copy.deepcopy(m.net)).to(m.device)
+    work = m.copy()
     modules = dict(work.net.named_modules())
     first = attribute(work, x, name, cls, **opts)
     display, original = first.display, first.maps.cpu()
@@ -177,4 +134,4 @@ def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers:
     return torch.cat([grid, plot], 1), full
 
 
-__all__ = ["randomization_blocks", "reinitialize", "sanity", "spearman"]
+__all__ = ["sanity"]

@@ -12,23 +12,25 @@ each starting from the previous result). Several styles blend by their statistic
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from ..antialias import blurred_strides
 from ..engine import seeded
-from ..errors import SynthvizError
-from ..faststyle.masks import composite, load_masks, masked_style_objective
-from ..io import resize
+from ..errors import BadValue, SynthvizError
+from ..faststyle.masks import composite, load_masks, masked_style_objective, note_unplaced_styles
+from ..io import resize, as_image
 from ..layers import capture
 from ..objectives import feature_match
 from ..params import FourierImage, PixelImage, make_param
-from ..models import DEFAULT_MODEL, ModelLike
+from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..regularizers import total_variation
 from ..result import Result
 from .registry import register_technique
-from ..checks import non_negative
-from .common import ImageLike, get_image, get_model, positive, require
+from ..checks import non_negative, positive
+from ..cost import check_size
+from .common import ImageLike, require
 from ..painting import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
                          get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
                          luminance, match_color, pooling, run_ladder, scale_steps, score, style_layers as
@@ -95,97 +97,193 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     Returns a :class:`~synthviz.result.Result`; ``info`` holds ``content_loss`` and
     ``style_loss`` of the result and of the start (``*_start``), the layers and a ``report`` line.
     """
+    mode = _check_options(stat, optimizer, param, init, pool, preserve_colors)
+    steps = 200 if steps is None else steps
+    _check_numbers(steps, lr, style_scale, size, content_weight, style_weight, tv_weight)
+    require(content, "content image")
+    style_list = _style_list(styles)
+    mix = blend_weights(blend, len(style_list))
+    _check_blend_and_masks(mix, blend, masks)
+    m = load_model(model, weights, device)
+    check_size(m, size)
+    s_layers = get_style_layers(m, style_layers)
+    c_layer = get_content_layer(m, content_layer)
+    lw = get_layer_weights(layer_weights, s_layers)
+
+    base, style_imgs = _read_images(content, style_list)
+    warn_grey_style(base, style_imgs, mode is not None)  # called here: its warning points at style's caller
+    inputs = _ladder_inputs(base, style_imgs, mode, size, scales, masks, m.device)
+    lr = default_lr(optimizer, param, lr)
+    recipe = _Recipe(m, inputs, c_layer, s_layers, lw, mix, stat, style_scale,
+                     (content_weight, style_weight, tv_weight), init, param)
+
+    with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
+        recipe.build()
+        with seeded(seed):  # the same noise run_ladder starts from
+            start_image = recipe.start(*inputs.sizes[0]).image().to(m.device) if init == "noise" else None
+        result = run_ladder(m, inputs.sizes, recipe.objective_at, recipe.start, steps=scale_steps(steps, len(inputs.sizes)),
+                            optimizer=optimizer, lr=lr, seed=seed, device=device, progress=progress, label="style",
+                            frame_every=frame_every)
+        _restore_colors_and_masks(result, inputs, mode)
+        losses = recipe.losses(result.images, start_image, mode)
+    _describe(result, recipe, mode, losses)
+    return result
+
+
+def _check_options(stat: str, optimizer: str, param: str, init: str, pool: str,
+                   preserve_colors: bool | str | None) -> str | None:
+    """Refuse an unknown statistic, optimizer, parameterization, init or pooling; the colour mode."""
     check_stat(stat)
     check_choice("optimizer", optimizer, ("lbfgs", "adam"))
     check_choice("parameterization", param, ("pixel", "fourier"))
     check_choice("init", init, ("content", "noise"))
     check_choice("pool", pool, ("max", "avg", "blur"))
-    mode = _color_mode(preserve_colors)
-    steps = 200 if steps is None else steps
+    return _color_mode(preserve_colors)
+
+
+def _check_numbers(steps: int, lr: float | None, style_scale: float, size: int, content_weight: float,
+                   style_weight: float, tv_weight: float) -> None:
     positive("steps", steps, integer=True)
     positive("lr", lr)
     positive("style_scale", style_scale)
     positive("size", size, integer=True)
     for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
         non_negative(name, value)
-    require(content, "content image")
+
+
+def _check_blend_and_masks(mix: list[float], blend, masks) -> None:
+    """With masks each style paints its own region (``blend`` would be ignored: refused); without,
+    several styles are blended over the whole image: a note says so."""
+    if masks is None:
+        note_unplaced_styles(mix)
+    elif blend is not None:
+        raise BadValue("--blend and --mask do not go together: with masks each style paints its own region; "
+                       "drop --blend, or drop --mask to blend the styles over the whole image")
+
+
+def _style_list(styles: ImageLike | Sequence[ImageLike] | None) -> list[ImageLike]:
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [] if styles is None else [styles]
     if not style_list:
         raise SynthvizError("no style image given; pass at least one STYLE image")
-    mix = blend_weights(blend, len(style_list))
-    m = get_model(model, weights, device)
-    m.check_size(size)
-    s_layers = get_style_layers(m, style_layers)
-    c_layer = get_content_layer(m, content_layer)
-    lw = get_layer_weights(layer_weights, s_layers)
+    return style_list
 
-    base = get_image(content, what="content image")
-    style_imgs = [get_image(s, what=f"style image {i + 1}") for i, s in enumerate(style_list)]
+
+def _read_images(content: ImageLike, style_list: Sequence[ImageLike]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The content (1, 3, H, W) and the style images, each checked large enough."""
+    base = as_image(content, what="content image")
+    style_imgs = [as_image(s, what=f"style image {i + 1}") for i, s in enumerate(style_list)]
     for i, s in enumerate(style_imgs):
         check_min_side(s, f"style image {i + 1}")
-    warn_grey_style(base, style_imgs, mode is not None)
+    return base, style_imgs
+
+
+@dataclass
+class _Inputs:
+    """What the recipe paints from: ``base`` the content at output size (1, 3, h, w); ``content``
+    what the content objective sees (its luma when preserving luminance) and ``styles`` the style
+    images (1, 3, H, W) after colour preservation, both on the model's device; ``sizes`` the
+    ladder; ``masks`` one (1, 1, h, w) per style, or None."""
+
+    base: torch.Tensor
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    sizes: list[tuple[int, int]]
+    masks: list[torch.Tensor] | None
+
+
+def _ladder_inputs(base: torch.Tensor, style_imgs: list[torch.Tensor], mode: str | None, size: int,
+                   scales: int | None, masks, device: torch.device) -> _Inputs:
+    """The content at ``size`` (longer side), the ladder, the masks and the colour-preserved styles."""
     base = resize(base, size)
     h, w = base.shape[-2:]
     if min(h, w) < MIN_SIDE:
         raise SynthvizError(f"the content is {w}x{h} px at --size {size}: too thin; use a larger --size")
     sizes = ladder_sizes(h, w, scales)
     mask_list = load_masks(masks, len(style_imgs), (h, w)) if masks is not None else None
-    lr = default_lr(optimizer, param, lr)
-
     if mode == "match":
         style_imgs = [match_color(s, base) for s in style_imgs]
     run_content = luminance(base) if mode == "luminance" else base
     if mode == "luminance":
         style_imgs = [_match_luma(s, base) for s in style_imgs]
-    dev = m.device
-    run_content, style_imgs = run_content.to(dev), [s.to(dev) for s in style_imgs]
+    return _Inputs(base, run_content.to(device), [s.to(device) for s in style_imgs], sizes, mask_list)
 
-    with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
-        parts = {}
-        for sh, sw in sizes:
-            c = resize(run_content, (sh, sw))
-            side = style_scale * max(sh, sw)
-            scaled = [resize(s, max(MIN_SIDE, round(side))) for s in style_imgs]
+
+@dataclass
+class _Recipe:
+    """The objective at each ladder size, content_weight × content error + style_weight × style
+    error (+ tv_weight × TV), and the image each run starts from."""
+
+    model: Model
+    inputs: _Inputs
+    content_layer: str
+    style_layers: list[str]
+    layer_weights: list[float]
+    blend: list[float]
+    stat: str
+    style_scale: float
+    weights: tuple[float, float, float]  # content, style, total variation
+    init: str
+    param: str
+    parts: dict = field(default_factory=dict)  # (h, w) -> (content objective, style objective)
+
+    def build(self) -> None:
+        """The content and style objectives at every ladder size (under the render's pooling)."""
+        m, stat = self.model, self.stat
+        for sh, sw in self.inputs.sizes:
+            c = resize(self.inputs.content, (sh, sw))
+            side = self.style_scale * max(sh, sw)
+            scaled = [resize(s, max(MIN_SIDE, round(side))) for s in self.inputs.styles]
             scaled = [s if min(s.shape[-2:]) >= MIN_SIDE else resize(s, (max(MIN_SIDE, s.shape[-2]), max(MIN_SIDE, s.shape[-1])))
                       for s in scaled]
-            content_obj = feature_match(c_layer, capture(m, c, [c_layer])[c_layer])
-            style_obj = (masked_style_objective(m, scaled, mask_list, s_layers, lw, stat) if mask_list
-                         else style_objective(style_targets(m, scaled, mix, s_layers, stat), lw, stat))
-            parts[sh, sw] = (content_obj, style_obj)
+            content_obj = feature_match(self.content_layer, capture(m, c, [self.content_layer])[self.content_layer])
+            style_obj = (masked_style_objective(m, scaled, self.inputs.masks, self.style_layers, self.layer_weights, stat)
+                         if self.inputs.masks
+                         else style_objective(style_targets(m, scaled, self.blend, self.style_layers, stat),
+                                              self.layer_weights, stat))
+            self.parts[sh, sw] = (content_obj, style_obj)
 
-        def objective_at(sh: int, sw: int):
-            content_obj, style_obj = parts[sh, sw]
-            total = content_weight * content_obj + style_weight * style_obj
-            return total + total_variation(tv_weight) if tv_weight else total
+    def objective_at(self, sh: int, sw: int):
+        content_weight, style_weight, tv_weight = self.weights
+        content_obj, style_obj = self.parts[sh, sw]
+        total = content_weight * content_obj + style_weight * style_obj
+        return total + total_variation(tv_weight) if tv_weight else total
 
-        def start(sh: int, sw: int):
-            if init == "noise":
-                return make_param(param, 1, (sh, sw))
-            c = resize(run_content, (sh, sw)).cpu().contiguous()
-            return PixelImage(1, sh, sw, init=c) if param == "pixel" else FourierImage(1, sh, sw, init=c)
+    def start(self, sh: int, sw: int):
+        if self.init == "noise":
+            return make_param(self.param, 1, (sh, sw))
+        c = resize(self.inputs.content, (sh, sw)).cpu().contiguous()
+        return PixelImage(1, sh, sw, init=c) if self.param == "pixel" else FourierImage(1, sh, sw, init=c)
 
-        with seeded(seed):  # the same noise run_ladder starts from
-            start_image = start(*sizes[0]).image().to(dev) if init == "noise" else None
-        result = run_ladder(m, sizes, objective_at, start, steps=scale_steps(steps, len(sizes)), optimizer=optimizer,
-                            lr=lr, seed=seed, device=device, progress=progress, label="style", frame_every=frame_every)
-        if mode == "luminance":
-            result.images = with_chroma(result.images, base)
-            result.frames = [with_chroma(f, base) for f in result.frames]
-        if mask_list:  # no style where no mask is set
-            result.images = composite([result.images], [sum(mask_list)], base.to(result.images))
-        content_obj, style_obj = parts[h, w]
-        image = result.images.to(dev)
-        # the start, measured at full size: the content itself, or the first noise upsampled
-        first = resize(run_content, (h, w)) if init == "content" else resize(start_image, (h, w))
+    def losses(self, images: torch.Tensor, start_image: torch.Tensor | None, mode: str | None) -> dict[str, float]:
+        """Content and style losses of ``images`` (1, 3, h, w) and of the start, measured at full
+        size: the start is the content itself, or the first noise upsampled."""
+        m, (h, w) = self.model, self.inputs.base.shape[-2:]
+        content_obj, style_obj = self.parts[h, w]
+        image = images.to(m.device)
+        first = resize(self.inputs.content, (h, w)) if self.init == "content" else resize(start_image, (h, w))
         run_image = luminance(image) if mode == "luminance" else image
         losses = {"content_loss": -score(m, content_obj, run_image), "style_loss": -score(m, style_obj, run_image),
                   "content_loss_start": -score(m, content_obj, first), "style_loss_start": -score(m, style_obj, first)}
-        losses = {k: v + 0.0 for k, v in losses.items()}  # no "-0" in reports
+        return {k: v + 0.0 for k, v in losses.items()}  # no "-0" in reports
+
+
+def _restore_colors_and_masks(result: Result, inputs: _Inputs, mode: str | None) -> None:
+    """The content's chroma back (luminance mode); the content itself where no mask is set."""
+    if mode == "luminance":
+        result.images = with_chroma(result.images, inputs.base)
+        result.frames = [with_chroma(f, inputs.base) for f in result.frames]
+    if inputs.masks:  # no style where no mask is set
+        result.images = composite([result.images], [sum(inputs.masks)], inputs.base.to(result.images))
+
+
+def _describe(result: Result, recipe: _Recipe, mode: str | None, losses: dict[str, float]) -> None:
+    """The result's score (minus the weighted loss), label and ``info`` with its report line."""
+    m, stat, (h, w) = recipe.model, recipe.stat, recipe.inputs.base.shape[-2:]
+    content_weight, style_weight, _ = recipe.weights
     result.scores = torch.tensor([-(content_weight * losses["content_loss"] + style_weight * losses["style_loss"])])
     result.labels = [f"style on {m.name} ({stat})"]
-    result.info.update(model=m.name, content_layer=c_layer, style_layers=s_layers, stat=stat, blend=mix,
-                       preserve_colors=mode, **losses,
-                       report=f"style {w}x{h} on {m.name} ({len(sizes)} scale(s)): content loss "
+    result.info.update(model=m.name, content_layer=recipe.content_layer, style_layers=recipe.style_layers, stat=stat,
+                       blend=recipe.blend, preserve_colors=mode, **losses,
+                       report=f"style {w}x{h} on {m.name} ({len(recipe.inputs.sizes)} scale(s)): content loss "
                               f"{losses['content_loss_start']:.3g} -> {losses['content_loss']:.3g}, style loss "
                               f"{losses['style_loss_start']:.3g} -> {losses['style_loss']:.3g}")
-    return result

@@ -5,19 +5,17 @@ in :mod:`synthviz.faststyle`."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 
 import torch
 
 from ..errors import SynthvizError
-from ..faststyle.masks import load_masks, saliency_mask
 from ..faststyle.net import TransformNet
-from ..faststyle.stylize import apply_net, get_net, style_choices
-from ..io import make_grid, resize
+from ..faststyle.stylize import get_net, stylize_image
 from ..models import DEFAULT_MODEL, ModelLike
 from ..result import Result
-from .common import ImageLike, get_image
+from ..io import as_image
+from .common import ImageLike
 from .registry import register_technique
 
 with torch.random.fork_rng(devices=[]):  # the contract test's example: a tiny untrained two-style network
@@ -49,31 +47,6 @@ def stylize(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None, *,
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     transform, names = get_net(net, device)
-    x = get_image(image, size, what="image")
-    choices = style_choices(transform, style, mix)
-    mask_list = None
-    if masks is not None and mask_from_saliency:
-        raise SynthvizError("give masks or mask_from_saliency, not both")
-    if mask_from_saliency:
-        if len(choices) != 1:
-            raise SynthvizError("a saliency mask takes one style; pass a single --style")
-        from .common import get_model
-
-        mask_list = [saliency_mask(get_model(model, device=device), x, method=saliency_method,
-                                   threshold=threshold, grabcut=grabcut)]
-    elif masks is not None:
-        mask_list = load_masks(masks, len(choices), tuple(x.shape[-2:]))
-    t0 = time.perf_counter()
-    y = apply_net(transform, x, choices, mask_list)
-    seconds = time.perf_counter() - t0
-    label = (f"mix {','.join(f'{float(v):.2g}' for v in choices[0])}" if mix is not None
-             else " + ".join(names[c] for c in choices))
-    figure = None
-    if mask_list is not None:
-        coverage = torch.stack(mask_list).sum(0).clamp(max=1)
-        figure = make_grid(torch.cat([x, resize(coverage.expand(1, 3, -1, -1), tuple(x.shape[-2:])), y]),
-                           ["content", "mask", label], ncol=3)
-    info = {"styles": names, "style": [c if isinstance(c, int) else c.tolist() for c in choices], "seconds": seconds,
-            "size": list(x.shape[-2:]), "mask_coverage": None if mask_list is None else float(coverage.mean()),
-            "report": f"stylized {x.shape[-1]}x{x.shape[-2]} with {label} in {seconds * 1000:.0f} ms"}
-    return Result(images=y, figure=figure, labels=[label], info=info, technique="stylize", objective=label)
+    return stylize_image(transform, names, as_image(image, size, what="image"), style=style, mix=mix, masks=masks,
+                         mask_from_saliency=mask_from_saliency, model=model, saliency_method=saliency_method,
+                         threshold=threshold, grabcut=grabcut, device=device)

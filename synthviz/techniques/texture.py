@@ -14,14 +14,15 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import SynthvizError
-from ..io import resize
-from ..models import DEFAULT_MODEL, ModelLike
+from ..io import resize, as_image
+from ..models import DEFAULT_MODEL, ModelLike, load_model
 from ..regularizers import total_variation
 from ..transforms import roll
 from ..result import Result
 from .registry import register_technique
-from ..checks import non_negative
-from .common import ImageLike, get_image, get_model, positive, require
+from ..checks import non_negative, positive
+from ..cost import check_size
+from .common import ImageLike, require
 from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
                          scale_steps, score, style_layers, style_objective, style_targets, default_lr, is_grey)
@@ -79,11 +80,11 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
     positive("lr", lr)
     non_negative("tv_weight", tv_weight)
     h, w = output_size(size)
-    m = get_model(model, weights, device)
-    m.check_size(min(h, w))
+    m = load_model(model, weights, device)
+    check_size(m, min(h, w))
     names = style_layers(m, layers)
     lw = get_layer_weights(layer_weights, names)
-    ex = get_image(require(example, "texture example"), example_size, "texture example")
+    ex = as_image(require(example, "texture example"), example_size, "texture example")
     check_min_side(ex, "texture example")
     sizes = ladder_sizes(h, w, scales)
     lr = default_lr(optimizer, param, lr)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import tiny_vit
 
-from synthviz.attention import chefer_of, class_token_map, recording_attention, rollout_of
+from synthviz.attribution.attention import chefer_of, class_token_map, recording_attention, rollout_of
 from synthviz.models import load_model
 
 

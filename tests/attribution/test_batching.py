@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from synthviz.attribution import attribute
-from synthviz.attribution.batching import MAX_BATCH, HEAP_BYTES, forward_batch, largest_activation
+from synthviz.attribution.batching import MAX_BATCH, HEAP_BYTES, forward_batch
+from synthviz.cost import largest_activation
 
 
 @pytest.mark.parametrize("side", [32, 256, 512, 1024])

@@ -18,8 +18,9 @@ from synthviz.io import resize, save_image
 from synthviz.models import LITE_MEAN, LITE_STD, Model
 from synthviz.attribution import attribute, method_info, method_names, option_defaults
 from synthviz.attribution.guided import GuidedReLU
-from synthviz.techniques.saliency_figure import colormap, saliency_figure
-from synthviz.techniques.sanity import randomization_blocks
+from synthviz.overlay import colormap
+from synthviz.randomize import randomization_blocks
+from synthviz.techniques.saliency_figure import saliency_figure
 
 
 def plain(net: nn.Module, name: str = "toy", classes: int = 2) -> Model:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -20,27 +19,7 @@ import torch
 from synthviz.errors import WriteError
 from synthviz.io import load_image, save_image, save_video
 
-from clihelp import run
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-       "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
-
-
-def sigint_default() -> None:
-    """In the child before it starts: SIGINT back to the default, so Python installs its own
-    handler even when this test run was started with SIGINT ignored (a background job)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def cli_with(patch: str, *args, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run ``synthviz ARGS`` in a fresh Python process after ``patch`` (Python source that arranges
-    a real SIGINT to this process at a chosen moment)."""
-    code = "import os, signal, sys, time\nimport torch\ntorch.set_num_threads(1)\n" + textwrap.dedent(patch) + \
-        "\nfrom synthviz.cli import main\nsys.argv = ['synthviz', *sys.argv[1:]]\nmain()\n"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
-                          preexec_fn=sigint_default,
-                          text=True, timeout=timeout)
+from clihelp import ENV, cli_with, run, sigint_default
 
 
 def assert_interrupted(proc: subprocess.CompletedProcess) -> str:

@@ -21,7 +21,11 @@ def test_ray_data_gives_the_same_files_as_a_local_pass_also_after_a_resume(embed
     pytest.importorskip("ray.data")
     import torch
 
-    data = make_dataset(tmp_path / "photos")  # 17 files (one unreadable): batches of 5 -> 4 batches
+    data = make_dataset(tmp_path / "photos")  # 17 files (one unreadable) and a 1x1 icon: batches of 5 -> 4 batches
+    import imageio.v3 as iio
+    import numpy as np
+
+    iio.imwrite(data / "things" / "icon.png", np.zeros((1, 1, 3), np.uint8))  # below the model's minimum: skipped
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, the same bits
     try:
@@ -58,6 +62,7 @@ def test_ray_data_gives_the_same_files_as_a_local_pass_also_after_a_resume(embed
         ray.shutdown()
     assert calls == [("BatchForward", 1, 2, 1)] * 2
     assert "broken.png\tnot an image or corrupt" in (remote / "skipped.txt").read_text()
+    assert "icon.png\t1x1 px, smaller than the 32 px" in (remote / "skipped.txt").read_text()
     for rel in FILES:
         assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
 

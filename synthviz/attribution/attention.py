@@ -13,6 +13,10 @@ torchvision's encoder calls ``MultiheadAttention(..., need_weights=False)`` and 
 
 Everything is restored in a ``finally``: hooks removed, ``fused_attn`` as it was. The rollout
 arithmetic (:func:`rollout_of`, :func:`chefer_of`) works on lists of (B, heads, N, N) weights.
+
+These hooks are not :class:`~synthviz.layers.Tap` captures: they recompute (and, with gradients
+on, replace) a block's attention from its own projections, so they live here, beside their only
+user, the transformer attribution methods (:mod:`synthviz.attribution.transformer`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import SynthvizError
+from ..errors import SynthvizError
 
 
 class AttentionRecord(list):
@@ -139,7 +143,7 @@ def chefer_of(attentions: list[torch.Tensor], grads: list[torch.Tensor]) -> torc
 def class_token_map(relevance: torch.Tensor, input_hw: tuple[int, int], prefix: int | None) -> torch.Tensor:
     """The class token's row of a relevance matrix (B, N, N) over the patch tokens, as (B, 1, h, w).
     A model without a class token (prefix 0) gets the mean of the rows."""
-    from .tokens import token_grid
+    from ..tokens import token_grid
 
     b, n, _ = relevance.shape
     grid = token_grid(n, input_hw, prefix)
