@@ -60,7 +60,7 @@ def net_from(data: dict, path: str | os.PathLike = "the checkpoint") -> Transfor
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SynthvizError) as e:
         what = f"missing {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:120] or type(e).__name__
         raise SynthvizError(f"{path} is damaged: its style network cannot be rebuilt ({what}); "
-                            "train it again with `synthviz style-train` or pass another --net") from None
+                            "train it again with `synthviz style-train`, or use another checkpoint") from None
     return net
 
 

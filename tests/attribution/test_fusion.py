@@ -4,12 +4,16 @@ whenever a caller needs the original's own modules."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from synthviz.layers import Tap
+from synthviz.attribution import attribute
+from synthviz.io import resize
+from synthviz.layers import LOGITS, Tap
 from synthviz.models import Model
 
 
@@ -107,3 +111,109 @@ def test_switched_off(photo, monkeypatch):
     monkeypatch.setenv("SYNTHVIZ_FUSE", "0")
     model = Model(torchvision.models.resnet18(num_classes=10), owned=False)
     assert model.runner(photo) is model.net
+
+
+# --------------------------------------------------------------------------- folded convolutions read from the twin
+
+class ConvBN(nn.Module):
+    """conv -> batch norm (statistics far from the identity) -> ReLU -> mean -> linear."""
+
+    def __init__(self, zero_channel: bool = False):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 3)
+        self.bn.running_mean.uniform_(-1, 1)
+        self.bn.running_var.uniform_(0.5, 2)
+        self.bn.weight.data.uniform_(0.5, 2)
+        self.bn.bias.data.uniform_(-1, 1)
+        if zero_channel:
+            self.bn.weight.data[2] = 0  # channel 2 of the conv cannot be read back from the twin
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def test_unfold_is_the_batch_norms_affine_map_and_its_gradient():
+    from synthviz.fusion import Unfold
+
+    bn = ConvBN().bn.eval()
+    unfold = Unfold.of(bn)
+    a = torch.randn(2, 4, 5, 5, requires_grad=True)
+    w = torch.randn(2, 4, 5, 5)
+    fused = bn(a)
+    assert relative_error(unfold.fused_output(a), fused) < 1e-6
+    assert relative_error(unfold.conv_output(fused), a) < 1e-6
+    (want,) = torch.autograd.grad((w * fused).sum(), a)  # through nn.BatchNorm2d itself
+    passed = unfold.fused_output(a, fused=fused.detach())
+    assert torch.equal(passed, fused)  # F passed on exactly, not re-rounded
+    (got,) = torch.autograd.grad((w * passed).sum(), a)
+    assert relative_error(got, want) < 1e-6
+    bn.weight.data[1] = 0
+    assert Unfold.of(bn) is None
+
+
+def test_tap_reads_a_folded_conv_from_the_twin_unless_its_scale_is_zero(photo):
+    for zero, on_twin in ((False, True), (True, False)):
+        model = Model(ConvBN(zero), classes=["a", "b", "c"], owned=False)
+        with torch.no_grad():
+            model(photo)  # builds the twin
+            assert model._twin[1].net is not None and model._twin[1].folded == {"conv"}
+            with Tap(model, ["conv"], unfold=True) as tap:
+                got = tap(photo)["conv"]
+                assert (tap.net is not model.net) == on_twin
+            with Tap(model, ["conv"]) as tap:  # without unfold: the original network, bit for bit
+                want = tap(photo)["conv"]
+                assert tap.net is model.net
+        assert relative_error(got, want) < 1e-6
+
+
+def test_an_edit_at_a_folded_conv_runs_on_the_twin(embedded, photo):
+    layer = "_blocks.8._project_conv"
+    edit = {layer: lambda a: a * torch.linspace(0, 1, a.shape[1]).view(1, -1, 1, 1)}
+    with torch.no_grad():
+        with Tap(embedded, [LOGITS], edit=edit, unfold=True) as tap:
+            fused = tap(photo)[LOGITS]
+            assert tap.net is embedded._twin[1].net
+        with Tap(embedded, [LOGITS], edit=edit) as tap:
+            plain = tap(photo)[LOGITS]
+            assert tap.net is embedded.net
+    assert relative_error(fused, plain) < 1e-5 and not torch.allclose(plain, embedded(photo), rtol=1e-3)
+
+
+# Grad-CAM++ and XGrad-CAM divide by sums that can come near 0 (2g² + ΣA·g³, ΣA): their float32 maps
+# carry rounding far above 1e-5 on either path, so they are held to the float64 computation instead
+ILL_CONDITIONED = ("gradcam_plusplus", "xgradcam")
+CAMS = ("gradcam", "guided_gradcam", "hirescam", "layercam", "eigencam", "ablationcam", "scorecam") + ILL_CONDITIONED
+
+
+@pytest.mark.parametrize("layer", ["_conv_head", "_blocks.8._project_conv"])
+def test_every_cam_runs_fused_at_a_conv_a_batch_norm_follows(embedded, chelsea, layer, monkeypatch):
+    """The CAM methods read a folded convolution from the fused twin (its output mapped back through
+    the batch norm, the gradient times the scale) and give the unfused network's maps."""
+    x = resize(chelsea, (160, 160))
+    embedded(x)  # the twin for this network
+    calls = []
+    handle = embedded._twin[1].net.get_submodule(layer).register_forward_hook(lambda *a: calls.append(1))
+    double = embedded.with_net(copy.deepcopy(embedded.net).double())
+    double.mean, double.std = embedded.mean.double(), embedded.std.double()
+    try:
+        for name in CAMS:
+            if name == "scorecam" and layer == "_conv_head":
+                continue  # 1280 forwards; it reads the layer as Eigen-CAM does
+            before = len(calls)
+            monkeypatch.setattr(embedded, "fuse", True)
+            fused = attribute(embedded, x, name, 285, layer=layer).maps
+            assert len(calls) > before, name  # the twin's convolution ran
+            monkeypatch.setattr(embedded, "fuse", False)
+            before = len(calls)
+            plain = attribute(embedded, x, name, 285, layer=layer).maps
+            assert len(calls) == before, name
+            if name in ILL_CONDITIONED:
+                exact = attribute(double, x.double(), name, 285, layer=layer).maps
+                assert relative_error(fused.double(), exact) <= 2 * relative_error(plain.double(), exact) + 1e-6, name
+            else:
+                assert relative_error(fused, plain) < 1e-5, name
+    finally:
+        handle.remove()

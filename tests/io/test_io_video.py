@@ -93,3 +93,17 @@ def test_stylize_cli_notes_a_video_that_ended_early(tmp_path, cut_mp4):
     assert len(read_video(out)[0]) == peer
     one_line_error(run("stylize", truncate(write_mp4(tmp_path / "b.mp4", faststart=False)), "--net",
                        tmp_path / "net.pt", "--out", tmp_path / "o2.mp4"), "cut short or damaged")
+
+
+def test_style_cli_notes_a_video_that_ended_early(tmp_path, skimage_image):
+    cut = truncate(write_mp4(tmp_path / "short.mp4", faststart=True, frames=6))
+    peer, _ = imageio_ffmpeg.count_frames_and_secs(str(cut))
+    from synthviz.io import resize, save_image
+
+    style = save_image(resize(skimage_image("immunohistochemistry"), 96), tmp_path / "ink.png")
+    out = tmp_path / "styled.mp4"
+    res = run("style", cut, style, "--size", 48, "--steps", 1, "--out", out)
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note: ")]
+    assert any(f"ended early: {peer} frame(s) read, but its header announces 6" in line for line in notes), res.output
+    assert len(read_video(out)[0]) == peer
