@@ -13,6 +13,8 @@ from .app import app
 from .common import DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
 RunArg = Annotated[Path, typer.Argument(help="An index folder made by `synthviz index`.")]
+# escaped: Typer reads help as rich markup, where "synthviz[embed]" would lose its "[embed]"
+METHOD_HELP = r'tsne (openTSNE), pca, or umap (umap-learn); tsne and umap need pip install "synthviz\[embed]".'
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", help="Indexed layer (default: the first one indexed).")]
 
 
@@ -78,7 +80,7 @@ def neighbours_cmd(
 @command(app, "embed")
 def embed_cmd(
     run: RunArg, layer: LayerOpt = None,
-    method: Annotated[str, typer.Option(help="tsne (openTSNE), pca, or umap (when installed).")] = "tsne",
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "tsne",
     max_images: Annotated[int, typer.Option(help="At most this many images (evenly spaced through the index).")] = 1024,
     thumb: Annotated[int, typer.Option(help="Thumbnail side in pixels.")] = 48,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output grid image (PNG).")] = Path("embedding.png"),

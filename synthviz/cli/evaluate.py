@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,7 +15,7 @@ from ..result import plain
 from .app import app
 from .common import DEFAULTS, ClassOpt, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
-REPORT_FILES = ("metrics.csv", "index.html")
+REPORT_FILES = ("metrics.csv", "ranks.csv", "summary.md", "index.html")
 LayerOpt = Annotated[str | None, typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
 
 
@@ -26,6 +26,8 @@ def evaluate_cmd(
     methods: Annotated[str, typer.Option(help="Comma list of saliency methods; random and smoothgrad are always added as references.")] = "gradient,grad_x_input,integrated_gradients,gradcam",
     masks: Annotated[Path | None, typer.Option(help="Folder of ground-truth masks named like the images (pointing game, IoU).")] = None,
     checks: Annotated[str, typer.Option(help="Slower checks to run, comma list: road, randomization, invariance, robustness (or none).")] = "road,randomization,invariance,robustness",
+    metrics: Annotated[str, typer.Option(help="Registered metrics to add, comma list of Quantus names (sparseness, pixel_flipping, irof, road, max_sensitivity, ...; synthviz.evaluation.metrics.names()).")] = "",
+    metric_option: Annotated[Optional[list[str]], typer.Option(help="A metric option as KEY=VALUE (repeatable), given to every chosen metric that takes it, e.g. --metric-option features_in_step=64.")] = None,
     target: ClassOpt = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default",
     size: Annotated[int, typer.Option(help="Longer side of each image as the model sees it.")] = 128,
@@ -35,8 +37,9 @@ def evaluate_cmd(
     layer: LayerOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
     """Which explanation to trust: deletion/insertion, ROAD, localisation, randomization, input
-    invariance, infidelity, sensitivity, sparseness and cost of each method, as OUT/metrics.csv and
-    OUT/index.html (maps beside their curves)."""
+    invariance, infidelity, sensitivity, sparseness, cost and any registered metric (--metrics) of each
+    method, as OUT/metrics.csv, OUT/ranks.csv (methods ranked per metric with bootstrap 95% intervals),
+    OUT/summary.md (the best method per family) and OUT/index.html (maps beside their curves)."""
     from ..evaluation.report import write_report
     from ..evaluation.run import evaluate_images
 
@@ -44,6 +47,7 @@ def evaluate_cmd(
     with claim_folder(out, holds=REPORT_FILES, overwrite=overwrite, what="a report"):
         ev = evaluate_images(model, images, methods, masks=masks, size=size, checks=checks, weights=weights,
                              device=device, target=target, curve_steps=curve_steps, seed=seed, say=say,
+                             metrics=metrics, metric_options=metric_option or [],
                              samples=samples, steps=ig_steps, layer=layer)
         for s in ev.summary():
             cells = [f"{k.replace('_auc', '')} {s[k]:.3f}" for k in ("deletion_auc", "insertion_auc")

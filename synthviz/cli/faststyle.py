@@ -29,7 +29,7 @@ def style_train_cmd(
     channels: Annotated[str, typer.Option(help="Widths of the three conv stages (Johnson: 32,64,128).")] = "16,32,48",
     res_blocks: Annotated[int, typer.Option(help="Residual blocks (Johnson: 5).")] = 3,
     stat: Annotated[str, typer.Option(help="Style statistics: moments (mean + covariance) or gram.")] = "moments",
-    checkpoint_every: Annotated[int, typer.Option(help="Write the checkpoint every N steps (0 = only at the end).")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(help="Save the train state to --out every N steps (0 = only at the end and on Ctrl-C).")] = 100,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")] = 100,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")] = False,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
@@ -67,7 +67,7 @@ def style_train_cmd(
 def stylize_cmd(
     source: Annotated[Path, typer.Argument(help="An image, a folder of images, or a video (MP4/GIF).")],
     net: Annotated[Path, typer.Option(help="A network trained by `synthviz style-train`.")],
-    style: Annotated[Optional[list[int]], typer.Option(help="Style index (from 0); repeat once per --mask.")] = None,
+    style: Annotated[Optional[list[int]], typer.Option(help="Style index (from 0); repeat once per --mask (several without --mask are mixed equally).")] = None,
     mix: Annotated[Optional[str], typer.Option(help="Mix the styles, one weight per style, e.g. 0.3,0.7.")] = None,
     mask: Annotated[Optional[list[Path]], typer.Option(help="Mask image (white = styled); repeat with one --style each.")] = None,
     mask_from_saliency: Annotated[bool, typer.Option("--mask-from-saliency", help="Style only where --model looks (Grad-CAM).")] = False,

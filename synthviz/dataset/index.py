@@ -10,15 +10,18 @@ memory-mapped ``.npy`` file.
 The run folder holds (see :mod:`synthviz.dataset.run` to read it back)::
 
     manifest.json          settings, layers (channels, grid, receptive field), counts
-    images.csv             index,path,label: row i of every array is image i
+    images.csv             index,path,label: row i of every array is image i (absolute paths)
     features/<layer>.npy   (N, C) float32: the reduced activation of every unit for every image (NaN: skipped)
     state.npz              top/bottom-k values, image indices, positions; running mean and m2
     topk.csv, bottomk.csv  layer,unit,rank,path,value,x,y (rank 1 = highest / lowest)
     units.csv              layer,unit,mean,std,min,max
-    skipped.txt            path<TAB>reason of every image that could not be read
+    skipped.txt            path<TAB>reason of every image that could not be read, or is below
+                           the model's minimum side (:func:`synthviz.io.size_problem`)
 
 An interrupted pass (Ctrl-C, a kill) resumes from its last checkpoint with the same command and
-ends with byte-identical files: batches are fixed slices of the image list.
+ends with byte-identical files: batches are fixed slices of the image list. A folder damaged
+otherwise is reported on resume (:mod:`synthviz.dataset.state`); a dataset with no usable image
+is an error listing the files.
 """
 
 from __future__ import annotations

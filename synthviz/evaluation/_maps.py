@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..attribution import attribute, method_info, method_names, resolve_targets  # noqa: F401
+from ..attribution.core import upsample  # noqa: F401  (the CAM family's upsampling)
 from ..errors import SynthvizError
 from ..models import Model
 from ..overlay import overlay  # noqa: F401
@@ -21,11 +22,21 @@ def relevance(model: Model, images: torch.Tensor, method: str, target=None, **op
     Methods whose heatmap shows |map| (gradient, SmoothGrad, grad×input, IG...) give |map|; those
     that show the positive part (Grad-CAM, occlusion) give the map as it is. NaN stays NaN: the
     caller reports it (:func:`synthviz.evaluation.checks.map_problem`)."""
+    return relevance_and_grid(model, images, method, target, **options)[0]
+
+
+def relevance_and_grid(model: Model, images: torch.Tensor, method: str, target=None,
+                       **options) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:func:`relevance` and the method's native grid (h, w): the layer's resolution for the CAM
+    family (``raw`` before upsampling), RISE's mask cells, else the image's (H, W)."""
     att = attribute(model, images, method, target, **options)
     maps = att.maps.float().cpu()
     if maps.shape[1] != 1:
         maps = maps.abs().amax(1, keepdim=True)
-    return maps.abs() if att.display == "abs" else maps
+    grid = tuple(att.raw.shape[-2:]) if att.raw is not None and att.raw.dim() == 4 else tuple(maps.shape[-2:])
+    if "grid" in att.info and grid == tuple(maps.shape[-2:]):  # RISE: cells of the random masks
+        grid = (int(att.info["grid"]),) * 2
+    return (maps.abs() if att.display == "abs" else maps), grid
 
 
 def class_targets(model: Model, images: torch.Tensor, target) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""The evaluation written out: ``metrics.csv`` (one row per method and image) and ``index.html``
-(a page that opens from disk: the summary table, then per image each method's map beside its
+"""The evaluation written out: ``metrics.csv`` (one row per method and image), ``ranks.csv`` and
+``summary.md`` (the methods ranked with bootstrap intervals, :mod:`.ranking`) and ``index.html`` (a
+page that opens from disk: the summary table, the ranks, then per image each method's map beside its
 deletion and insertion curves, drawn as inline SVG), plus the summary figure of the technique."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 from ..html import escape, img, page, table
 from ..io import encode_image, make_grid, write_file
 from ._maps import label, overlay
-from .run import COLUMNS, Evaluation
+from .ranking import Ranking, best_per_family, metric_facts, rank, ranks_csv, summary_md
+from .run import Evaluation
 
 # which way is better, for the page's table header
 BETTER = {"deletion_auc": "low", "insertion_auc": "high", "road_morf": "low", "road_lerf": "high",
@@ -33,12 +35,13 @@ def _cell(value) -> str:
 
 
 def metrics_csv(ev: Evaluation) -> str:
-    """The CSV text: header :data:`~synthviz.evaluation.run.COLUMNS`, one row per method and image."""
+    """The CSV text: header ``ev.columns`` (:data:`~synthviz.evaluation.run.COLUMNS` and one column per
+    registered metric scored), one row per method and image."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(ev.columns)
     for row in ev.rows:
-        writer.writerow([_cell(row.get(c)) for c in COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in ev.columns])
     return buf.getvalue()
 
 
@@ -98,14 +101,30 @@ def _method_row(ev: Evaluation, method: str, image: str) -> str:
             f"{plots}{note}</div>")
 
 
-def index_html(ev: Evaluation) -> str:
+def ranks_html(ev: Evaluation, ranking: Ranking) -> list[str]:
+    """The ranks section: the best method per family, the random references, the table of ranks."""
+    best = best_per_family(ranking)
+    lines = "".join(f"<li>{escape(f)}: <b>{escape(m)}</b> (mean rank {r:.2g})</li>" for f, (m, r) in best.items())
+    refs = "".join(f"<li>{escape(text)}</li>" for text in ev.references.values())
+    rows = [[r["family"], r["metric"], r["method"], _cell(r["mean"]),
+             "" if r["low"] is None else f"[{r['low']:.3g}, {r['high']:.3g}]", r["rank"]] for r in ranking.rows]
+    return ["<h2>Ranks</h2>", f"<p>Per metric, each method's mean with a 95% bootstrap interval over the "
+            f"{ranking.images} image(s); methods whose difference is not distinguishable from 0 share a rank "
+            "(summary.md says by how much the best leads).</p>",
+            f"<ul>{lines}</ul>" if lines else "", f"<p>Random references:</p><ul>{refs}</ul>" if refs else "",
+            table(["family", "metric", "method", "mean", "95% interval", "rank"], rows)]
+
+
+def index_html(ev: Evaluation, ranking: Ranking | None = None) -> str:
     """The report page (self-contained: images as data URIs, plots as SVG)."""
     summary = ev.summary()
-    measured = [c for c in COLUMNS[2:-2] if any(s.get(c) is not None for s in summary)]  # checks not run: no column
+    measured = [c for c in ev.columns[2:-2] if any(s.get(c) is not None for s in summary)]  # checks not run: no column
     cols = ["method", "images"] + measured + ["notes"]
+    better = {**BETTER, **{c: "high" if higher else "low" for c, (_, higher) in metric_facts(ev).items()}}
     body = [f"<h1>Which explanation to trust: {escape(ev.model)}</h1>", f"<p>{INTRO}</p>",
             f"<p>Deletion and insertion canvas: {escape(ev.canvas)}.</p>",
-            table(cols, [[_cell(s.get(c)) for c in cols] for s in summary], BETTER)]
+            table(cols, [[_cell(s.get(c)) for c in cols] for s in summary], better),
+            *ranks_html(ev, ranking or rank(ev))]
     for image in ev.images:
         body.append(f"<h2>{escape(image)}</h2>" + img(encode_image(ev.images[image][0].cpu()), image, width=150))
         body.extend(_method_row(ev, method, image) for method in ev.methods)
@@ -134,8 +153,12 @@ def summary_figure(ev: Evaluation, tile: int = 128) -> torch.Tensor:
 
 
 def write_report(ev: Evaluation, out: str | Path, overwrite: bool = False) -> list[Path]:
-    """Write ``out/metrics.csv`` and ``out/index.html``; returns the paths written."""
+    """Write ``out/metrics.csv``, ``out/ranks.csv``, ``out/summary.md`` and ``out/index.html``;
+    returns the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ranking = rank(ev)
     return [write_file(out / "metrics.csv", metrics_csv(ev), overwrite),
-            write_file(out / "index.html", index_html(ev), overwrite)]
+            write_file(out / "ranks.csv", ranks_csv(ranking), overwrite),
+            write_file(out / "summary.md", summary_md(ev, ranking), overwrite),
+            write_file(out / "index.html", index_html(ev, ranking), overwrite)]

@@ -42,14 +42,15 @@ def load_masks(masks: MaskLike | Sequence[MaskLike], count: int, size: tuple[int
     return [m / total for m in loaded]
 
 
-def note_unplaced_styles(weights: Sequence[float]) -> None:
+def note_unplaced_styles(weights: Sequence[float], stacklevel: int = 3) -> None:
     """Several style images and no masks: a note (a warning the CLI prints) saying how they are
-    combined: their statistics blended with ``weights`` over the whole image."""
+    combined: their statistics blended with ``weights`` over the whole image. ``stacklevel`` as
+    :func:`warnings.warn`'s, counted from the caller (3: the caller's caller)."""
     if len(weights) < 2:
         return
     warnings.warn(f"{len(weights)} style images and no --mask: their statistics are blended over the whole image "
                   f"with weights {','.join(f'{w:.3g}' for w in weights)} (--blend sets them); give one --mask per "
-                  "style to paint each in its own region", stacklevel=3)
+                  "style to paint each in its own region", stacklevel=stacklevel)
 
 
 def composite(styled: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], content: torch.Tensor) -> torch.Tensor:

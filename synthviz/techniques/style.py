@@ -155,7 +155,7 @@ def _check_blend_and_masks(mix: list[float], blend, masks) -> None:
     """With masks each style paints its own region (``blend`` would be ignored: refused); without,
     several styles are blended over the whole image: a note says so."""
     if masks is None:
-        note_unplaced_styles(mix)
+        note_unplaced_styles(mix, stacklevel=4)  # points at style's caller
     elif blend is not None:
         raise BadValue("--blend and --mask do not go together: with masks each style paints its own region; "
                        "drop --blend, or drop --mask to blend the styles over the whole image")

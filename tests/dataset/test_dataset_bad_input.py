@@ -40,9 +40,20 @@ def photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def done(photos, embedded, tmp_path_factory) -> Path:
-    """A finished index of ``photos`` (the reference an --overwrite restart must equal)."""
-    return index(photos, tmp_path_factory.mktemp("done") / "run", model=embedded, layers=LAYER, size=SIZE, top_k=3,
+def few(photos, tmp_path_factory) -> Path:
+    """7 of the files (one not an image) in the same layout: passes of 2 batches, quick to repeat."""
+    root = tmp_path_factory.mktemp("few") / "photos"
+    shutil.copytree(photos / "cat", root / "cat")
+    (root / "things").mkdir()
+    for name in ("broken.png", "coffee-full.png", "rocket-crop.png"):
+        shutil.copy(photos / "things" / name, root / "things" / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def done(few, embedded, tmp_path_factory) -> Path:
+    """A finished index of ``few`` (the reference an --overwrite restart must equal)."""
+    return index(few, tmp_path_factory.mktemp("done") / "run", model=embedded, layers=LAYER, size=SIZE, top_k=3,
                  batch_size=4, workers=0, progress=False)
 
 
@@ -78,13 +89,13 @@ def interrupted(photos, embedded, out: Path, after: int = 1) -> Path:
 
 
 @pytest.mark.parametrize("part", ["manifest.json", "state.npz", f"features/{LAYER}.npy"])
-def test_a_resume_over_a_damaged_run_says_so_and_overwrite_starts_again(photos, embedded, done, tmp_path, part):
-    out = interrupted(photos, embedded, tmp_path / "run")
+def test_a_resume_over_a_damaged_run_says_so_and_overwrite_starts_again(few, embedded, done, tmp_path, part):
+    out = interrupted(few, embedded, tmp_path / "run")
     data = (out / part).read_bytes()
     (out / part).write_bytes(data[: len(data) * 2 // 3])  # cut short, as by a full disk or a copy stopped midway
-    one_line_error(run("index", photos, "--out", out, *ARGS), f"the index in {out} is damaged ({part}",
+    one_line_error(run("index", few, "--out", out, *ARGS), f"the index in {out} is damaged ({part}",
                    "--overwrite")
-    result = run("index", photos, "--out", out, *ARGS, "--overwrite")
+    result = run("index", few, "--out", out, *ARGS, "--overwrite")
     assert result.exit_code == 0, result.output
     for name in ("topk.csv", "bottomk.csv", "units.csv", "skipped.txt", "state.npz", f"features/{LAYER}.npy"):
         assert (out / name).read_bytes() == (done / name).read_bytes(), name
@@ -153,7 +164,7 @@ def test_images_below_the_models_minimum_are_skipped_and_listed(photos, embedded
     assert len(result.info["paths"]) == 4 and str(tiny) not in result.info["paths"]
 
 
-def test_ctrl_c_while_the_model_loads_keeps_nothing_and_says_so(photos, tmp_path):
+def test_ctrl_c_while_the_model_loads_keeps_nothing_and_says_so(few, tmp_path):
     patch = """
         import importlib
         ix = importlib.import_module("synthviz.dataset.index")  # the module (the package exports a function of that name)
@@ -163,33 +174,33 @@ def test_ctrl_c_while_the_model_loads_keeps_nothing_and_says_so(photos, tmp_path
         ix.load_model = load_model
     """
     out = tmp_path / "run"
-    proc = cli_with(patch, "index", photos, "--out", out, *ARGS, cwd=tmp_path)
+    proc = cli_with(patch, "index", few, "--out", out, *ARGS, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 130 and "Traceback" not in output, output
     assert f"interrupted before indexing started: nothing was written to {out}" in output
     assert "progress is kept" not in output and not out.exists()
 
 
-def test_ctrl_c_during_the_pass_keeps_the_progress_where_it_says(photos, done, tmp_path):
+def test_ctrl_c_during_the_pass_keeps_the_progress_where_it_says(few, done, tmp_path):
     patch = """
         import importlib
         ix = importlib.import_module("synthviz.dataset.index")  # the module (the package exports a function of that name)
         real, calls = ix.forward_batch, [0]
         def forward_batch(*a, **k):
             calls[0] += 1
-            if calls[0] == 3:  # two batches are done
+            if calls[0] == 2:  # one batch of two is done
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(30)
             return real(*a, **k)
         ix.forward_batch = forward_batch
     """
     out = tmp_path / "run"
-    proc = cli_with(patch, "index", photos, "--out", out, *ARGS, cwd=tmp_path)
+    proc = cli_with(patch, "index", few, "--out", out, *ARGS, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 130 and "Traceback" not in output, output
     assert f"interrupted: progress is kept in {out}; run the same command to resume" in output
     assert json.loads((out / "manifest.json").read_text())["status"] == "partial" and (out / "state.npz").exists()
-    result = run("index", photos, "--out", out, *ARGS)
+    result = run("index", few, "--out", out, *ARGS)
     assert result.exit_code == 0, result.output
     assert (out / "topk.csv").read_bytes() == (done / "topk.csv").read_bytes()
 
@@ -202,11 +213,11 @@ def test_neighbours_bad_queries_and_k(done, tmp_path):
     assert not (tmp_path / "n.png").exists()
 
 
-def test_a_run_made_with_relative_paths_works_from_another_folder(photos, embedded, tmp_path, monkeypatch):
+def test_a_run_made_with_relative_paths_works_from_another_folder(few, embedded, tmp_path, monkeypatch):
     from synthviz.dataset.neighbours import nearest
 
     work = tmp_path / "work"
-    shutil.copytree(photos, work / "photos")
+    shutil.copytree(few, work / "photos")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(work)
     index("photos", "run", model=embedded, layers=LAYER, size=SIZE, top_k=3, batch_size=4, workers=0, progress=False)
