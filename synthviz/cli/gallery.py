@@ -88,7 +88,7 @@ def _check_index(index: Path | None, units: str | None, unit_steps: int):
 
 @command(app, "gallery")
 def gallery_cmd(
-    spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model.")] = None,
+    spec: Annotated[Optional[str], typer.Argument(help="Gallery spec (.toml file or shipped name); default: the showcase on the embedded model (with --index: none, only the unit pages).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (index.html, manifest.json, items/).")] = Path("synthviz-gallery"),
     workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine (one per GPU when present).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (auto, ray://HOST:10001, or local): each item a Ray task.")] = None,

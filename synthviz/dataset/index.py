@@ -105,6 +105,8 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         on_batch: called with the number of batches done after each batch (tests use it to interrupt).
 
     Returns the run folder. Re-running the same call resumes; a finished run is left as it is.
+    Images that cannot be used are skipped and listed; when none can, it raises
+    :class:`~synthviz.errors.BadImage` listing them.
     """
     _check_options(reduce, top_k, batch_size, size, workers)
     out = Path(out)

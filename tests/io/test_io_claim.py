@@ -81,3 +81,19 @@ def test_claim_file_takes_the_next_free_name_and_refuses_an_overwrite_of_a_claim
         assert third.path == tmp_path / "out-2.mp4"
     second.release()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # no claim file left
+
+
+def test_without_flock_a_claim_is_an_exclusive_file_and_a_dead_pid_is_stale(tmp_path, monkeypatch):
+    import synthviz.io.claim as claim_module
+
+    monkeypatch.setattr(claim_module, "fcntl", None)  # as on Windows
+    out = tmp_path / "report"
+    first = claim_folder(out)
+    with pytest.raises(SynthvizError, match=f"pid {os.getpid()}"):
+        claim_folder(out)
+    first.release()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out.mkdir()
+    (out / FOLDER_CLAIM).write_text(dead.stdout)  # left by a run that has exited
+    with claim_folder(out):
+        assert (out / FOLDER_CLAIM).read_text().strip() == str(os.getpid())
