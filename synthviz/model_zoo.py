@@ -20,6 +20,7 @@ from torch import nn
 
 from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
 from .errors import SynthvizError
+from . import clip_models, hf_models  # noqa: F401  (register hf: and open_clip:; their libraries load lazily)
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
 from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, MODELS, SOURCES, Model,
                      imagenet_classes, register_model, register_source, register_wrapper)
@@ -48,6 +49,10 @@ describe_source(DEFAULT_MODEL, DEFAULT_MODEL, "embedded default: ImageNet weight
 describe_source("torchvision", "NAME or torchvision:NAME",
                 "any torchvision classifier, CNN or vision transformer: resnet50, vit_b_16")
 describe_source("timm", "timm:NAME", "any timm model; pip install 'synthviz[timm]'")
+describe_source("hf", "hf:FOLDER_OR_ID", "a Hugging Face transformers vision model (save_pretrained folder "
+                "or hub id); pip install 'synthviz[hf]'")
+describe_source("open_clip", "open_clip:ARCH[:PRETRAINED]", "an OpenCLIP image tower (ViT-B-32:openai); "
+                "its text tower makes --text targets; pip install 'synthviz[clip]'")
 describe_source("module", "an nn.Module or a Model", "ImageNet preprocessing unless it brings its own",
                 python_only=True)
 

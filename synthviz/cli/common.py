@@ -37,6 +37,7 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Overwrite existing output file
 ClassesOpt = Annotated[Optional[str], typer.Option("--classes", help="Several classes at once (multi-label): the sum of their logits, e.g. 1,5,9.")]
 OutputIndexOpt = Annotated[Optional[int], typer.Option("--output-index", help="Element of the flattened output (a regression model: 0).")]
 SimilarOpt = Annotated[Optional[Path], typer.Option("--similar-to", help="Cosine similarity of the output (an embedding) to this photo's.")]
+TextOpt = Annotated[Optional[list[str]], typer.Option("--text", help="CLIP models (open_clip:ARCH): cosine similarity of the image embedding with this prompt's text embedding; repeat for one prompt per image.")]
 MaskOpt = Annotated[Optional[Path], typer.Option("--mask", help="Segmentation: sum --class's scores inside this mask image (white = in).")]
 
 DEFAULTS = {"model": DEFAULT_MODEL, "weights": "default", "seed": 0, "device": "auto"}

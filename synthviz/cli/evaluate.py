@@ -15,7 +15,6 @@ from ..result import plain
 from .app import app
 from .common import DEFAULTS, ClassOpt, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
-REPORT_FILES = ("metrics.csv", "ranks.csv", "summary.md", "index.html")
 LayerOpt = Annotated[str | None, typer.Option(help="Grad-CAM layer (default: the model's last convolutional stage).")]
 
 
@@ -40,7 +39,7 @@ def evaluate_cmd(
     invariance, infidelity, sensitivity, sparseness, cost and any registered metric (--metrics) of each
     method, as OUT/metrics.csv, OUT/ranks.csv (methods ranked per metric with bootstrap 95% intervals),
     OUT/summary.md (the best method per family) and OUT/index.html (maps beside their curves)."""
-    from ..evaluation.report import write_report
+    from ..evaluation.report import REPORT_FILES, write_report
     from ..evaluation.run import evaluate_images
 
     # claimed now, written at the end: a second run into the same --out meanwhile is refused at its start

@@ -14,7 +14,7 @@ from ..techniques.classviz import classviz
 from ..techniques.probe import probe
 from .app import app
 from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
-                     SeedOpt, SimilarOpt, SizeOpt, StepsOpt, VideoOpt, WeightsOpt, command, frame_every,
+                     SeedOpt, SimilarOpt, SizeOpt, StepsOpt, TextOpt, VideoOpt, WeightsOpt, command, frame_every,
                      prepare_outputs, run_render, say)
 
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
@@ -27,7 +27,7 @@ RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colo
 def classviz_cmd(
     target: Annotated[Optional[str], typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat' (default 285).")] = None,
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
-    similar_to: SimilarOpt = None, mask: MaskOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None,
     each: Annotated[Optional[str], typer.Option("--each", help="Several classes, one image of each, rendered in one batch, e.g. goldfish,flamingo,volcano.")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
     size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = None,
@@ -38,12 +38,13 @@ def classviz_cmd(
     """Render an image the model sees as class TARGET, or that maximises another target of its output:
     several classes in one image (--classes 1,5,9), one image of each (--each 1,5,9), a regression
     output (--output-index 0), the similarity of an embedding to a photo's (--similar-to PHOTO), a
-    segmentation class inside a mask (--mask M --class C)."""
+    segmentation class inside a mask (--mask M --class C), what a CLIP model sees as a prompt
+    (--model open_clip:ARCH --text "a red bicycle")."""
     prepare_outputs(out, video)
     if target is not None and cls is not None:
         raise SynthvizError("give the class once: as TARGET or as --class")
     others = [f for f, v in (("TARGET", target), ("--class", cls), ("--classes", classes), ("--output-index", output_index),
-                             ("--similar-to", similar_to), ("--mask", mask)) if v is not None]
+                             ("--similar-to", similar_to), ("--mask", mask), ("--text", text or None)) if v is not None]
     if each is not None and others:
         raise SynthvizError(f"--each names the classes itself; drop {others[0]}")
     m = load_model(model, weights, device)
@@ -51,7 +52,7 @@ def classviz_cmd(
         tgt = [p.strip() for p in each.split(",") if p.strip()]
     else:
         tgt = targets.from_options(m, cls=target or cls, classes_=classes, output=output_index, similar=similar_to,
-                                   mask=mask)
+                                   mask=mask, text=text)
         tgt = "285" if tgt is None else tgt
     result = run_render(classviz, out, video, overwrite, target=tgt, model=m, weights=weights, recipe=recipe,
                         size=size, steps=steps, lr=lr, score=score, canvas=canvas, crops=crops, seed=seed, device=device, progress=True,

@@ -21,7 +21,7 @@ from ..presets import parse_set
 from ..techniques.sanity import sanity
 from .app import app
 from .common import (DEFAULTS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt, OptionSet, OutOpt, OutputIndexOpt,
-                     OverwriteOpt, SimilarOpt, WeightsOpt, command, prepare_outputs, say)
+                     OverwriteOpt, SimilarOpt, TextOpt, WeightsOpt, command, prepare_outputs, say)
 
 D = option_defaults()
 
@@ -70,7 +70,7 @@ def saliency_cmd(
     image: ImageArg,
     methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(METHODS) + " (rollout and chefer: transformers only, not in all).")] = "all",
     target: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
-    similar_to: SimilarOpt = None, mask: MaskOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None,
     with_classviz: Annotated[bool, typer.Option("--with-classviz", help="Add the engine's class visualization of the same class beside the maps.")] = False,
     classviz_steps: Annotated[Optional[int], typer.Option(help="Steps of the class visualization (default: the recipe's).")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
@@ -84,8 +84,8 @@ def saliency_cmd(
     if image.is_dir():
         from ..techniques.saliency_folder import explain_folder
 
-        if any(v is not None for v in (classes, output_index, similar_to, mask)):
-            raise SynthvizError("--classes, --output-index, --similar-to and --mask explain one photo; "
+        if any(v is not None for v in (classes, output_index, similar_to, mask, text or None)):
+            raise SynthvizError("--classes, --output-index, --similar-to, --mask and --text explain one photo; "
                                 "give a photo, not a folder (or use --class)")
 
         explain_folder(image, methods, target, model=model, weights=weights, size=size, device=device,
@@ -96,7 +96,7 @@ def saliency_cmd(
     prepare_outputs(out, inputs=[image])
     model = load_model(model, weights, device)
     target = targets.from_options(model, cls=target, classes_=classes, output=output_index, similar=similar_to,
-                                  mask=mask)
+                                  mask=mask, text=text)
     try:
         result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
                                                device=device, with_classviz=with_classviz,

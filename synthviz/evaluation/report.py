@@ -152,6 +152,9 @@ def summary_figure(ev: Evaluation, tile: int = 128) -> torch.Tensor:
     return make_grid(torch.stack(tiles), labels, ncol=len(ev.methods) + 1)
 
 
+REPORT_FILES = ("metrics.csv", "ranks.csv", "summary.md", "index.html")  # what write_report writes into out
+
+
 def write_report(ev: Evaluation, out: str | Path, overwrite: bool = False) -> list[Path]:
     """Write ``out/metrics.csv``, ``out/ranks.csv``, ``out/summary.md`` and ``out/index.html``;
     returns the paths written."""

@@ -11,6 +11,7 @@ evaluation and synthesis (``objectives.target(...)``, ``synthviz.classviz(model,
     T.output_index(0)                    # a regression output (the flattened output's element 0)
     T.similar_to(model, "photo.png")     # cosine similarity of the embedding to the photo's embedding
     T.in_mask(3, mask)                   # segmentation: class 3's scores summed inside mask (H, W)
+    T.text(model, "a photo of a cat")    # CLIP: cosine similarity with the prompt's text embedding
     T.Target(lambda out: out[:, 2] - out[:, 7], "2 - 7")   # anything differentiable
 
 Every other spelling (an int, a class name, a list or a tensor of them, one per image, None for
@@ -24,6 +25,7 @@ per-image class, reference or mask stays with its image.
 from .convert import as_target, from_options
 from .core import Target, class_index, main_output, predicted
 from .kinds import classes, cosine, in_mask, output_index, similar_to
+from .text import text
 
 __all__ = ["Target", "as_target", "class_index", "classes", "cosine", "from_options", "in_mask", "main_output",
-           "output_index", "predicted", "similar_to"]
+           "output_index", "predicted", "similar_to", "text"]

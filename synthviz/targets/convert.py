@@ -11,6 +11,7 @@ import torch
 from ..errors import BadValue, SynthvizError
 from .core import Target, class_index, predicted
 from .kinds import classes, in_mask, output_index, similar_to
+from .text import text as text_target
 
 
 def as_target(value=None, model=None) -> Target:
@@ -54,12 +55,12 @@ def _class_of(value, model) -> int:
 
 def from_options(model, *, cls: int | str | None = None, classes_: str | Sequence[int] | None = None,
                  output: int | None = None, similar: str | os.PathLike | None = None,
-                 mask: str | os.PathLike | None = None):
+                 mask: str | os.PathLike | None = None, text: str | Sequence[str] | None = None):
     """The CLI's target flags (``--class``, ``--classes``, ``--output-index``, ``--similar-to``,
-    ``--mask`` with ``--class``) -> a target (``--class`` alone: the class as given, for the
+    ``--mask`` with ``--class``, ``--text`` once or one per image) -> a target (``--class`` alone: the class as given, for the
     techniques' class reports; nothing: None, the prediction)."""
     given = [n for n, v in (("--classes", classes_), ("--output-index", output), ("--similar-to", similar),
-                            ("--mask", mask)) if v is not None]
+                            ("--mask", mask), ("--text", text or None)) if v is not None]
     if len(given) > 1:
         raise SynthvizError(f"give one of {', '.join(given)}, not several")
     if mask is not None:
@@ -75,4 +76,6 @@ def from_options(model, *, cls: int | str | None = None, classes_: str | Sequenc
         return output_index(int(output))
     if similar is not None:
         return similar_to(model, similar)
+    if text:
+        return text_target(model, text)
     return cls
