@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -64,3 +66,17 @@ def from_checkpoint(build: Callable[[], nn.Module], path: str | os.PathLike, nam
             net = build()
         load_checkpoint(net, path, name)
     return net
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url``'s host answers a TCP connection within ``timeout`` s (behind a proxy: assumed,
+    the download itself finds out)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    parts = urlparse(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout).close()
+    except OSError:
+        return False
+    return True

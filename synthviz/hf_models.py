@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 
 import torch
 from torch import nn
 
-from .checkpoints import from_checkpoint, seeded_init
+from .checkpoints import from_checkpoint, reachable, seeded_init
 from .errors import BadModel, BadValue, SynthvizError
-from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_source
+from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_source, register_wrapper
 
 # The fields a structured output is reduced to when ``output`` is not given, first present wins.
 DEFAULT_OUTPUTS = ("logits", "image_embeds", "pooler_output", "last_hidden_state")
@@ -77,10 +78,20 @@ class HFOutput(nn.Module):
         params = inspect.signature(net.forward).parameters
         self.extra = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in params else {}
 
-    def train(self, mode: bool = True) -> "HFOutput":
-        super().train(mode)
-        self.hf.training = mode
-        return self
+    @property
+    def training(self) -> bool:
+        """The transformers model's own flag (it is not among our modules, yet eval/train and
+        restoring a user's mode must reach it)."""
+        hf = self.__dict__.get("hf")
+        return hf.training if hf is not None else self.__dict__.get("_training", True)
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        hf = self.__dict__.get("hf")
+        if hf is None:  # nn.Module.__init__, before the model is attached
+            self.__dict__["_training"] = mode
+        else:
+            hf.training = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return pick_output(self.hf(pixel_values=x, **self.extra), self.output)
@@ -95,27 +106,40 @@ def _architecture(transformers, config):
     return transformers.AutoModel
 
 
-def _build(transformers, name: str, weights) -> nn.Module:
-    """The network of ``name`` (folder or hub id) with the given weights."""
+def hub_options(name: str) -> dict:
+    """``from_pretrained`` options for ``name``: none for a folder or when the hub answers, else the
+    cache only (``local_files_only``: one line at once instead of the hub's retries)."""
+    if os.path.isdir(name):
+        return {}
+    import huggingface_hub
+
+    where = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    online = not huggingface_hub.is_offline_mode() and reachable(where)
+    return {} if online else {"local_files_only": True}
+
+
+def _build(transformers, name: str, weights, hub: dict) -> nn.Module:
+    """The network of ``name`` (folder or hub id) with the given weights (``hub``: :func:`hub_options`)."""
     try:
-        config = transformers.AutoConfig.from_pretrained(name)
+        config = transformers.AutoConfig.from_pretrained(name, **hub)
         cls = _architecture(transformers, config)
         if weights == "default":
-            return cls.from_pretrained(name)
+            return cls.from_pretrained(name, **hub)
     except (OSError, ValueError) as e:
-        where = "folder" if os.path.isdir(name) else "hub id (no network, or not a model)"
-        raise BadModel(f"could not load hf:{name}: {str(e).splitlines()[0]} ({where}); give a local "
-                       "save_pretrained folder, or --weights random with its config") from None
+        where = ("not a transformers model folder" if os.path.isdir(name) else
+                 "no network and not in the Hugging Face cache" if hub else "not a hub model id")
+        raise BadModel(f"could not load hf:{name} ({where}: {str(e).splitlines()[0][:120]}); give a local "
+                       "save_pretrained folder, or a hub id with network") from None
     if weights == "random":
         with seeded_init():
             return cls._from_config(config) if hasattr(cls, "_from_config") else cls.from_config(config)
     return from_checkpoint(lambda: cls._from_config(config), weights, f"hf:{name}")
 
 
-def _preprocessing(transformers, name: str) -> tuple:
+def _preprocessing(transformers, name: str, hub: dict) -> tuple:
     """(mean, std, (H, W) or None) from the image-processor config, ImageNet's when there is none."""
     try:
-        proc = transformers.AutoImageProcessor.from_pretrained(name)
+        proc = transformers.AutoImageProcessor.from_pretrained(name, **hub)
     except Exception:  # no preprocessor_config.json: not an error, the defaults apply
         return IMAGENET_MEAN, IMAGENET_STD, None
     mean, std = getattr(proc, "image_mean", None), getattr(proc, "image_std", None)
@@ -136,8 +160,8 @@ def prefix_tokens(config) -> int | None:
     kind = getattr(vision, "model_type", "")
     if kind in PREFIX_TOKENS:
         return PREFIX_TOKENS[kind]
-    if getattr(vision, "patch_size", None) is None:
-        return None
+    if getattr(vision, "patch_size", None) is None or not hasattr(vision, "num_attention_heads"):
+        return None  # no attention: a CNN (ConvNeXt's patch_size is its stem's stride)
     return 1 + int(getattr(vision, "num_register_tokens", 0) or 0)
 
 
@@ -163,20 +187,25 @@ def model_of_hf(net: nn.Module, name: str = "hf", output: str | int | None = Non
     mean, std, hw = preprocessing or (IMAGENET_MEAN, IMAGENET_STD, None)
     wrapped = HFOutput(net, output)
     labels = getattr(config, "id2label", None) or {}
-    classes = [labels[i] for i in sorted(labels)] if labels and getattr(config, "num_labels", 0) == len(labels) \
-        and "logits" in _field_names(net, output) else None
+    classifier = type(net).__name__.endswith("ForImageClassification") and output in (None, "logits")
+    classes = [labels[i] for i in sorted(labels, key=int)] if classifier and labels else None
     patch = getattr(getattr(config, "vision_config", None) or config, "patch_size", None)
     patch = patch[0] if isinstance(patch, (tuple, list)) else patch
-    size = None if wrapped.extra or prefix_tokens(config) is None else hw
-    return Model(wrapped, mean, std, classes, name=name, min_size=max(32, patch or 0), input_size=size,
-                 prefix_tokens=prefix_tokens(config), layers=block_layers(wrapped), owned=owned)
+    prefix = prefix_tokens(config)
+    size = None if wrapped.extra or prefix is None else hw  # interpolating models: the grid follows the size
+    layers = block_layers(wrapped) if prefix is not None else {}  # a CNN (ConvNeXt): the generic stage layers
+    return Model(wrapped, mean, std, classes, name=name, min_size=patch or 32, input_size=size,
+                 prefix_tokens=prefix, layers=layers, owned=owned)
 
 
-def _field_names(net: nn.Module, output) -> tuple:
-    """The fields the reduced output may be: ``logits`` only when the model is a classifier."""
-    if output is not None:
-        return (output,)
-    return ("logits",) if type(net).__name__.endswith("ForImageClassification") else ()
+@register_wrapper("transformers")
+def _wrap_transformers(net: nn.Module) -> Model | None:
+    """A user's transformers vision model given as a plain module: its config's facts, left as it is."""
+    transformers = sys.modules.get("transformers")
+    if transformers is None or not isinstance(net, transformers.PreTrainedModel) or "pixel_values" not in \
+            inspect.signature(net.forward).parameters:
+        return None
+    return model_of_hf(net, type(net).__name__, owned=False)
 
 
 @register_source("hf")
@@ -184,5 +213,6 @@ def hf_model(name: str, weights: str | os.PathLike = "default", output: str | in
     """A transformers vision model from a ``save_pretrained`` folder or a hub id: ``default``
     weights (the folder's, or downloaded), ``random`` (built from the config) or a local state dict."""
     transformers = _transformers()
-    net = _build(transformers, name, weights)
-    return model_of_hf(net, f"hf:{name}", output, _preprocessing(transformers, name))
+    hub = hub_options(name)
+    net = _build(transformers, name, weights, hub)
+    return model_of_hf(net, f"hf:{name}", output, _preprocessing(transformers, name, hub))

@@ -1,5 +1,7 @@
 """Where models come from: the embedded EfficientNet-Lite0 (offline), torchvision's classifiers
-(``torchvision:NAME`` or the bare name) and timm's (``timm:NAME``, ``pip install synthviz[timm]``).
+(``torchvision:NAME`` or the bare name) and timm's (``timm:NAME``, ``pip install synthviz[timm]``);
+Hugging Face models (``hf:NAME``) live in :mod:`synthviz.hf_models`, OpenCLIP's (``open_clip:NAME``) in
+:mod:`synthviz.clip_models`.
 :mod:`synthviz.models` holds the :class:`~synthviz.models.Model` they all become and ``load_model``.
 
 A timm model comes with its own preprocessing (the ``pretrained_cfg`` mean/std, also for a local
@@ -13,12 +15,11 @@ layers whose output is (B, H, W, C)::
 from __future__ import annotations
 
 import os
-import socket
 from urllib.parse import urlparse
 
 from torch import nn
 
-from .checkpoints import from_checkpoint, load_checkpoint, seeded_init
+from .checkpoints import from_checkpoint, load_checkpoint, reachable, seeded_init
 from .errors import SynthvizError
 from . import clip_models, hf_models  # noqa: F401  (register hf: and open_clip:; their libraries load lazily)
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
@@ -49,9 +50,9 @@ describe_source(DEFAULT_MODEL, DEFAULT_MODEL, "embedded default: ImageNet weight
 describe_source("torchvision", "NAME or torchvision:NAME",
                 "any torchvision classifier, CNN or vision transformer: resnet50, vit_b_16")
 describe_source("timm", "timm:NAME", "any timm model; pip install 'synthviz[timm]'")
-describe_source("hf", "hf:FOLDER_OR_ID", "a Hugging Face transformers vision model (save_pretrained folder "
-                "or hub id); pip install 'synthviz[hf]'")
-describe_source("open_clip", "open_clip:ARCH[:PRETRAINED]", "an OpenCLIP image tower (ViT-B-32:openai); "
+describe_source("hf", "hf:NAME", "a Hugging Face transformers vision model, NAME a save_pretrained folder "
+                "or a hub id; pip install 'synthviz[hf]'")
+describe_source("open_clip", "open_clip:NAME[:PRETRAINED]", "an OpenCLIP image tower (ViT-B-32:openai); "
                 "its text tower makes --text targets; pip install 'synthviz[clip]'")
 describe_source("module", "an nn.Module or a Model", "ImageNet preprocessing unless it brings its own",
                 python_only=True)
@@ -96,7 +97,7 @@ def _timm_pretrained(timm, name: str) -> nn.Module:
             return timm.create_model(name, pretrained=True,
                                      pretrained_cfg_overlay={"file": cached, "custom_load": False})
     where = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co") if hub else getattr(cfg, "url", None)
-    if where and (huggingface_hub.is_offline_mode() or not _reachable(where)):
+    if where and (huggingface_hub.is_offline_mode() or not reachable(where)):
         raise SynthvizError(f"no network: the pretrained weights of timm:{name} could not be downloaded "
                             f"from {urlparse(where).hostname}; use --weights random or a local file (--weights PATH)")
     try:
@@ -114,20 +115,6 @@ def _hub_cached(huggingface_hub, repo: str, filename: str | None) -> str | None:
         if isinstance(found, str):
             return found
     return None
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether ``url``'s host answers a TCP connection within ``timeout`` s (behind a proxy: assumed,
-    the download itself finds out)."""
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    parts = urlparse(url)
-    try:
-        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
-                                 timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def model_of_timm(net: nn.Module, name: str = "timm", owned: bool = False) -> Model:

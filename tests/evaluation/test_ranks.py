@@ -15,11 +15,19 @@ from synthviz.evaluation.run import Evaluation
 from synthviz.evaluation.synthetic import make_dataset, train
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small convolutions: a second thread only adds synchronisation on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def planted():
     """A tiny CNN trained on images whose class is decided by one planted striped patch, and 16
     held-out images with their evidence masks."""
-    torch.set_num_threads(1)
     x, y, _ = make_dataset(384, seed=0)
     model = train(x, y, epochs=3)
     tx, ty, tm = make_dataset(16, seed=100)

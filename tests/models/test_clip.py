@@ -92,3 +92,31 @@ def test_text_flag_on_a_classifier_is_one_line(tmp_path):
     result = run("classviz", "--weights", "random", "--text", "a cat", "--steps", 1, "--size", 32,
                  "--out", tmp_path / "c.png")
     one_line_error(result, "open_clip")
+
+
+def test_saliency_cli_explains_a_prompt(tmp_path, cat_png):
+    out = tmp_path / "s.png"
+    result = run("saliency", cat_png, "--model", f"open_clip:{TINY}", "--weights", "random", "--text", "a cat",
+                 "--methods", "gradient,gradcam", "--size", 32, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.exists() and (tmp_path / "s-gradcam.npy").exists()
+
+
+def test_missing_open_clip_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_open_clip(name, *args, **kwargs):
+        if name == "open_clip":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_open_clip)
+    with pytest.raises(SynthvizError, match=r"synthviz\[clip\]"):
+        synthviz.load_model(f"open_clip:{TINY}", weights="random")
+
+
+def test_unknown_architecture_is_one_line():
+    with pytest.raises(SynthvizError, match="unknown open_clip model 'NoSuchArch'"):
+        synthviz.load_model("open_clip:NoSuchArch", weights="random")

@@ -145,3 +145,60 @@ def test_missing_transformers_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_transformers)
     with pytest.raises(SynthvizError, match=r"synthviz\[hf\]"):
         synthviz.load_model("hf:some/model", weights="random")
+
+
+def test_a_users_transformers_module_keeps_its_facts_and_is_left_as_it_was(vit_folder):
+    net = transformers.ViTForImageClassification.from_pretrained(vit_folder).train()
+    model = synthviz.load_model(net)
+    assert model.classes == [LABELS[i] for i in range(5)] and model.layers["gradcam"] == "vit.layers.1.layernorm_before"
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), net.eval()(pixel_values=model.normalize(x)).logits, atol=1e-5)
+    net.train()
+    model(x)
+    assert net.training and all(p.requires_grad for p in net.parameters())  # the user's module, untouched
+
+
+def test_unreachable_hub_id_is_one_line(monkeypatch):
+    from tests.clihelp import one_line_error, run
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.is_offline_mode", lambda: True)
+    one_line_error(run("layers", "hf:nobody/no-such-model"), "hf:nobody/no-such-model", "save_pretrained folder")
+
+
+def test_cli_layers_and_saliency_take_the_models_own_names(vit_folder, tmp_path, cat_png):
+    from tests.clihelp import run
+
+    listed = run("layers", f"hf:{vit_folder}")
+    assert listed.exit_code == 0 and "vit.layers.1.layernorm_before" in listed.output, listed.output
+    out = tmp_path / "s.png"
+    result = run("saliency", cat_png, "--model", f"hf:{vit_folder}", "--methods", "gradcam", "--layer",
+                 "vit.layers.0.layernorm_before", "--size", 64, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "kind" in result.output  # the class named from id2label
+    assert np.load(tmp_path / "s-gradcam.npy").shape[-2:] == (43, 64)
+
+
+def test_family_defaults_output_prefix_and_cam_layer():
+    from synthviz.hf_models import model_of_hf
+
+    convnext = transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
+        hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_labels=3))
+    swin = transformers.SwinForImageClassification(transformers.SwinConfig(
+        image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=2, num_labels=3))
+    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8,
+        projection_dim=16))
+    x = torch.rand(1, 3, 32, 32)
+    got = {type(n).__name__: model_of_hf(n) for n in (convnext, swin, clip)}
+    m = got["ConvNextForImageClassification"]
+    assert m.prefix_tokens is None and "gradcam" not in m.layers and m(x).shape == (1, 3)  # a CNN: no tokens
+    m = got["SwinForImageClassification"]
+    assert m.prefix_tokens == 0 and m.layers["gradcam"] == "swin.encoder.layers.1.blocks.0.layernorm_before"
+    m = got["CLIPVisionModelWithProjection"]
+    assert m.prefix_tokens == 1 and m.classes is None
+    with torch.no_grad():  # the default field of a CLIP vision tower: image_embeds
+        assert torch.allclose(m(x), clip(pixel_values=m.normalize(x)).image_embeds, atol=1e-6)
+    for net in (convnext, swin, clip):
+        assert synthviz.saliency(model_of_hf(net), x, method="gradcam", target=0).shape == (1, 1, 32, 32)

@@ -197,8 +197,9 @@ def _targets(model, x: torch.Tensor, targets):
     if isinstance(targets, np.ndarray):
         targets = torch.as_tensor(targets)
     target = as_target(targets, model).for_batch(len(x))
-    with torch.no_grad():
-        target(model(x.to(model.device)))
+    if target.pending:  # the predicted class: one forward reads it (given classes need none)
+        with torch.no_grad():
+            target(model(x.to(model.device)))
     if target.classes is None:
         return target, None
     return target, torch.as_tensor(target.classes[torch.arange(len(x))]).long().cpu()

@@ -57,12 +57,13 @@ def explained(data: MetricData, x: torch.Tensor, rows: torch.Tensor, batch_size:
 
 
 def _sampled(data: MetricData, nr_samples: int, noise: Callable, abs: bool, normalise, batch_size: int,
-             measure: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+             measure: Callable, check_change: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``nr_samples`` noisy copies per image through ``explain``: ((B, S) values of
-    ``measure(x, x', a, a', rows)``, (B, S) True where the copy's predicted class differs)."""
+    ``measure(x, x', a, a', rows)``, (B, S) True where the copy's predicted class differs; all
+    False without ``check_change``, which spares the forward passes of the copies)."""
     x = data.images
     b = len(x)
-    base = outputs(data.model, x, False, batch_size).argmax(1)
+    base = outputs(data.model, x, False, batch_size).argmax(1) if check_change else None
     per = max(1, batch_size // b)
     values, changed = [], []
     for s in range(0, nr_samples, per):
@@ -73,7 +74,8 @@ def _sampled(data: MetricData, nr_samples: int, noise: Callable, abs: bool, norm
         ap = normalise(ap) if callable(normalise) else prepared(ap, False, normalise)
         ap = ap.abs() if abs else ap
         values.append(measure(x[rows], xp, rows, ap).view(n, b).T)
-        changed.append((outputs(data.model, xp, False, batch_size).argmax(1) != base[rows]).view(n, b).T)
+        changed.append((outputs(data.model, xp, False, batch_size).argmax(1) != base[rows]).view(n, b).T
+                       if check_change else torch.zeros(b, n, dtype=torch.bool))
     return torch.cat(values, 1).double(), torch.cat(changed, 1)
 
 
@@ -97,7 +99,8 @@ def _sensitivity(data, how, nr_samples, lower_bound, upper_bound, abs, normalise
     num, den = _norm(norm_numerator), _norm(norm_denominator)
     noise = _uniform(lower_bound, upper_bound, torch.Generator().manual_seed(seed))
     values, changed = _sampled(data, nr_samples, noise, abs, normalise, batch_size,
-                               lambda x, xp, rows, ap: num(flat[rows] - ap.flatten(1).double()) / den(flat[rows]))
+                               lambda x, xp, rows, ap: num(flat[rows] - ap.flatten(1).double()) / den(flat[rows]),
+                               return_nan_when_prediction_changes)
     return _reduce(values, changed, return_nan_when_prediction_changes, how)
 
 
@@ -138,7 +141,8 @@ def local_lipschitz_estimate(data: MetricData, nr_samples: int = 200, perturb_me
     def lipschitz(x, xp, rows, ap):
         return (flat[rows] - ap.flatten(1).double()).norm(dim=1) / ((x - xp).flatten(1).double().norm(dim=1) + 1e-10)
 
-    values, changed = _sampled(data, nr_samples, noise, abs, normalise, batch_size, lipschitz)
+    values, changed = _sampled(data, nr_samples, noise, abs, normalise, batch_size, lipschitz,
+                               return_nan_when_prediction_changes)
     return _reduce(values, changed, return_nan_when_prediction_changes, "max")
 
 
@@ -199,7 +203,7 @@ def _stability(data: MetricData, nr_samples: int, lower_bound: float, upper_boun
         return _relative(a[rows], ap, eps_min) / (den + (den == 0) * eps_min)
 
     values, changed = _sampled(data, nr_samples, noise, abs, second_moment if normalise else False, batch_size,
-                               measure)
+                               measure, nan_on_change)
     return _reduce(values, changed, nan_on_change, "max")
 
 
@@ -232,11 +236,14 @@ def relative_output_stability(data: MetricData, nr_samples: int = 200, lower_bou
 
 def hidden_layers(model, layer_names=None, layer_indices=None) -> list[str]:
     """Quantus's internal representation: every module but the network's own class and
-    ``Sequential`` containers, or those named, or those at ``layer_indices`` in that list."""
+    ``Sequential`` containers, or those named, or those at ``layer_indices`` in that list.
+    ``ModuleList``/``ModuleDict`` containers are never called (Quantus's hooks on them never fire):
+    left out."""
     if layer_names is not None and layer_indices is not None:
         raise BadValue("give layer_names or layer_indices, not both")
     net = model.net
-    layers = [n for n, m in net.named_modules() if not isinstance(m, (type(net), torch.nn.Sequential))]
+    containers = (type(net), torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+    layers = [n for n, m in net.named_modules() if not isinstance(m, containers)]
     if layer_names is not None:
         return [n for n in layers if n in set(layer_names)]
     if layer_indices is not None:
