@@ -59,6 +59,10 @@ CASES = {
 }
 # Quantus 0.6's NonSensitivity fails with features_in_step > 1: one feature a step, on smaller images
 SIZE = {"non_sensitivity": 32}
+# Quantus's SmoothMPRT explains with quantus.explain whatever explain_func is given: name the method
+QUANTUS_CALL = {"smooth_mprt": {"explain_func_kwargs": {"method": "Gradient"}}}
+# synthviz's MPRTs return the last step's correlation: Quantus asked for the same
+QUANTUS_INIT = {"mprt": {"return_last_correlation": True}, "smooth_mprt": {"return_last_correlation": True}}
 # the same name, not the same computation: timed for synthviz alone
 NOT_COMPARABLE = {"sensitivity_n": "not comparable: Quantus 0.6 correlates across the images (one subset per "
                                    "image and n); synthviz over nr_samples subsets of each image, as documented"}
@@ -106,13 +110,14 @@ def run_quantus(name: str, net, x, y, a, kw: dict) -> float:
     import quantus
 
     cls = getattr(quantus, CASES[name][0])
-    options = dict(kw, disable_warnings=True, display_progressbar=False)
+    options = dict(kw, disable_warnings=True, display_progressbar=False, **QUANTUS_INIT.get(name, {}))
     if name in ("faithfulness_correlation", "monotonicity_correlation", "road"):
         options["return_aggregate"] = False
     metric = cls(**options)
     extra = {"explain_func": quantus_explain} if "explain" in metric_info(name).needs else {}
     start = time.perf_counter()
-    metric(model=net, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(), device="cpu", **extra)
+    metric(model=net, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(), device="cpu", **extra,
+           **QUANTUS_CALL.get(name, {}))
     return time.perf_counter() - start
 
 

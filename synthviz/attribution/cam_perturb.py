@@ -49,33 +49,44 @@ def scorecam(model: Model, x: torch.Tensor, targets: torch.Tensor, layer: str | 
                    features=activation_features, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
 
 
+def _outputs_from(model: Model, x1: torch.Tensor, layer: str, acts: torch.Tensor):
+    """Outputs of the network for one image ``x1`` with ``layer``'s output replaced by each row of
+    ``acts`` (n, C, h, w): the part after the layer alone when it can be cut out (torch.fx), else
+    full forwards. Both run on the fused twin where there is one (a folded convolution's output
+    mapped through its batch norm)."""
+    net = model.runner(x1, [layer], unfold=True)
+    rest = tail(net, layer)
+    if rest is None:
+        with Tap(model, [LOGITS], edit={layer: lambda _: acts}, unfold=True) as tap:
+            return tap(x1.expand(len(acts), -1, -1, -1))[LOGITS]
+    unfold = model.unfolds(net).get(layer)
+    if unfold is not None:  # the twin's convolution outputs its batch norm's output
+        acts = unfold.fused_output(acts)
+    if net is not model.net and acts.dim() == 4:
+        acts = acts.contiguous(memory_format=torch.channels_last)  # the twin's usual layout
+    return rest(acts)
+
+
 def _ablated_outputs(model: Model, x1: torch.Tensor, layer: str, act1: torch.Tensor, channels: slice):
-    """Outputs of the network for one image with each channel of ``channels`` zeroed at ``layer``:
-    the part after the layer alone when it can be cut out (torch.fx), else full forwards. Both run
-    on the fused twin where there is one (a folded convolution's edit mapped through its batch norm)."""
+    """Outputs of the network for one image with each channel of ``channels`` zeroed at ``layer``."""
     n = channels.stop - channels.start
     ablated = act1.expand(n, *act1.shape[1:]).clone()
     ablated[torch.arange(n), torch.arange(channels.start, channels.stop)] = 0
-    net = model.runner(x1, [layer], unfold=True)
-    rest = tail(net, layer)
-    if rest is not None:
-        unfold = model.unfolds(net).get(layer)
-        if unfold is not None:  # the twin's convolution outputs its batch norm's output
-            ablated = unfold.fused_output(ablated)
-        if net is not model.net and ablated.dim() == 4:
-            ablated = ablated.contiguous(memory_format=torch.channels_last)  # the twin's usual layout
-        return rest(ablated)
-    with Tap(model, [LOGITS], edit={layer: lambda _: ablated}, unfold=True) as tap:
-        return tap(x1.expand(n, -1, -1, -1))[LOGITS]
+    return _outputs_from(model, x1, layer, ablated)
 
 
 def _ablation_weights(model, x, targets, act, grad, layer, batch_size: int = 64):
     """w_k = (y − y_k) / y: the relative drop of the target score when channel k is zeroed."""
     b, c = act.shape[:2]
     drops = torch.empty(b, c, device=x.device)
+    # a layer read back from the fused twin (A = (F − shift) / scale) is mapped forward again for
+    # the ablations: y then comes the same way, so y − y_k carries no rounding of that round trip
+    unfolded = layer in model.unfolds(model.runner(x, [layer], unfold=True))
     with torch.no_grad(), progress(b * -(-c // batch_size), "Ablation-CAM") as advance:
         clean = scores_of(model, x, targets)
         for i in range(b):
+            if unfolded:
+                clean[i] = target_scores(_outputs_from(model, x[i:i + 1], layer, act[i:i + 1]), targets[i:i + 1])
             for s in chunks(c, batch_size):
                 advance()
                 out = _ablated_outputs(model, x[i:i + 1], layer, act[i:i + 1], s)

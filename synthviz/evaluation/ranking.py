@@ -176,6 +176,8 @@ def _gap(ranking: Ranking, col: str, a: str, b: str | None) -> str:
     interval = f" [{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else ""
     if not math.isfinite(lo) or lo <= 0 <= hi:
         return f"not distinguishable from {b} ({mean:+.3g}{interval})"
+    if mean < 0:  # the size of the gap, and its interval, as positive numbers
+        interval = f" [{-hi:.3g}, {-lo:.3g}]"
     return f"{'better' if mean > 0 else 'worse'} than {b} by {abs(mean):.3g}{interval}"
 
 

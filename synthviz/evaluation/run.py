@@ -182,6 +182,10 @@ def _name_references(ev: Evaluation, names: list[str], grids: dict, size: tuple[
     ev.references = {name: describe(name, matched, stride(grids[matched[0]], size) if matched else 1)
                      for name, matched in rows.items()}
     ev.matched = {m: name for name, matched in rows.items() for m in matched}
+    strides = {stride(grids[matched[0]], size) if matched else 1: name for name, matched in rows.items()}
+    for m in grids:  # references not matched above (smoothgrad): the row of their stride, if any
+        if m not in ev.matched and stride(grids[m], size) in strides:
+            ev.matched[m] = strides[stride(grids[m], size)]
     return rows
 
 

@@ -433,6 +433,46 @@ def test_robustness_equals_quantus_on_the_same_noise(setup, metric, cls, kw, noi
     close(ours, theirs)
 
 
+class Blocks(nn.Module):
+    """:class:`Net`'s layers held in a ``ModuleList``, as EfficientNet's blocks: the list itself is
+    never called (Quantus's hook on it never fires; synthviz leaves it out)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(6)
+        self.blocks = nn.ModuleList([nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                                     nn.ReLU()])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+        nn.init.normal_(self.fc.weight, std=2.0)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.fc(self.pool(x).flatten(1))
+
+
+def test_representation_stability_with_a_module_list_equals_quantus(setup):
+    _, _, x, _, _, _ = setup
+    net = Blocks().eval()
+    model = model_of(net)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    a = grad_map(net, x, y)
+    n = 4
+    kw = {"nr_samples": n, "return_nan_when_prediction_changes": False}
+    ours = score(model, x, a, y, metric="relative_representation_stability", explain=ours_explain, seed=3, **kw)
+    z = shared_noise(3, n, x, low=0.02, high=0.2)
+    theirs = []
+    for i in range(len(x)):
+        calls = iter(range(n))
+        perturb = lambda arr, **k: arr + z[next(calls), i]  # noqa: E731
+        theirs += list(quantus.RelativeRepresentationStability(perturb_func=perturb, **kw)(
+            model=net, x_batch=x[i:i + 1].numpy(), y_batch=y[i:i + 1].numpy(), a_batch=a[i:i + 1].numpy(),
+            explain_func=quantus_explain))
+    close(ours, theirs)
+
+
 def test_continuity_equals_quantus(setup):
     net, model, x, y, a, s = setup
     a = grad_map(net, x, y)

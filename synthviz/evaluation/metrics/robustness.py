@@ -184,9 +184,11 @@ def continuity(data: MetricData, nr_steps: int = 28, abs: bool = True, normalise
 
 
 def _relative(x: torch.Tensor, xp: torch.Tensor, eps: float) -> torch.Tensor:
-    """‖(x − x') / x‖ per row of (N, ...) (zeros of x replaced by ``eps``), float64."""
-    x, xp = x.flatten(1).double(), xp.flatten(1).double()
-    return ((x - xp) / (x + (x == 0) * eps)).norm(dim=1)
+    """‖(x − x') / x‖ per row of (N, ...) (zeros of x replaced by ``eps``), in the inputs' precision
+    (float32, as Quantus's numpy), the norm summed in float64."""
+    x, xp = x.flatten(1), xp.flatten(1)
+    ratio = (x - xp) / torch.where(x == 0, torch.full_like(x, eps), x)
+    return torch.linalg.vector_norm(ratio, dim=1, dtype=torch.float64)
 
 
 def _stability(data: MetricData, nr_samples: int, lower_bound: float, upper_bound: float, abs: bool,
@@ -251,13 +253,24 @@ def hidden_layers(model, layer_names=None, layer_indices=None) -> list[str]:
     return layers
 
 
-def representations(model, x: torch.Tensor, layers: list[str], batch_size: int) -> torch.Tensor:
-    """(N, D) the named layers' outputs on ``x`` (N, C, H, W), flattened and joined."""
+def representations(tap: Tap, x: torch.Tensor, layers: list[str]) -> list[torch.Tensor]:
+    """Each named layer's output on ``x`` (N, C, H, W) through an open ``tap``, flattened: [(N, D_l)]."""
+    acts = tap(x.to(tap.model.device))
+    return [acts[n].flatten(1).float().cpu() for n in layers]
+
+
+def _relative_representation(model, rep: list[torch.Tensor], xp: torch.Tensor, rows: torch.Tensor,
+                             layers: list[str], eps: float) -> torch.Tensor:
+    """:func:`_relative` of the joined representations of the images (``rep``, per layer (B, D_l))
+    and of their copies ``xp`` (N, C, H, W) (of images ``rows``): the squared norms summed layer by
+    layer, a few copies at a time (every layer's output is millions of values an image)."""
+    step = max(1, 2 ** 25 // sum(r.shape[1] for r in rep))
     out = []
     with torch.no_grad(), Tap(model, layers, truncate=False, spatial=False) as tap:
-        for s in range(0, len(x), batch_size):
-            acts = tap(x[s:s + batch_size].to(model.device))
-            out.append(torch.cat([acts[n].flatten(1).double().cpu() for n in layers], 1))
+        for s in range(0, len(xp), step):
+            sq = sum(_relative(r[rows[s:s + step]], c, eps) ** 2
+                     for r, c in zip(rep, representations(tap, xp[s:s + step], layers)))
+            out.append(sq.sqrt())
     return torch.cat(out)
 
 
@@ -271,11 +284,12 @@ def relative_representation_stability(data: MetricData, nr_samples: int = 200, l
     """(B,) as :func:`relative_input_stability`, over the relative change of the internal
     representation ‖(L(x) − L(x')) / L(x)‖ (``layer_names``/``layer_indices``; default every layer)."""
     layers = hidden_layers(data.model, layer_names, layer_indices)
-    rep = representations(data.model, data.images, layers, batch_size)
+    with torch.no_grad(), Tap(data.model, layers, truncate=False, spatial=False) as tap:
+        rep = [torch.cat(parts) for parts in zip(*(representations(tap, data.images[s:s + batch_size], layers)
+                                                  for s in range(0, len(data.images), batch_size)))]
     return _stability(data, nr_samples, lower_bound, upper_bound, abs, normalise, eps_min,
                       return_nan_when_prediction_changes, seed, batch_size,
-                      lambda x, xp, rows: _relative(rep[rows], representations(data.model, xp, layers, batch_size),
-                                                    eps_min))
+                      lambda x, xp, rows: _relative_representation(data.model, rep, xp, rows, layers, eps_min))
 
 
 DISCRETISE = {"top_n_sign": lambda a, n: torch.sign(a)[:, :n], "sign": lambda a, n: torch.sign(a),
