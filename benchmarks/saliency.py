@@ -191,7 +191,8 @@ def main() -> None:
     names = [n for n in method_names(args.methods)
              if args.methods != "all" or ((args.heavy or n not in HEAVY) and n not in EXTRA)]
     print(f"efficientnet_lite0 at {args.size} px, CPU, {torch.get_num_threads()} threads; seconds per image "
-          f"(best of {args.repeat}, calls alternating, {args.clock} clock); ratio = synthviz / peer, measured in this run")
+          f"(best of {args.repeat}, calls alternating, {args.clock} clock); ratio = synthviz / peer, "
+          "measured in this run")
     print(f"{'method@layer':30s}{'batch':>6s}{'synthviz':>10s}{'peer':>10s}{'ratio':>8s}  peer")
     for name in names:
         layers = args.layers.split(",") if method_info(name).needs_layer else [None]

@@ -64,7 +64,8 @@ def render(model: Model | str, objective: Objective, param: ImageParam | Callabl
 
     Args:
         model: a :class:`Model` (or a name for :func:`load_model`); its parameters are frozen
-            for the render, so no weight gradient is ever computed.
+            for the render, so no weight gradient is ever computed. The network is taken as
+            fixed for the render (the fused twin is chosen once, not re-checked every step).
         objective: what to maximise; only the layers it names are hooked, and the forward pass
             stops after the deepest of them.
         param: an image parameterization, or a function that makes one (it is then made under
@@ -99,7 +100,8 @@ def render(model: Model | str, objective: Objective, param: ImageParam | Callabl
     if progress:
         callbacks.append(ProgressBar(steps, progress if isinstance(progress, str) else objective.name))
 
-    with on_device(model, dev), seeded(seed, dev), model.evaluating(), Tap(model, objective.layers) as tap, \
+    with on_device(model, dev), seeded(seed, dev), model.evaluating(), \
+            Tap(model, objective.layers, steady=True) as tap, \
             contextlib.ExitStack() as stack:
         for cb in callbacks:
             if hasattr(cb, "__enter__"):

@@ -69,16 +69,21 @@ class Tap:
     its output mapped back through the batch norm's affine map (equal to float rounding, not
     bit for bit; see :class:`synthviz.fusion.Unfold`); edits are mapped forward again. Otherwise
     such a layer runs the original network, bit for bit.
+
+    ``steady=True``: the caller promises the network does not change (weights, modules, hooks)
+    while the Tap is open (a render): which network to run (:meth:`Model.runner`, a walk over
+    every module and tensor) is chosen on the first pass and kept, not re-checked at every pass.
     """
 
     def __init__(self, model: Model, layers: Iterable[str], truncate: bool = True, grad: str | None = None,
                  edit: dict | None = None, strict: bool = True,
-                 spatial: bool = True, unfold: bool = False):
+                 spatial: bool = True, unfold: bool = False, steady: bool = False):
         if grad not in (None, "leaf", "through"):
             raise ValueError(f"grad must be None, 'leaf' or 'through', not {grad!r}")
         self.model = model
         self.spatial = spatial
-        self.unfold = unfold
+        self.unfold, self.steady = unfold, steady
+        self._dtype = None  # the input dtype the hooked network was chosen for
         self._unfolds: dict = {}  # hooked folded convolutions of the fused twin -> their Unfold
         self._hw: tuple[int, int] = (0, 0)
         self.names = list(dict.fromkeys(layers))
@@ -150,6 +155,9 @@ class Tap:
     def _hook_net(self, images: torch.Tensor) -> nn.Module:
         """The network this pass runs on, hooked: the fused twin when it has these layers unchanged
         (see :meth:`Model.runner`), hooked by name; hooks move when the choice changes."""
+        if self.steady and self.net is not None and images.dtype == self._dtype:
+            return self.net
+        self._dtype = images.dtype
         net = self.model.runner(images, list(self.modules), unfold=self.unfold)
         self._unfolds = self.model.unfolds(net) if self.unfold else {}
         if net is not self.net:

@@ -155,7 +155,8 @@ def layer_activation_and_grad(model: Model, x: torch.Tensor, targets: torch.Tens
     """One forward and one backward that stops at ``layer``: (A (B, C, h, w), ∂score/∂A, scores (B,)).
     The layer's shape is checked on this very forward (no extra pass); a folded convolution is read
     from the fused twin (``Tap(..., unfold=True)``: equal to float rounding)."""
-    with Tap(model, [layer, LOGITS], grad="leaf", unfold=True) as tap, torch.enable_grad(), (mode or contextlib.nullcontext()):
+    with Tap(model, [layer, LOGITS], grad="leaf", unfold=True) as tap, torch.enable_grad(), \
+            (mode or contextlib.nullcontext()):
         acts = tap(x.detach())
         act = check_spatial(model, layer, acts[layer])
         scores = target_scores(acts[LOGITS], targets)

@@ -195,3 +195,29 @@ def test_render_gives_the_model_back_on_the_device_it_was_found(tiny, monkeypatc
     render(tiny, obj.channel("relu2", 0), lambda: PixelImage(1, 32), steps=2)
     render(tiny, obj.channel("relu2", 0), lambda: PixelImage(1, 32), steps=2, device="cpu")
     assert calls == []  # already there: never moved
+
+
+def test_a_render_chooses_its_network_once_and_on_the_fused_twin(embedded, monkeypatch):
+    """The network to run (Model.runner: a walk over every module and tensor, ~1 ms a step on the
+    embedded model) is chosen on the first step of a render, not at every step; the render is
+    the same, bit for bit, as one that re-checks it every step (a Tap without ``steady``)."""
+    from synthviz import layers
+    from synthviz.models import Model
+
+    calls = []
+    real = Model.runner
+    monkeypatch.setattr(Model, "runner", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    objective = obj.channel("_blocks.1", 3)
+
+    def go():
+        return render(embedded, objective, lambda: FourierImage(1, 64), transforms=standard_transforms(),
+                      steps=5, seed=2)
+
+    fast = go()
+    assert len(calls) == 1
+    real_tap = layers.Tap.__init__
+    monkeypatch.setattr(layers.Tap, "__init__", lambda self, *a, steady=False, **k: real_tap(self, *a, **k))
+    calls.clear()
+    slow = go()
+    assert len(calls) == 5
+    assert torch.equal(fast.images, slow.images) and torch.equal(fast.history, slow.history)
