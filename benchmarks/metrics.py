@@ -29,6 +29,8 @@ from synthviz.evaluation.metrics import metric_info
 from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
 
+from saliency import Normalized  # the same wrapper the attribution benchmark gives Captum and pytorch-grad-cam
+
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "cat", "coins", "camera", "page"]
 # metric -> (Quantus class, the options given to both sides); sample counts lowered alike
 CASES = {
@@ -66,17 +68,6 @@ QUANTUS_INIT = {"mprt": {"return_last_correlation": True}, "smooth_mprt": {"retu
 # the same name, not the same computation: timed for synthviz alone
 NOT_COMPARABLE = {"sensitivity_n": "not comparable: Quantus 0.6 correlates across the images (one subset per "
                                    "image and n); synthviz over nr_samples subsets of each image, as documented"}
-
-
-class Normalized(nn.Module):
-    """What a Quantus user passes: normalisation + the network, input in [0, 1]."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.net, self.mean, self.std = model.net, model.mean, model.std
-
-    def forward(self, x):
-        return self.net((x - self.mean) / self.std)
 
 
 def photos(n: int, size: int) -> torch.Tensor:

@@ -5,33 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from synthviz.io import resize, to_tensor
 from synthviz.models import Model, load_model
+from tiny import TinyNet
 
 torch.set_num_threads(2)
-
-
-class TinyNet(nn.Module):
-    """A small CNN with named stages, for mechanics tests (fast, deterministic)."""
-
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.relu2 = nn.ReLU()
-        self.conv3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
-        self.relu3 = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(16, classes)
-
-    def forward(self, x):
-        x = self.relu1(self.conv1(x))
-        x = self.relu2(self.conv2(x))
-        x = self.relu3(self.conv3(x))
-        return self.fc(self.pool(x).flatten(1))
 
 
 def make_tiny_model(seed: int = 0) -> Model:

@@ -16,13 +16,7 @@ from synthviz.evaluation.references import random_maps, reference_rows
 from synthviz.io import resize, save_image
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small convolutions: a second thread only adds synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/evaluation/conftest.py
 
 
 def test_metric_names_and_options_are_checked_with_one_line_errors():

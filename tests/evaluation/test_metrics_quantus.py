@@ -27,13 +27,7 @@ quantus = pytest.importorskip("quantus")
 SIZE = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions: a second thread only adds synchronisation (20× slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/evaluation/conftest.py
 
 
 @pytest.fixture(autouse=True)

@@ -15,13 +15,7 @@ from synthviz.evaluation.run import Evaluation
 from synthviz.evaluation.synthetic import make_dataset, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small convolutions: a second thread only adds synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/evaluation/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -212,7 +212,7 @@ def test_cli_gallery_resumes_and_reports_failures(sequential, tmp_path):
 @pytest.fixture
 def evil_model():
     """A small model whose class names hold HTML: captions must show them as text."""
-    from conftest import TinyNet
+    from tiny import TinyNet
 
     from synthviz.models import MODELS, Model
 
