@@ -21,12 +21,25 @@ class _Cut(Exception):
     """The part after the layer reads a value computed before it (a skip connection around it)."""
 
 
+# subclasses of these that override forward (EfficientNet's Conv2dStaticSamePadding) stay one node:
+# fx would trace into them, and a layer that is not a node cannot be cut at
+_LEAVES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm,
+           nn.GroupNorm)
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer that keeps every subclass of a standard layer as one ``call_module`` node."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
+
+
 def traced(net: nn.Module) -> fx.GraphModule | None:
     """``net`` traced by torch.fx (sharing its modules and parameters), or None when it cannot be."""
     cache = _CACHE.setdefault(net, {})
     if "graph" not in cache:
         try:
-            cache["graph"] = fx.symbolic_trace(net)
+            cache["graph"] = fx.GraphModule(net, _Tracer().trace(net))
         except Exception:  # data-dependent control flow, unsupported ops...: no graph, the slow path
             cache["graph"] = None
     return cache["graph"]

@@ -84,6 +84,13 @@ class OneLineGroup(TyperGroup):
     """Typer's group with Click's usage errors as one line (exit 2) instead of a boxed panel, and
     an unexpected exception as one line (exit 1) unless debugging."""
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # one the command did not handle itself (typer exits 130 silently)
+            typer.echo("interrupted", err=True)
+            raise
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         _debug["on"] = False
         try:

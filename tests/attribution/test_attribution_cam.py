@@ -101,14 +101,15 @@ def test_scorecam_matches_pytorch_grad_cam(embedded, chelsea128):
     assert rank(ours, ref) >= 0.9
 
 
-def test_ablation_cam_runs_only_the_layers_after_it(embedded, chelsea):
+@pytest.mark.parametrize("layer", ["_bn1", "_conv_head"])  # _conv_head: a Conv2d subclass fx must not enter
+def test_ablation_cam_runs_only_the_layers_after_it(embedded, chelsea, layer):
     x = resize(chelsea, (64, 96))
     calls = []
     handle = embedded.net._conv_stem.register_forward_hook(lambda *a: calls.append(1))
     try:  # a hook of the user's sends the work to the hooked network: trace that one first
-        attribute(embedded, x, "ablationcam", 285, layer="_bn1")  # traced once (fx runs hooks while tracing)
+        attribute(embedded, x, "ablationcam", 285, layer=layer)  # traced once (fx runs hooks while tracing)
         calls.clear()
-        ours = attribute(embedded, x, "ablationcam", 285, layer="_bn1")
+        ours = attribute(embedded, x, "ablationcam", 285, layer=layer)
     finally:
         handle.remove()
     assert len(calls) == 2  # the clean forward and the one to the layer; none for the 1280 ablations

@@ -109,3 +109,16 @@ def test_ctrl_c_saves_the_image_as_it_stands(tmp_path, monkeypatch):
     assert result.exit_code == 130
     assert "interrupted: saved the image as it stood" in result.output
     assert load_image(out).shape == (1, 3, 48, 48)
+
+
+def test_ctrl_c_anywhere_exits_130_in_one_line(monkeypatch):
+    # a command with no Ctrl-C handling of its own (`models`): Click's Abort becomes 130, one line
+    import synthviz.cli.models as models_cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models_cli, "list_models", interrupted)
+    result = run("models")
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Traceback" not in result.output
