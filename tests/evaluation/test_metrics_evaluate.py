@@ -118,3 +118,17 @@ def test_smooth_random_reference_loses_to_gradcam_on_deletion(embedded, chelsea)
         return float((m[..., 1:, :] - m[..., :-1, :]).abs().mean())
 
     assert roughness(ev.maps[("random", "chelsea")]) < 0.1 * roughness(ev.maps[("random_pixels", "chelsea")])
+
+
+def test_the_python_technique_takes_metrics_and_returns_ranks(embedded, chelsea):
+    import synthviz
+
+    x = resize(chelsea, (48, 48))
+    result = synthviz.evaluate(embedded, x, methods="gradient", checks="", curve_steps=2, samples=2,
+                               metrics=["sparseness"], metric_options=["abs=true"], size=None)
+    rows = result.info["rows"]
+    assert all(r["sparseness"] == pytest.approx(r["gini"], rel=1e-5) for r in rows)  # Gini: two implementations
+    ranked = {(r["metric"], r["method"]) for r in result.info["ranks"]}
+    assert {("sparseness", m) for m in ("gradient", "random", "smoothgrad")} <= ranked
+    with pytest.raises(SynthvizError, match="did you mean"):
+        synthviz.evaluate(embedded, x, methods="gradient", metrics="sparsnes")
