@@ -5,7 +5,8 @@ DINOv2 (with registers), Swin, ConvNeXt, CLIP's and SigLIP's vision towers... Pr
 from the folder's image-processor config, class names from ``config.id2label``, the structured
 output (``ModelOutput``) is reduced to one tensor (``logits``, else ``image_embeds``,
 ``pooler_output``, ``last_hidden_state``; ``output=`` names another field or a tuple position) and
-layers keep the model's own ``named_modules()`` names::
+layers keep the model's own ``named_modules()`` names. A whole CLIP or SigLIP model gives its
+projected image embedding, and its text tower (with the folder's tokenizer) makes text targets::
 
     model = synthviz.load_model("hf:./my-vit", weights="random")
     model = synthviz.hf_models.hf_model("./my-dinov2", output="last_hidden_state")
@@ -13,6 +14,7 @@ layers keep the model's own ``named_modules()`` names::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
@@ -53,48 +55,118 @@ def pick_output(out, output: str | int | None = None) -> torch.Tensor:
         fields = [k for k, v in out.items() if v is not None]
         name = output if output is not None else next((f for f in DEFAULT_OUTPUTS if f in fields), None)
         if name not in fields:
-            raise BadValue(f"the model's output has no field {name!r}; use output= one of: {', '.join(fields)}")
+            raise BadValue(f"the model's output has no field {name!r}; pick one with --output (output=): "
+                           f"{', '.join(fields)}")
         return out[name]
     if isinstance(out, (tuple, list)) and output is None:
         return out[0]
-    raise BadValue(f"cannot read a tensor from an output of type {type(out).__name__}; pass output=")
+    raise BadValue(f"cannot read a tensor from an output of type {type(out).__name__}; pass --output (output=)")
 
 
-class HFOutput(nn.Module):
-    """A transformers model that takes pixel values (B, 3, H, W) and returns one tensor of its
-    structured output (:func:`pick_output`). Its submodules are the model's own children, so
-    ``named_modules()`` keeps the model's names (``vit.layers.1.layernorm_before``)."""
+class Adopted(nn.Module):
+    """A module that runs another network (kept as the attribute named ``INNER``, outside its
+    modules) and adopts that network's children, parameters and buffers as its own, so
+    ``named_modules()`` keeps the network's names (``vit.layers.1.layernorm_before``)."""
 
-    def __init__(self, net: nn.Module, output: str | int | None = None):
+    INNER = "inner"
+
+    def __init__(self, net: nn.Module):
         super().__init__()
-        object.__setattr__(self, "hf", net)  # not a submodule: its children are ours
+        object.__setattr__(self, self.INNER, net)  # not a submodule: its children are ours
         for name, child in net.named_children():
             self.add_module(name, child)
         for name, p in net.named_parameters(recurse=False):
             self.register_parameter(name, p)
         for name, b in net.named_buffers(recurse=False):
             self.register_buffer(name, b)
-        self.output = output
-        params = inspect.signature(net.forward).parameters
-        self.extra = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in params else {}
 
     @property
     def training(self) -> bool:
-        """The transformers model's own flag (it is not among our modules, yet eval/train and
-        restoring a user's mode must reach it)."""
-        hf = self.__dict__.get("hf")
-        return hf.training if hf is not None else self.__dict__.get("_training", True)
+        """The inner network's own flag (it is not among our modules, yet eval/train and restoring a
+        user's mode must reach it)."""
+        inner = self.__dict__.get(self.INNER)
+        return inner.training if inner is not None else self.__dict__.get("_training", True)
 
     @training.setter
     def training(self, mode: bool) -> None:
-        hf = self.__dict__.get("hf")
-        if hf is None:  # nn.Module.__init__, before the model is attached
+        inner = self.__dict__.get(self.INNER)
+        if inner is None:  # nn.Module.__init__, before the network is attached
             self.__dict__["_training"] = mode
         else:
-            hf.training = mode
+            inner.training = mode
+
+
+class HFOutput(Adopted):
+    """A transformers model that takes pixel values (B, 3, H, W) and returns one tensor of its
+    structured output (:func:`pick_output`); the model is ``self.hf`` and its names are ours.
+    A dual-tower model (CLIP, SigLIP: its forward needs text too) runs ``get_image_features``, and
+    :meth:`embed_text` runs its text tower (with ``tokenizer``, read from the model's folder)."""
+
+    INNER = "hf"
+
+    def __init__(self, net: nn.Module, output: str | int | None = None, tokenizer=None):
+        super().__init__(net)
+        self.output = output
+        self.dual = hasattr(net, "get_image_features") and hasattr(net, "get_text_features")
+        run = net.get_image_features if self.dual else net.forward
+        params = inspect.signature(run).parameters
+        self.extra = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in params else {}
+        object.__setattr__(self, "tokenizer", tokenizer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pick_output(self.hf(pixel_values=x, **self.extra), self.output)
+        run = self.hf.get_image_features if self.dual else self.hf
+        return pick_output(run(pixel_values=x, **self.extra), self.output)
+
+    @torch.no_grad()
+    def embed_text(self, prompts) -> torch.Tensor:
+        """(P,) prompts -> (P, D) text embeddings: the tokenizer and the model's own text tower."""
+        if not self.dual:
+            raise BadModel(f"text targets need a model with a text tower (CLIP, SigLIP), not {type(self.hf).__name__}")
+        if self.tokenizer is None:
+            raise BadModel("this transformers model has no tokenizer for text targets; load it as hf:FOLDER_OR_ID "
+                           "from a folder or hub id that has its tokenizer")
+        kind = getattr(self.hf.config, "model_type", "")
+        tokens = self.tokenizer(list(prompts), padding="max_length" if "siglip" in kind else True,
+                                return_tensors="pt")
+        device = next(self.hf.parameters()).device
+        out = self.hf.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
+        return pick_output(out, "pooler_output" if not isinstance(out, torch.Tensor) else None).float()
+
+
+class OutputField(Adopted):
+    """Any network whose output is structured (a dict, a dataclass, a tuple) reduced to the field or
+    position ``output`` (:func:`pick_output`); its names are the network's."""
+
+    def __init__(self, net: nn.Module, output: str | int):
+        super().__init__(net)
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if isinstance(out, torch.Tensor):
+            raise BadValue(f"the model's output is one tensor {tuple(out.shape)}, not a structure with fields; "
+                           "drop --output (use --output-index for an element)")
+        return pick_output(out, self.output)
+
+
+def with_output(model: Model, output: str | int | None) -> Model:
+    """``model`` reading the field ``output`` of its structured output (``logits``, ``pooler_output``,
+    ``image_embeds``, ``last_hidden_state``, ``aux``, or a tuple position ``0``): a new
+    :class:`Model` around the same network (same layers, nothing copied); None: ``model`` itself."""
+    if output is None:
+        return model
+    output = int(output) if isinstance(output, str) and output.lstrip("-").isdigit() else output
+    net = model.net
+    if isinstance(net, HFOutput):
+        wrapped = HFOutput(net.hf, output, net.tokenizer)
+    else:
+        wrapped = OutputField(net.inner if isinstance(net, OutputField) else net, output)
+    picked = model.with_net(wrapped)
+    if isinstance(net, HFOutput) and output != "logits":
+        picked.classes = None  # class names belong to the logits
+    with torch.no_grad():  # a field that is not there: one line now, not in the middle of a method
+        picked(torch.zeros(1, 3, *(model.input_size or (max(model.min_size, 64),) * 2), device=model.device))
+    return picked
 
 
 def _architecture(transformers, config):
@@ -118,13 +190,27 @@ def hub_options(name: str) -> dict:
     return {} if online else {"local_files_only": True}
 
 
+@contextlib.contextmanager
+def _quiet(transformers):
+    """transformers' "Loading weights" bar off for the duration (a command prints its own lines)."""
+    logging = transformers.utils.logging
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def _build(transformers, name: str, weights, hub: dict) -> nn.Module:
     """The network of ``name`` (folder or hub id) with the given weights (``hub``: :func:`hub_options`)."""
     try:
         config = transformers.AutoConfig.from_pretrained(name, **hub)
         cls = _architecture(transformers, config)
         if weights == "default":
-            return cls.from_pretrained(name, **hub)
+            with _quiet(transformers):
+                return cls.from_pretrained(name, **hub)
     except (OSError, ValueError) as e:
         where = ("not a transformers model folder" if os.path.isdir(name) else
                  "no network and not in the Hugging Face cache" if hub else "not a hub model id")
@@ -181,11 +267,12 @@ def block_layers(net: nn.Module) -> dict:
 
 
 def model_of_hf(net: nn.Module, name: str = "hf", output: str | int | None = None, preprocessing=None,
-                owned: bool = True) -> Model:
-    """A built transformers vision model as a :class:`Model` (``preprocessing``: (mean, std, (H, W)))."""
+                owned: bool = True, tokenizer=None) -> Model:
+    """A built transformers vision model as a :class:`Model` (``preprocessing``: (mean, std, (H, W));
+    ``tokenizer``: a dual-tower model's, for text targets)."""
     config = net.config
     mean, std, hw = preprocessing or (IMAGENET_MEAN, IMAGENET_STD, None)
-    wrapped = HFOutput(net, output)
+    wrapped = HFOutput(net, output, tokenizer)
     labels = getattr(config, "id2label", None) or {}
     classifier = type(net).__name__.endswith("ForImageClassification") and output in (None, "logits")
     classes = [labels[i] for i in sorted(labels, key=int)] if classifier and labels else None
@@ -215,4 +302,49 @@ def hf_model(name: str, weights: str | os.PathLike = "default", output: str | in
     transformers = _transformers()
     hub = hub_options(name)
     net = _build(transformers, name, weights, hub)
-    return model_of_hf(net, f"hf:{name}", output, _preprocessing(transformers, name, hub))
+    return model_of_hf(net, f"hf:{name}", output, _preprocessing(transformers, name, hub),
+                       tokenizer=_tokenizer(transformers, net, name, hub))
+
+
+def _tokenizer(transformers, net: nn.Module, name: str, hub: dict):
+    """A dual-tower model's tokenizer from its folder or hub id (None: vision-only, or none saved)."""
+    if not hasattr(net, "get_text_features"):
+        return None
+    try:
+        with _quiet(transformers):
+            return transformers.AutoTokenizer.from_pretrained(name, **hub)
+    except Exception:  # no tokenizer files: text targets say so when asked for
+        return None
+
+
+def _structured_output(model: Model, size: int):
+    """(the network's own structured output on a blank image, the field it is reduced to or None)."""
+    x = torch.zeros(1, 3, *(model.input_size or (size, size)), device=model.device)
+    net = model.net
+    with torch.no_grad(), model.evaluating():
+        z = model.normalize(model.fit(x))
+        if isinstance(net, HFOutput):
+            return (net.hf.get_image_features if net.dual else net.hf)(pixel_values=z, **net.extra), net.output
+        if isinstance(net, OutputField):
+            return net.inner(z), net.output
+        return net(z), None
+
+
+def output_facts(model: Model, size: int = 224) -> str:
+    """What ``model``'s output is and which part of it is explained, in one line
+    (``logits (5,); fields: logits`` or ``a list of per-image dicts: boxes, labels, scores``)."""
+    out, chosen = _structured_output(model, size)
+    if isinstance(out, torch.Tensor):
+        return f"one tensor {tuple(out.shape[1:])}"
+    if isinstance(out, (list, tuple)) and out and isinstance(out[0], dict):
+        return f"a list of per-image dicts: {', '.join(out[0])} (targets: --box, --class, --min-score)"
+    if isinstance(out, dict):
+        fields = [k for k, v in out.items() if v is not None]
+        name = chosen if chosen is not None else next((f for f in (*DEFAULT_OUTPUTS, "out") if f in fields), fields[0])
+        picked = out[name] if not isinstance(name, int) else tuple(out.values())[name]
+        shape = tuple(picked.shape[1:]) if isinstance(picked, torch.Tensor) else type(picked).__name__
+        return f"{name} {shape}; fields: {', '.join(fields)} (--output picks another)"
+    if isinstance(out, (list, tuple)):
+        position = chosen if chosen is not None else 0
+        return f"position {position} of a tuple of {len(out)} (--output picks another)"
+    return type(out).__name__

@@ -12,6 +12,11 @@ A benchmark/test dependency only (``pip install "synthviz[judge]"``): never insi
     >>> from synthviz.judge import load_judge, judge_images
     >>> j = load_judge("lite2")
     >>> judge_images(j, images, classes=[285] * len(images))  # {"top5": ..., "probability": ...}
+
+Style transfer is judged by :func:`style_scores` (issue 30's definitions): the content kept
+(cosine of Lite2's pooled features with the content photo's), the style gap (how much of the
+Gram distance from the content to the style is left) and the checkerboard (the 2×2 cross
+difference of the channel mean, relative to the photo's).
 """
 
 from __future__ import annotations
@@ -174,3 +179,59 @@ def judge_result(result, cls: int | list[int] | None = None, judge: str = "lite2
              "probability": measured["per_image"]["probability"]}
     result.info["judge"] = entry
     return entry
+
+
+STYLE_BLOCKS = ("_blocks.1", "_blocks.4", "_blocks.8", "_blocks.12")  # Lite2's style judge layers
+
+
+def _judge_view(image: torch.Tensor, side: int) -> torch.Tensor:
+    """(1, 3, H, W) -> the longer side resized to ``side`` (antialiased), float on the CPU."""
+    from .io import resize
+
+    return resize(image.detach().float().cpu().clamp(0, 1), side)
+
+
+@torch.no_grad()
+def _features(judge: Judge, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The mean-pooled ``extract_features`` output (C,) and the Gram matrices (C_l, C_l) at
+    :data:`STYLE_BLOCKS` of one image (1, 3, H, W) seen at the judge's resolution (longer side)."""
+    from .layers import capture
+    from .objectives import gram
+
+    x = _judge_view(image, judge.resolution).to(judge.model.device)
+    with judge.model.evaluating():
+        pooled = judge.model.net.extract_features(judge.model.normalize(x)).mean((-2, -1))[0]
+    acts = capture(judge.model, x, list(STYLE_BLOCKS))
+    return pooled.cpu(), {k: gram(v.double())[0].cpu() for k, v in acts.items()}
+
+
+def cross_difference(image: torch.Tensor) -> float:
+    """The mean |g[i,j] − g[i+1,j] − g[i,j+1] + g[i+1,j+1]| of the channel mean g of (1, 3, H, W)."""
+    g = image.detach().float().mean(-3)
+    return float((g[..., :-1, :-1] - g[..., 1:, :-1] - g[..., :-1, 1:] + g[..., 1:, 1:]).abs().mean())
+
+
+def style_scores(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor, judge: str = "lite2") -> dict:
+    """Issue 30's style judge of one render ``image`` (1, 3, H, W) of ``content`` in the style of
+    ``style`` (both (1, 3, h, w), any size), by a network that did not make it (Lite2 with its
+    TF-Lite preprocessing; every image resized to 260 px on its longer side, antialiased):
+
+    * ``content``: cosine of the mean-pooled ``extract_features`` output with the content photo's
+      (1 = the photo's features);
+    * ``style_gap``: mean over ``_blocks`` 1, 4, 8, 12 of ‖G(out) − G(style)‖ / ‖G(content) − G(style)‖,
+      G = F·Fᵀ / (H·W) (Frobenius norms): 1 = no style moved in, 0 = the style's statistics;
+    * ``checkerboard``: :func:`cross_difference` of the output over the content photo's resized to
+      the output's size (1 = as the photo).
+    """
+    j = load_judge(judge)
+    out_f, out_g = _features(j, image)
+    con_f, con_g = _features(j, content)
+    _, sty_g = _features(j, style)
+    cos = float(F.cosine_similarity(out_f, con_f, dim=0))
+    gaps = [float((out_g[k] - sty_g[k]).norm() / (con_g[k] - sty_g[k]).norm().clamp_min(1e-12)) for k in STYLE_BLOCKS]
+    from .io import resize
+
+    photo = resize(content.detach().float().cpu(), tuple(image.shape[-2:]))
+    checker = cross_difference(image.cpu()) / max(cross_difference(photo), 1e-12)
+    return {"judge": j.model.name, "content": cos, "style_gap": sum(gaps) / len(gaps), "checkerboard": checker,
+            "style_gap_per_block": dict(zip(STYLE_BLOCKS, gaps))}

@@ -115,7 +115,10 @@ class Tap:
         def hook(module, inputs, output):
             if name in self._acts or name in self._edited:
                 return None
-            tensor = output if isinstance(output, torch.Tensor) else output[0]  # (out, aux) style outputs
+            tensor = output if isinstance(output, torch.Tensor) else output[0] if isinstance(output, (tuple, list)) \
+                and output else None  # (out, aux) style outputs
+            if not isinstance(tensor, torch.Tensor):  # a dict of levels, a detector's image list: no map to read
+                return None
             unfold, fused = self._unfolds.get(name), tensor
             if unfold is not None:  # the fused conv gave its batch norm's output: take the conv's own
                 tensor = unfold.conv_output(tensor)

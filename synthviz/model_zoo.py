@@ -21,7 +21,7 @@ from torch import nn
 
 from .checkpoints import from_checkpoint, load_checkpoint, reachable, seeded_init
 from .errors import SynthvizError
-from . import clip_models, hf_models  # noqa: F401  (register hf: and open_clip:; their libraries load lazily)
+from . import clip_models, detection_models, hf_models  # noqa: F401  (register hf:, open_clip:, detectors)
 from .model_facts import TORCHVISION_LAYERS, transformer_facts
 from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, MODELS, SOURCES, Model,
                      imagenet_classes, register_model, register_source, register_wrapper)
@@ -30,6 +30,8 @@ from .models import (DEFAULT_MODEL, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE
 # and `synthviz models`. Key: a MODELS or SOURCES name (or "module"); value: (how it is written,
 # what it is, whether only the Python API takes it). A plugin that registers a source describes it too.
 MODEL_SOURCES: dict[str, tuple[str, str, bool]] = {}
+# Names described once as a family (the --model help shows the family's line, not each name).
+IN_FAMILY: set[str] = set()
 
 
 def describe_source(key: str, form: str, line: str, python_only: bool = False) -> None:
@@ -37,10 +39,20 @@ def describe_source(key: str, form: str, line: str, python_only: bool = False) -
     MODEL_SOURCES[key] = (form, line, python_only)
 
 
+def describe_family(key: str, form: str, line: str, members: list[str]) -> None:
+    """Describe a family of registered names once (``fasterrcnn_*, ...``); each member is listed by
+    `synthviz models` with the same line."""
+    describe_source(key, form, line)
+    for name in members:
+        MODEL_SOURCES[name] = (name, line, False)
+        IN_FAMILY.add(name)
+
+
 def model_help(python: bool = False) -> str:
     """One sentence naming every registered model and source, for a ``--model`` help text
     (``python``: with the forms only the Python API takes)."""
-    parts = [f"{form} ({line})" for form, line, only in MODEL_SOURCES.values() if python or not only]
+    parts = [f"{form} ({line})" for key, (form, line, only) in MODEL_SOURCES.items()
+             if (python or not only) and key not in IN_FAMILY]
     parts += [name for name in MODELS.names() + SOURCES.names() if name not in MODEL_SOURCES]  # undescribed plugins
     return "Model: " + "; ".join(parts) + "."
 
@@ -197,3 +209,9 @@ def efficientnet_lite0(weights: str | os.PathLike = "default") -> Model:
         load_checkpoint(net, weights, "efficientnet_lite0")
     return Model(net, LITE_MEAN, LITE_STD, imagenet_classes(), name="efficientnet_lite0",
                  min_size=32, layers=EFFICIENTNET_LITE0_LAYERS)
+
+
+# torchvision's detectors and segmenters by name, registered after the embedded default (which leads every list)
+_DENSE = detection_models.register_all()
+describe_family("detection", ", ".join(_DENSE), "torchvision detection and segmentation: --box/--min-score and "
+                "--mask/--class targets", _DENSE)

@@ -7,15 +7,10 @@ import pytest
 import torch
 
 from synthviz.io import resize, to_tensor
-from synthviz.models import Model, load_model
-from tiny import TinyNet
+from synthviz.models import load_model
+from tiny import make_tiny_model
 
 torch.set_num_threads(2)
-
-
-def make_tiny_model(seed: int = 0) -> Model:
-    torch.manual_seed(seed)
-    return Model(TinyNet(), classes=[f"class {i}" for i in range(10)], name="tiny", min_size=8)
 
 
 @pytest.fixture(scope="session")

@@ -155,3 +155,13 @@ def test_no_function_over_100_lines():
                 if n > 100:
                     long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "\n".join(long)
+
+
+def test_no_test_imports_from_a_conftest():
+    """``from conftest import X`` finds whichever conftest.py pytest imported last (tests/docs/ has
+    one too): shared test code lives in plain modules (tests/tiny.py, clihelp.py, browser.py)."""
+    tests = Path(__file__).parent
+    found = [f"{p.relative_to(tests)}:{i}" for p in sorted(tests.rglob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if re.match(r"\s*(from conftest import|import conftest)", line)]
+    assert not found, f"import shared test code from tests/tiny.py or a helper module instead: {found}"

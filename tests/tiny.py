@@ -27,6 +27,14 @@ class TinyNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
+def make_tiny_model(seed: int = 0):
+    """:class:`TinyNet` as a :class:`~synthviz.models.Model` with 10 named classes (the ``tiny_model`` fixture)."""
+    from synthviz.models import Model
+
+    torch.manual_seed(seed)
+    return Model(TinyNet(), classes=[f"class {i}" for i in range(10)], name="tiny", min_size=8)
+
+
 def tiny_vit(num_classes: int = 10, layers: int = 2, seed: int = 0) -> nn.Module:
     """torchvision's ViT at 32 px, 8 px patches: tokens (B, 1 + 4·4, 16). Its head is zero-initialised
     by torchvision, so it is re-initialised here (a zero head gives zero gradients everywhere)."""

@@ -9,9 +9,15 @@ torchvision's encoder calls ``MultiheadAttention(..., need_weights=False)`` and 
   replaces its output by ``out_proj(softmax(q kᵀ / √d) v)``: the weights recorded are then the ones
   the rest of the network uses, so gradients with respect to them are exact;
 * each timm ``Attention`` (an attribute ``fused_attn``) runs its explicit branch for the duration
-  (``fused_attn = False``) and its ``attn_drop`` output (the weights multiplied with v) is recorded.
+  (``fused_attn = False``) and its ``attn_drop`` output (the weights multiplied with v) is recorded;
+* a Hugging Face ``transformers`` model (5.x runs SDPA, whose ``output_attentions`` returns
+  nothing) runs eager attention for the duration (``set_attn_implementation("eager")``), and the
+  weights its attention modules return (the modules and output position the model itself
+  declares in ``_can_record_outputs["attentions"]``) are recorded; every config's
+  ``_attn_implementation`` is put back as it was.
 
-Everything is restored in a ``finally``: hooks removed, ``fused_attn`` as it was. The rollout
+Everything is restored in a ``finally``: hooks removed, ``fused_attn`` and the transformers
+attention implementation as they were. The rollout
 arithmetic (:func:`rollout_of`, :func:`chefer_of`) works on lists of (B, heads, N, N) weights.
 
 These hooks are not :class:`~synthviz.layers.Tap` captures: they recompute (and, with gradients
@@ -66,6 +72,79 @@ def _timm_attention(module: nn.Module) -> bool:
     return hasattr(module, "fused_attn") and isinstance(getattr(module, "attn_drop", None), nn.Module)
 
 
+def _hf_models(net: nn.Module) -> list[nn.Module]:
+    """The transformers models in ``net`` (a :class:`~synthviz.hf_models.HFOutput` keeps its model
+    outside its modules, as ``net.hf``): duck-typed, transformers is never imported here."""
+    found, seen = [], set()
+    for m in [net.__dict__.get("hf"), *net.modules()]:
+        if m is not None and id(m) not in seen and hasattr(m, "set_attn_implementation") and hasattr(m, "config"):
+            seen.add(id(m))
+            found.append(m)
+    return found
+
+
+def _configs(models: list[nn.Module]) -> list:
+    """Every config of ``models`` and their sub-configs (each once)."""
+    out, seen, stack = [], set(), [m.config for m in models]
+    while stack:
+        cfg = stack.pop()
+        if cfg is None or id(cfg) in seen:
+            continue
+        seen.add(id(cfg))
+        out.append(cfg)
+        stack += [getattr(cfg, key, None) for key in getattr(cfg, "sub_configs", {}) or {}]
+    return out
+
+
+def _hf_attention_modules(model: nn.Module) -> list[tuple[nn.Module, int]]:
+    """(module, output position of its attention weights) as ``model`` declares them in
+    ``_can_record_outputs["attentions"]`` (a class, a class-name suffix or an ``OutputRecorder``)."""
+    specs = (getattr(model, "_can_record_outputs", None) or {}).get("attentions")
+    specs = specs if isinstance(specs, (list, tuple)) else [specs] if specs is not None else []
+    found = []
+    for spec in specs:
+        cls = getattr(spec, "target_class", spec if isinstance(spec, type) else None)
+        suffix = getattr(spec, "class_name", spec if isinstance(spec, str) else None)
+        layer, index = getattr(spec, "layer_name", None), getattr(spec, "index", 1)
+        for name, module in model.named_modules():
+            if (cls is not None and isinstance(module, cls)) or (suffix is not None and name.endswith(suffix)):
+                if layer is None or f".{layer.strip('.')}." in f".{name}.":
+                    found.append((module, index))
+    return found
+
+
+@contextlib.contextmanager
+def hf_eager_attention(net: nn.Module) -> Iterator[list[tuple[nn.Module, int]]]:
+    """The transformers models in ``net`` run eager attention for the duration (their attention
+    weights are then returned by their attention modules); yields those (module, position) pairs.
+    Every config's attention implementation is restored exactly afterwards."""
+    models = _hf_models(net)
+    configs = _configs(models)
+    saved = [(cfg, cfg.__dict__.get("_attn_implementation_internal")) for cfg in configs]
+    try:
+        for model in models:
+            if getattr(model.config, "_attn_implementation", "eager") != "eager":
+                model.set_attn_implementation("eager")
+        pairs, seen = [], set()
+        for model in models:
+            for module, index in _hf_attention_modules(model):
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    pairs.append((module, index))
+        yield pairs
+    finally:
+        for cfg, value in saved:
+            cfg._attn_implementation_internal = value
+
+
+def _hf_hook(record: AttentionRecord, index: int):
+    def hook(module, args, output):
+        if isinstance(output, (tuple, list)) and len(output) > index and output[index] is not None:
+            record.append(output[index])
+
+    return hook
+
+
 @contextlib.contextmanager
 def recording_attention(net: nn.Module) -> Iterator[AttentionRecord]:
     """Record every self-attention block's weights during the forward passes run inside.
@@ -75,6 +154,17 @@ def recording_attention(net: nn.Module) -> Iterator[AttentionRecord]:
     are enabled. The network is restored exactly on exit (hooks and ``fused_attn`` flags)."""
     record = AttentionRecord()
     handles, flags = [], []
+    with contextlib.ExitStack() as stack:
+        for module, index in stack.enter_context(hf_eager_attention(net)):
+            handles.append(module.register_forward_hook(_hf_hook(record, index)))
+        with _recording(net, record, handles, flags):
+            yield record
+
+
+@contextlib.contextmanager
+def _recording(net: nn.Module, record: AttentionRecord, handles: list, flags: list) -> Iterator[None]:
+    """The torchvision and timm captures (see :func:`recording_attention`); hooks in ``handles``
+    and ``fused_attn`` flags in ``flags`` are removed and restored on exit."""
     try:
         for module in net.modules():
             if isinstance(module, nn.MultiheadAttention):
@@ -85,8 +175,9 @@ def recording_attention(net: nn.Module) -> Iterator[AttentionRecord]:
                 handles.append(module.attn_drop.register_forward_hook(lambda m, i, o: record.append(o)))
         if not handles:
             raise SynthvizError(f"{type(net).__name__} has no self-attention blocks synthviz can read "
-                                "(torchvision MultiheadAttention or timm Attention); use a ViT or DeiT")
-        yield record
+                                "(torchvision MultiheadAttention, timm Attention or a transformers model's "
+                                "attention); use a ViT or DeiT")
+        yield
     finally:
         for handle in handles:
             handle.remove()

@@ -15,6 +15,7 @@ from rich.markup import escape
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_writable, deferred_interrupt, save_image, save_video
+from ..io.writing import check_bit_depth
 from ..model_zoo import model_help
 from ..models import DEFAULT_MODEL
 from ..result import Result
@@ -39,6 +40,13 @@ OutputIndexOpt = Annotated[Optional[int], typer.Option("--output-index", help="E
 SimilarOpt = Annotated[Optional[Path], typer.Option("--similar-to", help="Cosine similarity of the output (an embedding) to this photo's.")]
 TextOpt = Annotated[Optional[list[str]], typer.Option("--text", help="CLIP models (open_clip:ARCH): cosine similarity of the image embedding with this prompt's text embedding; repeat for one prompt per image.")]
 MaskOpt = Annotated[Optional[Path], typer.Option("--mask", help="Segmentation: sum --class's scores inside this mask image (white = in).")]
+VersusOpt = Annotated[Optional[list[str]], typer.Option("--versus", help="With --text: a contrast, the similarity with --text minus the similarity with this prompt.")]
+BoxOpt = Annotated[Optional[str], typer.Option("--box", help="Detection: x1,y1,x2,y2 in pixels; explains the detection (of --class) overlapping it most, IoU + score (IoU must be > 0.5).")]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Detection without --box: explain each detection scoring at least this, in turn (default 0.5).")]
+OutputFieldOpt = Annotated[Optional[str], typer.Option("--output", help="The field of a structured output to explain: logits, pooler_output, image_embeds, last_hidden_state, out, aux... or a tuple position (0); default: the family's own (synthviz layers prints it).")]
+# Foundation models' targets and outputs (hf:, open_clip:, detectors, segmenters), declared once.
+FOUNDATION_OPTIONS_ARGS = {"output": (OutputFieldOpt, None), "versus": (VersusOpt, None), "box": (BoxOpt, None),
+                           "min_score": (MinScoreOpt, None)}
 
 DEFAULTS = {"model": DEFAULT_MODEL, "weights": "default", "seed": 0, "device": "auto"}
 
@@ -115,6 +123,9 @@ class OptionSet:
         return wrapper
 
 
+FOUNDATION_OPTIONS = OptionSet("foundation", **FOUNDATION_OPTIONS_ARGS)
+
+
 def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:
     """Check output paths before any work, so a bad --out fails in a second, not after a render."""
     check_writable(out, IMAGE_SUFFIXES, inputs)
@@ -122,16 +133,19 @@ def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:
         check_writable(video, VIDEO_SUFFIXES, inputs)
 
 
-def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False, image=None, **kwargs) -> Result:
-    """Run a technique, save its picture (or ``image(result)``) and video; on Ctrl-C save what stands."""
+def run_render(fn, out: Path, video: Path | None = None, overwrite: bool = False, image=None, bit_depth: int = 8,
+               **kwargs) -> Result:
+    """Run a technique, save its picture (or ``image(result)``, at ``bit_depth`` bits: 8, or 16 for
+    PNG and TIFF) and video; on Ctrl-C save what stands."""
+    check_bit_depth(bit_depth, out)  # before the render, not after it
     try:
         result = fn(**kwargs)
     except RenderInterrupted as stop:
         with deferred_interrupt():  # a second Ctrl-C does not cut the save short
-            path = save_image((image or Result.picture)(stop.result), out, overwrite)
+            path = save_image((image or Result.picture)(stop.result), out, overwrite, bit_depth)
         say(f"interrupted: saved the image as it stood to {path}")
         raise typer.Exit(130) from None
-    path = save_image((image or Result.picture)(result), out, overwrite)
+    path = save_image((image or Result.picture)(result), out, overwrite, bit_depth)
     say(f"saved {path}")
     if video is not None and result.frames:
         from ..io import make_grid

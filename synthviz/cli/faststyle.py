@@ -1,4 +1,4 @@
-"""``synthviz style-train`` and ``synthviz stylize``: fast (feed-forward) style transfer."""
+"""``synthviz style-train``, ``synthviz adain-train`` and ``synthviz stylize``: fast (feed-forward) style transfer."""
 
 from __future__ import annotations
 
@@ -63,11 +63,55 @@ def style_train_cmd(
     say(f"saved {info['path']} (styles: {', '.join(f'{k} {n}' for k, n in enumerate(info['styles']))})")
 
 
+@command(app, "adain-train")
+def adain_train_cmd(
+    content: Annotated[Path, typer.Option(help="Folder of content photos; random crops of them are the training set.")],
+    styles: Annotated[Path, typer.Option(help="Folder of style images; random crops of them are the styles seen in training.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The AdaIN network checkpoint to write (.pt).")] = Path("adain.pt"),
+    steps: Annotated[int, typer.Option(help="Training steps (batches).")] = 400,
+    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Crops per step (content and style each).")] = 4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    content_weight: Annotated[float, typer.Option(help="Weight of the (relative) error against the AdaIN features.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Weight of the (relative) error of the channel means and stds at the style layers.")] = 3.0,
+    layer: Annotated[Optional[str], typer.Option(help="Encoder layer AdaIN works at (default: the deepest style layer of stride 8 or less).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Save the train state to --out every N steps (0 = only at the end and on Ctrl-C).")] = 100,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")] = 100,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")] = False,
+    model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
+) -> None:
+    """Train an AdaIN decoder (Huang & Belongie 2017) on --model's features: afterwards
+    `synthviz stylize IMAGE --net OUT --style-image STYLE` paints with any style image, no retraining."""
+    from ..faststyle.adain_train import train_adain
+    from ..faststyle.train import TrainingInterrupted
+
+    check_writable(out, {".pt", ".pth"})
+    try:
+        result = train_adain(model, content, styles, out=out, steps=steps, size=size, batch_size=batch_size, lr=lr,
+                             content_weight=content_weight, style_weight=style_weight, layer=layer,
+                             checkpoint_every=checkpoint_every, sample_every=sample_every, resume=resume,
+                             overwrite=overwrite, weights=weights, seed=seed, device=device, progress=True)
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, TrainingInterrupted) and stop.path is not None:
+            say(f"interrupted at step {stop.step} of {stop.steps}: the train state is saved to {stop.path}; "
+                "run the same command with --resume to continue")
+        else:
+            say(f"interrupted before a training step finished: nothing was written to {out}")
+        raise typer.Exit(130) from None
+    info = result.info
+    say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
+    say(f"saved {info['path']}")
+
+
 @command(app, "stylize")
 def stylize_cmd(
     source: Annotated[Path, typer.Argument(help="An image, a folder of images, or a video (MP4/GIF).")],
     net: Annotated[Path, typer.Option(help="A network trained by `synthviz style-train`.")],
     style: Annotated[Optional[list[int]], typer.Option(help="Style index (from 0); repeat once per --mask (several without --mask are mixed equally).")] = None,
+    style_image: Annotated[Optional[list[Path]], typer.Option(help="With an AdaIN --net (adain-train): any style image; repeat to mix (--mix) or once per --mask.")] = None,
+    alpha: Annotated[float, typer.Option(help="With --style-image: 1 = full style, 0 = the content.")] = 1.0,
+    preserve_colors: Annotated[bool, typer.Option("--preserve-colors", help="With --style-image: recolour the style images to the content's colours first.")] = False,
     mix: Annotated[Optional[str], typer.Option(help="Mix the styles, one weight per style, e.g. 0.3,0.7.")] = None,
     mask: Annotated[Optional[list[Path]], typer.Option(help="Mask image (white = styled); repeat with one --style each.")] = None,
     mask_from_saliency: Annotated[bool, typer.Option("--mask-from-saliency", help="Style only where --model looks (Grad-CAM).")] = False,
@@ -84,6 +128,8 @@ def stylize_cmd(
     from ..techniques.stylize import stylize
 
     positive("--size", size, integer=True)
+    if style_image:
+        return _adain_stylize(source, net, style_image, mix, mask, alpha, preserve_colors, size, out, device, overwrite)
     if mask_from_saliency:
         in_range("--threshold", threshold, 0, 1)
     kind = input_kind(source)
@@ -106,3 +152,19 @@ def stylize_cmd(
         check_writable(out, IMAGE_SUFFIXES, inputs=[source])
         result = stylize(image=source, net=net, **options)
         say(f"{result.info['report']}\nsaved {save_image(result.images[0], out, overwrite)}")
+
+
+def _adain_stylize(source: Path, net: Path, style_images: list[Path], mix, mask, alpha: float, preserve_colors: bool,
+                   size, out: Path, device, overwrite: bool) -> None:
+    """``stylize --style-image``: an image painted by an AdaIN network in any style."""
+    from ..faststyle.adain_stylize import adain_stylize
+    from ..faststyle.stylize import input_kind
+
+    if input_kind(source) != "image":
+        raise SynthvizError("--style-image stylizes one image; pass an image, not a folder or a video")
+    in_range("--alpha", alpha, 0, 1)
+    check_writable(out, IMAGE_SUFFIXES, inputs=[source, *style_images])
+    result = adain_stylize(net, source, [str(s) for s in style_images], mix=mix, alpha=alpha,
+                           preserve_colors=preserve_colors, masks=[str(m) for m in mask] if mask else None, size=size,
+                           device=device)
+    say(f"{result.info['report']}\nsaved {save_image(result.images[0], out, overwrite)}")

@@ -8,6 +8,7 @@ import typer
 
 from ..layers import layer_shapes
 from ..cost import check_size
+from ..errors import SynthvizError
 from ..model_zoo import MODEL_SOURCES
 from ..models import SOURCES, list_models, load_model
 from ..tokens import describe_shape
@@ -35,13 +36,33 @@ def layers_cmd(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Print every layer name of MODEL with its output shape (C, H, W) at --size; a transformer's
-    token layers as (N, C) with the grid they come from (``14×14 + 1 class token``)."""
+    token layers as (N, C) with the grid they come from (``14×14 + 1 class token``). The first
+    lines (``# ...``) say what the output is and which field is explained, the CAM layer and the
+    prefix tokens."""
     m = load_model(model, weights=weights, device=device)
     check_size(m, size)
     hw = m.input_size or (size, size)
+    _print_facts(m, size)
     for name, shape in layer_shapes(m, size):
         nhwc = m.channels_last is not None and m.channels_last(name)
         typer.echo(f"{name:48s} {describe_shape(shape, hw, m.prefix_tokens, nhwc)}")
+
+
+def _print_facts(m, size: int) -> None:
+    """``# output: ...``, ``# CAM layer: ...``, ``# prefix tokens: ...``: what the family defaults to."""
+    from ..hf_models import output_facts
+    from ..layers import default_layer
+
+    try:
+        cam = default_layer(m, "gradcam")
+    except SynthvizError as e:
+        cam = f"none ({e})"
+    prefix = m.prefix_tokens
+    tokens = ("none (no token layers)" if prefix is None else
+              f"{prefix} before the patch tokens (class, distillation, registers)")
+    typer.echo(f"# output: {output_facts(m, size)}")
+    typer.echo(f"# CAM layer: {cam}")
+    typer.echo(f"# prefix tokens: {tokens}")
 
 
 @command(app, "classes")

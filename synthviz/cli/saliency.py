@@ -16,12 +16,13 @@ from ..attribution import METHODS, check_options, option_defaults
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import deferred_interrupt, save_image, write_file
+from ..hf_models import with_output
 from ..models import load_model
 from ..presets import parse_set
 from ..techniques.sanity import sanity
 from .app import app
-from .common import (DEFAULTS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt, OptionSet, OutOpt, OutputIndexOpt,
-                     OverwriteOpt, SimilarOpt, TextOpt, WeightsOpt, command, prepare_outputs, say)
+from .common import (DEFAULTS, FOUNDATION_OPTIONS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt, OptionSet, OutOpt,
+                     OutputIndexOpt, OverwriteOpt, SimilarOpt, TextOpt, WeightsOpt, command, prepare_outputs, say)
 
 D = option_defaults()
 
@@ -66,11 +67,12 @@ def _options(given: dict) -> dict:
 
 @command(app, "saliency")
 @METHOD_OPTIONS
+@FOUNDATION_OPTIONS
 def saliency_cmd(
     image: ImageArg,
     methods: Annotated[str, typer.Option(help="all, or a comma list of: " + ", ".join(METHODS) + " (rollout and chefer: transformers only, not in all).")] = "all",
     target: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
-    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None, foundation: dict = FOUNDATION_OPTIONS.default,
     with_classviz: Annotated[bool, typer.Option("--with-classviz", help="Add the engine's class visualization of the same class beside the maps.")] = False,
     classviz_steps: Annotated[Optional[int], typer.Option(help="Steps of the class visualization (default: the recipe's).")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
@@ -79,28 +81,72 @@ def saliency_cmd(
 ) -> None:
     """Explain IMAGE with several saliency methods: one labelled comparison figure (photo, then each
     method as a heatmap overlay) and each method's raw map as OUT-STEM-METHOD.npy. IMAGE may be a
-    folder: then OUT-STEM/ gets one figure per photo, maps.npz (key PHOTO/METHOD) and targets.csv."""
+    folder: then OUT-STEM/ gets one figure per photo, maps.npz (key PHOTO/METHOD) and targets.csv.
+    A detector explains the detection on --box, or each detection above --min-score in turn
+    (OUT-STEM-detN.png); a segmenter with --class explains the class where it is predicted (or in --mask)."""
     options = _options(options)
     if image.is_dir():
         from ..techniques.saliency_folder import explain_folder
 
-        if any(v is not None for v in (classes, output_index, similar_to, mask, text or None)):
-            raise SynthvizError("--classes, --output-index, --similar-to, --mask and --text explain one photo; "
-                                "give a photo, not a folder (or use --class)")
+        if any(v is not None for v in (classes, output_index, similar_to, mask, text or None,
+                                       *foundation.values())):
+            raise SynthvizError("--classes, --output-index, --similar-to, --mask, --text, --versus, --box, --min-score "
+                                "and --output explain one photo; give a photo, not a folder (or use --class)")
 
         explain_folder(image, methods, target, model=model, weights=weights, size=size, device=device,
                        out=out.with_suffix(""), overwrite=overwrite, options=options, say=say)
         return
+    prepare_outputs(out, inputs=[image])
+    model = with_output(load_model(model, weights, device), foundation.get("output"))
+    flags = dict(cls=target, classes_=classes, output=output_index, similar=similar_to, mask=mask, text=text,
+                 versus=foundation.get("versus"))
+    for job_target, job_out in _jobs(model, image, size, out, flags, foundation):
+        _explain_one(model, image, methods, job_target, job_out, overwrite, weights=weights, size=size,
+                     device=device, with_classviz=with_classviz, classviz_steps=classviz_steps, options=options)
+
+
+def _jobs(model, image: Path, size: int, out: Path, flags: dict, foundation: dict) -> list[tuple]:
+    """(target, figure path) for each explanation: one, except a detector without --box (each detection
+    above --min-score: OUT-STEM-detN.png); a segmenter's --class alone is the class where it is predicted."""
+    from ..detection_models import keep_scores_from, task_of
+    from ..io import as_image
+
+    box, min_score = foundation.get("box"), foundation.get("min_score")
+    task = task_of(model)
+    if box is not None or min_score is not None or task == "detection":
+        others = _other_flags(flags)
+        if others:
+            raise SynthvizError(f"a detector's target is --box and/or --class (and --min-score); drop {others[0]}")
+        cls = model.class_index(flags["cls"]) if flags["cls"] is not None else None
+        if min_score is not None and task == "detection":
+            keep_scores_from(model, min_score)
+        photo = as_image(image, size, batch=True)[:1]
+        found = targets.detections(model, photo, box, cls, 0.5 if min_score is None else min_score)
+        if len(found) == 1:
+            return [(found[0], out)]
+        say(f"{len(found)} detections to explain")
+        return [(t, out.with_name(f"{out.stem}-det{i + 1}{out.suffix}")) for i, t in enumerate(found)]
+    if task == "segmentation" and flags["cls"] is not None and not _other_flags(flags):
+        photo = as_image(image, size, batch=True)[:1]
+        return [(targets.segment(model, photo, model.class_index(flags["cls"])), out)]
+    return [(targets.from_options(model, **flags), out)]
+
+
+_FLAGS = {"classes_": "--classes", "output": "--output-index", "similar": "--similar-to", "mask": "--mask",
+          "text": "--text", "versus": "--versus"}
+
+
+def _other_flags(flags: dict) -> list[str]:
+    """The target flags given besides --class, as written on the command line."""
+    return [_FLAGS[n] for n, v in flags.items() if n in _FLAGS and v is not None and v != []]
+
+
+def _explain_one(model, image: Path, methods: str, target, out: Path, overwrite: bool, **kwargs) -> None:
+    """One figure and its raw maps for ``target``; Ctrl-C saves the methods that finished (exit 130)."""
     from ..techniques.saliency_figure import figure_and_maps, save_maps
 
-    prepare_outputs(out, inputs=[image])
-    model = load_model(model, weights, device)
-    target = targets.from_options(model, cls=target, classes_=classes, output=output_index, similar=similar_to,
-                                  mask=mask, text=text)
     try:
-        result, attributions = figure_and_maps(model, image, methods, target, weights=weights, size=size,
-                                               device=device, with_classviz=with_classviz,
-                                               classviz_steps=classviz_steps, progress=True, options=options)
+        result, attributions = figure_and_maps(model, image, methods, target, progress=True, **kwargs)
     except RenderInterrupted as stop:  # Ctrl-C: the figure and maps of the methods that finished
         with deferred_interrupt():
             say(f"interrupted: saved the {len(stop.extra)} finished method(s) to "

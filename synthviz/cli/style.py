@@ -22,6 +22,9 @@ ParamOpt = Annotated[str, typer.Option(help="Parameterization: pixel or fourier.
 OptimizerOpt = Annotated[str, typer.Option(help="lbfgs (lr 1) or adam.")]
 LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarsest scale; each finer scale gets half (default 200).")]
 PoolOpt = Annotated[str, typer.Option(help="max, or avg to swap the model's max-pooling for average pooling during the render.")]
+SmoothOpt = Annotated[str, typer.Option(help="softmax: match statistics of each layer's features through a softmax over its C·H·W values per image (SWAG, Wang et al. 2021; stronger style on networks other than VGG); none: the raw features.")]
+TemperatureOpt = Annotated[float, typer.Option(help="With --smooth softmax: features are divided by this first (higher = smoother).")]
+BitDepthOpt = Annotated[int, typer.Option(help="8, or 16 for a 16-bit PNG or TIFF --out (prints).")]
 
 
 def is_video(content: Path, out: Path) -> bool:
@@ -43,11 +46,13 @@ def texture_cmd(
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0 = off).")] = 0.0,
     pool: PoolOpt = "max", model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
     device: DeviceOpt = "auto", out: OutOpt = Path("texture.png"), video: VideoOpt = None,
-    overwrite: OverwriteOpt = False,
+    overwrite: OverwriteOpt = False, smooth: SmoothOpt = "none", temperature: TemperatureOpt = 1.0,
+    bit_depth: BitDepthOpt = 8,
 ) -> None:
     """Synthesize a new image with the texture of EXAMPLE."""
     prepare_outputs(out, video, inputs=[example])
-    result = run_render(texture, out, video, overwrite, example=example, size=size, tileable=tileable,
+    result = run_render(texture, out, video, overwrite, bit_depth=bit_depth, smooth=smooth, temperature=temperature,
+                        example=example, size=size, tileable=tileable,
                         histogram=histogram, example_size=example_size, layers=layers, layer_weights=layer_weights,
                         stat=stat, scales=scales, param=param, optimizer=optimizer, steps=steps, lr=lr,
                         tv_weight=tv_weight, pool=pool, model=model, weights=weights, seed=seed, device=device,
@@ -77,6 +82,7 @@ def style_cmd(
     out: OutOpt = Path("style.png"), video: VideoOpt = None, overwrite: OverwriteOpt = False,
     mask: Annotated[Optional[list[Path]], typer.Option(help="One mask image per style (white = that style; none = content).")] = None,
     temporal_weight: Annotated[float, typer.Option(help="A video CONTENT: weight of the temporal loss (Ruder 2016).")] = 100.0,
+    smooth: SmoothOpt = "none", temperature: TemperatureOpt = 1.0, bit_depth: BitDepthOpt = 8,
 ) -> None:
     """Paint CONTENT (an image, or a video with --out a video) in the style of one or more STYLES images."""
     if is_video(content, out):  # every frame styled, warm-started from the previous one (Ruder et al. 2016)
@@ -94,7 +100,8 @@ def style_cmd(
     prepare_outputs(out, video, inputs=[content, *styles])
     if color_method not in ("luminance", "match"):
         raise SynthvizError(f"unknown --color-method '{color_method}'; use luminance or match")
-    result = run_render(style, out, video, overwrite, content=content, styles=styles, size=size,
+    result = run_render(style, out, video, overwrite, bit_depth=bit_depth, smooth=smooth, temperature=temperature,
+                        content=content, styles=styles, size=size,
                         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, blend=blend,
                         style_scale=style_scale, content_layer=content_layer, style_layers=style_layers,
                         layer_weights=layer_weights, stat=stat, init=init,

@@ -22,11 +22,11 @@ from .run import Run
 
 @contextlib.contextmanager
 def temporary_index(images: Sequence[torch.Tensor | str | os.PathLike], model: Model, layers: str | Sequence[str] | None,
-                    size: int = 128, top_k: int = 16) -> Iterator[Run]:
+                    size: int = 128, top_k: int = 16, samples_per_image: int = 0) -> Iterator[Run]:
     """Index ``images`` (paths, or tensors (1, 3, H, W) / (3, H, W) in [0, 1]) into a temporary
     folder that is removed on exit; yields the :class:`Run`. Files that cannot be used (unreadable,
     or below the model's minimum side) are skipped with a warning listing them; a tensor below
-    that minimum is an error."""
+    that minimum is an error. ``samples_per_image``: activation samples kept (for an atlas)."""
     if not images:
         raise SynthvizError("no images given; pass run=RUN (an index folder) or images=[...]")
     with tempfile.TemporaryDirectory(prefix="synthviz-index-") as tmp:
@@ -41,7 +41,7 @@ def temporary_index(images: Sequence[torch.Tensor | str | os.PathLike], model: M
                 paths.append(str(save_image(small[0], tmp / f"image-{i:04d}.png")))
         (tmp / "images.txt").write_text("".join(p + "\n" for p in paths), encoding="utf-8")
         run = Run(index(tmp / "images.txt", tmp / "run", model=model, layers=layers, size=size, top_k=top_k,
-                        workers=0, progress=False))
+                        workers=0, progress=False, samples_per_image=samples_per_image))
         if run.skipped:
             warnings.warn(skipped_note(run.skipped), stacklevel=3)
         yield run

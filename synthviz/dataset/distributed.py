@@ -42,12 +42,12 @@ class BatchForward:
     ``kept`` (indices read), ``failed``/``reasons`` (indices and why not), and per layer the
     values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C) raw bytes."""
 
-    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int):
+    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int, samples: int = 0):
         from ..models import resolve_device
 
         torch.set_num_threads(threads)
         self.model = model.to(resolve_device(None))
-        self.names, self.size, self.reduce = names, size, reduce
+        self.names, self.size, self.reduce, self.samples = names, size, reduce, samples
         self.tap = index_tap(self.model, names)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
@@ -63,6 +63,8 @@ class BatchForward:
             if kept:
                 with self.model.evaluating(), self.tap:
                     results = forward_batch(self.model, self.tap, images, self.reduce)
+            if self.samples:
+                self._add_samples(out, images, kept)
             out["batch"].append(int(batch))
             out["kept"].append(np.asarray(kept, dtype=np.int64))
             out["failed"].append(np.asarray([i for i, _ in failed], dtype=np.int64))
@@ -72,6 +74,20 @@ class BatchForward:
                 out[f"v:{name}"].append(v.numpy().astype(np.float32).tobytes())
                 out[f"p:{name}"].append(p.numpy().astype(np.int64).tobytes())
         return out
+
+    def _add_samples(self, out: dict[str, list], images: torch.Tensor, kept: list[int]) -> None:
+        """The batch's activation samples as raw bytes: ``s:pred`` and per layer ``s:v:``, ``s:p:``, ``s:a:``."""
+        from .samples import sample_batch
+
+        found = sample_batch(self.model, images, kept, self.names, self.samples) if kept else {}
+        empty = (torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0))
+        out.setdefault("s:pred", []).append(found.get("predicted", torch.empty(0, dtype=torch.long)).numpy()
+                                            .astype(np.int64).tobytes())
+        for name in self.names:
+            v, p, a = found.get(name, empty)
+            out.setdefault(f"s:v:{name}", []).append(v.numpy().astype(np.float32).tobytes())
+            out.setdefault(f"s:p:{name}", []).append(p.numpy().astype(np.int64).tobytes())
+            out.setdefault(f"s:a:{name}", []).append(a.numpy().astype(np.float32).tobytes())
 
 
 def in_order(rows: Iterator[dict], start: int) -> Iterator[dict]:
@@ -87,8 +103,9 @@ def in_order(rows: Iterator[dict], start: int) -> Iterator[dict]:
         raise SynthvizError(f"the Ray pass lost batch {expected}; run the same command again to resume")
 
 
-def decode(row: dict, channels: dict[str, int]):
-    """A result row back to ``(first, kept, failed, {layer: (values (n, C), positions (n, C))})``."""
+def decode(row: dict, channels: dict[str, int], samples: int = 0):
+    """A result row back to ``(first, kept, failed, {layer: (values (n, C), positions (n, C))})``,
+    and the batch's activation samples when ``samples`` (see :func:`synthviz.dataset.samples.sample_batch`)."""
     kept = [int(i) for i in np.asarray(row["kept"]).reshape(-1)]
     failed = [(int(i), str(r)) for i, r in zip(np.asarray(row["failed"]).reshape(-1), list(row["reasons"]))]
     results = {}
@@ -97,11 +114,19 @@ def decode(row: dict, channels: dict[str, int]):
         p = np.frombuffer(row[f"p:{name}"], dtype=np.int64).reshape(len(kept), c)
         results[name] = (torch.from_numpy(v.copy()), torch.from_numpy(p.copy()))
     first = min(kept + [i for i, _ in failed])
-    return first, kept, failed, results
+    if not samples:
+        return first, kept, failed, results
+    n = len(kept)
+    found = {"predicted": torch.from_numpy(np.frombuffer(row["s:pred"], dtype=np.int64).copy())}
+    for name, c in channels.items():
+        found[name] = (torch.from_numpy(np.frombuffer(row[f"s:v:{name}"], dtype=np.float32).reshape(n, samples, c).copy()),
+                       torch.from_numpy(np.frombuffer(row[f"s:p:{name}"], dtype=np.int64).reshape(n, samples).copy()),
+                       torch.from_numpy(np.frombuffer(row[f"s:a:{name}"], dtype=np.float32).reshape(n, samples).copy()))
+    return first, kept, failed, results, found if n else None
 
 
 def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
-                cpus_per_worker: int = 1) -> Iterator[tuple]:
+                cpus_per_worker: int = 1, samples: int = 0) -> Iterator[tuple]:
     """Run the pass's remaining batches on Ray Data (``address``: ``auto``, ``local`` or
     ``ray://HOST:PORT``; a Ray session already started in this process is used as it is), yielding
     each batch's ``(first, kept, failed, {layer: (values, positions)})`` in batch order for the
@@ -129,11 +154,12 @@ def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, b
             data = ray.data.from_items(rows, override_num_blocks=blocks)
             results = data.map_batches(BatchForward, batch_size=1, concurrency=workers, **resource,
                                        fn_constructor_kwargs={"model": shipped, "names": names, "size": size,
-                                                              "reduce": reduce, "threads": cpus_per_worker})
+                                                              "reduce": reduce, "threads": cpus_per_worker,
+                                                              "samples": samples})
             channels = {n: state.layers[n]["channels"] for n in names}
             stream = in_order(results.iter_rows(), state.batches_done)
             for row in stream:
-                yield decode(row, channels)
+                yield decode(row, channels, samples)
         finally:
             context.execution_options.preserve_order, context.enable_progress_bars = saved
     finally:

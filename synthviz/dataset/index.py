@@ -12,6 +12,8 @@ The run folder holds (see :mod:`synthviz.dataset.run` to read it back)::
     manifest.json          settings, layers (channels, grid, receptive field), counts
     images.csv             index,path,label: row i of every array is image i (absolute paths)
     features/<layer>.npy   (N, C) float32: the reduced activation of every unit for every image (NaN: skipped)
+    samples/               with ``samples_per_image``: activation vectors at random positions, their
+                           attributions and each image's predicted class (:mod:`.samples`)
     state.npz              top/bottom-k values, image indices, positions; running mean and m2
     topk.csv, bottomk.csv  layer,unit,rank,path,value,x,y (rank 1 = highest / lowest)
     units.csv              layer,unit,mean,std,min,max
@@ -52,9 +54,12 @@ from .stats import REDUCTIONS
 FORMAT = 1
 
 
-def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size) -> dict:
-    return {"format": FORMAT, "model": model.name, "weights": str(weights), "layers": list(layers), "size": size,
-            "reduce": reduce, "top_k": top_k, "batch_size": batch_size}
+def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size, samples: int = 0) -> dict:
+    settings = {"format": FORMAT, "model": model.name, "weights": str(weights), "layers": list(layers), "size": size,
+                "reduce": reduce, "top_k": top_k, "batch_size": batch_size}
+    if samples:  # only when asked, so runs made without samples resume as they were
+        settings["samples_per_image"] = samples
+    return settings
 
 
 def _layer_info(model: Model, layers: Sequence[str], size: int) -> dict[str, dict]:
@@ -91,7 +96,8 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
           layers: str | Sequence[str] | None = None, size: int = 224, reduce: str = "max", top_k: int = 16,
           batch_size: int = 32, workers: int | None = None, device: str | None = None,
           ray: str | None = None, overwrite: bool = False, progress: bool = True,
-          checkpoint_every: float = 30.0, on_batch: Callable[[int], None] | None = None) -> Path:
+          checkpoint_every: float = 30.0, on_batch: Callable[[int], None] | None = None,
+          samples_per_image: int = 0) -> Path:
     """Index ``dataset`` (a folder, a glob or a .txt/.csv list) into the folder ``out``.
 
     Args:
@@ -103,12 +109,16 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         ray: run the same pass on Ray Data (``"auto"``, ``"local"`` or a cluster address), same files.
         checkpoint_every: seconds between checkpoints; an interrupted pass resumes from the last.
         on_batch: called with the number of batches done after each batch (tests use it to interrupt).
+        samples_per_image: also keep, per image and layer, the activation vector at this many random
+            positions and its attribution to the predicted class (:mod:`synthviz.dataset.samples`;
+            one more forward and backward per layer and batch), the material of an activation atlas.
 
     Returns the run folder. Re-running the same call resumes; a finished run is left as it is.
     Images that cannot be used are skipped and listed; when none can, it raises
     :class:`~synthviz.errors.BadImage` listing them.
     """
     _check_options(reduce, top_k, batch_size, size, workers)
+    non_negative("samples_per_image", samples_per_image, integer=True)
     out = Path(out)
     check_out(out)
     source = find_images(dataset)  # an empty list or folder fails here, before the model loads
@@ -116,7 +126,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     check_size(m, size)
     names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else list(layers or [])
     names = [n for n in names if n] or [default_layer(m, "mid")]
-    settings = _settings(m, weights, names, size, reduce, top_k, batch_size)
+    settings = _settings(m, weights, names, size, reduce, top_k, batch_size, samples_per_image)
     fresh = prepare(out, settings, source, overwrite)
     if not fresh and read_manifest(out).get("status") == "complete":
         return out
@@ -129,14 +139,15 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     manifest = {"settings": settings, "dataset": source.root, "count": len(source), "layers": info,
                 "status": "partial"}
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    state = Pass(out, source, info, top_k, batch_size, fresh)
+    state = Pass(out, source, info, top_k, batch_size, fresh, _sample_files(out, info, len(source), samples_per_image))
     if ray is not None:
         from .distributed import ray_batches
 
-        with contextlib.closing(ray_batches(state, m, names, size, reduce, batch_size, ray)) as batches:
+        with contextlib.closing(ray_batches(state, m, names, size, reduce, batch_size, ray,
+                                            samples=samples_per_image)) as batches:
             drive(state, batches, len(state.source), progress, checkpoint_every, on_batch, lambda batch: batch)
     else:
-        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch)
+        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch, samples_per_image)
     _refuse_empty(state, dataset)
     write_outputs(out, source, state.stats, state.features, info, state.skipped)
     manifest.update(status="complete", skipped=len(state.skipped))
@@ -176,8 +187,8 @@ def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_ev
     try:
         with progress_bar(total_images, "index", completed=done, unit="img", enabled=progress) as bar:
             for item in batches:
-                first, kept, failed, results = step(item)
-                state.add(first, kept, failed, results)
+                first, kept, failed, results, *samples = step(item)
+                state.add(first, kept, failed, results, *samples)
                 bar.advance(len(kept) + len(failed))
                 if time.monotonic() - last > checkpoint_every:
                     state.checkpoint()
@@ -188,13 +199,29 @@ def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_ev
         state.checkpoint()
 
 
-def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch) -> None:
+def _sample_files(out: Path, info: dict, images: int, samples: int):
+    """The opener of the sample files :class:`Pass` takes (None without samples)."""
+    if not samples:
+        return None
+    from .samples import SampleFiles
+
+    return lambda new: SampleFiles(out, info, images, samples, new)
+
+
+def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch,
+               samples: int = 0) -> None:
     """The pass in this process: ``loader`` yields the batches from ``state.batches_done`` on."""
-    with model.evaluating(), index_tap(model, names) as tap:
+    tap = index_tap(model, names)  # hooked per batch: the samples' own Tap must not meet its hooks
 
-        def step(item):
-            first, images, kept, failed = item
+    def step(item):
+        first, images, kept, failed = item
+        with tap:
             results = forward_batch(model, tap, images, reduce) if len(kept) else state.empty()
+        if not samples:
             return first, kept, failed, results
+        from .samples import sample_batch
 
+        return first, kept, failed, results, sample_batch(model, images, kept, names, samples) if len(kept) else None
+
+    with model.evaluating():
         drive(state, loader, len(state.source), progress, checkpoint_every, on_batch, step)

@@ -22,6 +22,7 @@ from ..io import encode_image, resize, write_file
 from ..layers import parse_units
 from ..models import load_model
 from ..recipes import visualize
+from .dissect import read_labels
 from .maps import overlay, unit_maps
 from .run import Run, open_run
 
@@ -100,6 +101,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
     out = Path(out)
     m = load_model(model if model is not None else run.model, run.settings["weights"])
     links: list[dict] = [{"layer": None, "unit": None, "href": "units/index.html"}]
+    labels = read_labels(run)  # Network Dissection labels (`synthviz label`), when the run has them
     listing: list[str] = []
     for layer in layers or run.layers:
         layer = run.check_layer(layer)
@@ -122,13 +124,14 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
         stats = run.stats(layer)
         listing.append(f"<h2>{_e(layer)}</h2><div class=\"grid\">")
         for unit in chosen:
-            _unit_page(run, m, layer, unit, folder, np.asarray(feats[:, unit]), stats, thumb, viz_steps > 0)
+            label = labels.get((layer, unit), "")
+            _unit_page(run, m, layer, unit, folder, np.asarray(feats[:, unit]), stats, thumb, viz_steps > 0, label)
             links.append({"layer": layer, "unit": unit, "href": f"units/{layer}/{unit}.html"})
             img = f'<img src="{_href(f"{layer}/{unit}/viz.png")}" width="{thumb}" height="{thumb}" alt="">' \
                 if (folder / str(unit) / "viz.png").exists() else \
                 f'<img src="{_href(f"{layer}/{unit}/patch-1.png")}" width="{thumb}" height="{thumb}" alt="">'
             listing.append(f'<figure><a href="{_href(f"{layer}/{unit}.html")}">{img}</a>'
-                           f"<figcaption>unit {unit}</figcaption></figure>")
+                           f"<figcaption>unit {unit}{_e(' · ' + label) if label else ''}</figcaption></figure>")
         listing.append("</div>")
     back = [f'<p><a href="{_href("../" + home)}">back to the gallery</a></p>'] if home else []
     head = [f"<h1>Units of {_e(run.model)}</h1>",
@@ -139,7 +142,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
 
 
 def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.ndarray, stats, thumb: int,
-               with_viz: bool) -> None:
+               with_viz: bool, label: str = "") -> None:
     pics = folder / str(unit)
     pics.mkdir(parents=True, exist_ok=True)
     examples = run.top_examples(layer, unit)
@@ -166,6 +169,7 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
     std = float(stats.std[unit])
     body = [
         f'<p><a href="../index.html">all units</a></p><h1>{_e(layer)} unit {unit}</h1>',
+        f'<p class="label">label: <b>{_e(label)}</b> (Network Dissection)</p>' if label else "",
         f'<p class="meta">mean {float(stats.mean[unit]):.4g} · std {std:.4g} · max {float(stats.top_v[unit, 0]):.4g} '
         f'over {int(stats.count)} images ({_e(run.settings["reduce"])} over positions)</p>',
         '<div class="row">', f'<div class="col"><h2>Feature visualization</h2>{viz}</div>',

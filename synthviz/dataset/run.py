@@ -112,6 +112,28 @@ class Run:
         except (OSError, ValueError):  # missing, or cut short (it no longer maps)
             raise damaged(self.path, f"features/{name}.npy cannot be read", REMAKE) from None
 
+    @property
+    def samples_per_image(self) -> int:
+        """Activation samples kept per image (``synthviz index --samples-per-image``; 0: none)."""
+        return int(self.settings.get("samples_per_image", 0))
+
+    def samples(self, layer: str | None = None) -> dict[str, np.ndarray]:
+        """The activation samples of ``layer`` (memory-mapped, see :mod:`synthviz.dataset.samples`):
+        ``vectors`` (N, S, C), ``positions`` (N, S), ``attributions`` (N, S) to each image's
+        ``predicted`` (N,) class (NaN rows / -1: skipped images)."""
+        name = self.check_layer(layer)
+        if not self.samples_per_image:
+            raise SynthvizError(f"the index in {self.path} holds no activation samples; make it with "
+                                "`synthviz index ... --samples-per-image 4` (a new --out, or --overwrite)")
+        folder = self.path / "samples"
+        try:
+            return {"vectors": np.load(folder / f"{name}.npy", mmap_mode="r"),
+                    "positions": np.load(folder / f"{name}.pos.npy", mmap_mode="r"),
+                    "attributions": np.load(folder / f"{name}.attr.npy", mmap_mode="r"),
+                    "predicted": np.load(folder / "predicted.npy", mmap_mode="r")}
+        except (OSError, ValueError):
+            raise damaged(self.path, f"the samples of {name} cannot be read", REMAKE) from None
+
     @cached_property
     def _state(self) -> dict:
         state = load_state(self.path, self.manifest["layers"], REMAKE)

@@ -152,13 +152,16 @@ class Pass:
     """The state of one indexing pass: per-layer :class:`UnitStats`, the feature memmaps, the
     skipped images and how many batches are done. Checkpoints go to ``out/state.npz`` atomically."""
 
-    def __init__(self, out: Path, source: Source, layers: dict[str, dict], top_k: int, batch_size: int, fresh: bool):
+    def __init__(self, out: Path, source: Source, layers: dict[str, dict], top_k: int, batch_size: int, fresh: bool,
+                 samples=None):
         self.out, self.source, self.layers, self.batch_size = out, source, layers, batch_size
         self.consistent = True
         state = None if fresh else load_state(out, layers)
         (out / "features").mkdir(parents=True, exist_ok=True)
         self.features = {name: open_features(out, name, (len(source), info["channels"]), state is None)
                          for name, info in layers.items()}
+        # the activation samples (``--samples-per-image``): ``samples(new)`` opens their files (.samples)
+        self.samples = samples(state is None) if samples is not None else None
         self.stats = {name: UnitStats(info["channels"], top_k) for name, info in layers.items()}
         self.skipped: list[tuple[int, str]] = []
         self.batches_done = 0
@@ -173,9 +176,12 @@ class Pass:
                 for n, i in self.layers.items()}
 
     def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]],
-            results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Merge one batch (its images' indices ``kept``; ``failed`` as (index, reason))."""
+            results: dict[str, tuple[torch.Tensor, torch.Tensor]], samples: dict | None = None) -> None:
+        """Merge one batch (its images' indices ``kept``; ``failed`` as (index, reason); ``samples``:
+        its activation samples, see :func:`synthviz.dataset.samples.sample_batch`)."""
         self.consistent = False
+        if self.samples is not None:
+            self.samples.store(kept, failed, samples)
         idx = torch.tensor(list(kept), dtype=torch.long)
         for name, (values, positions) in results.items():
             self.stats[name].update(values, positions, idx)
@@ -193,6 +199,8 @@ class Pass:
             return
         for feats in self.features.values():
             feats.flush()
+        if self.samples is not None:
+            self.samples.flush()
         state = {"batches_done": np.array(self.batches_done), "skipped": np.array(json.dumps(self.skipped))}
         for name, stats in self.stats.items():
             state.update(stats.state(f"{name}::"))

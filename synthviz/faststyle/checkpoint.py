@@ -41,6 +41,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as e:
         raise SynthvizError(f"cannot read {path} as a style network ({type(e).__name__}); "
                             "pass a .pt file written by `synthviz style-train`") from None
+    if isinstance(data, dict) and data.get("format") == "synthviz-adain/1":
+        raise SynthvizError(f"{path} is an AdaIN network: give it a style image with --style-image (no --style or --mix index)")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SynthvizError(f"{path} is not a synthviz style network; pass a .pt file written by `synthviz style-train`")
     return data

@@ -84,13 +84,15 @@ def _relative_error(stats: tuple[torch.Tensor, ...], target: tuple[torch.Tensor,
 
 
 def masked_style_objective(model: Model, styles: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
-                           layers: Sequence[str], layer_weights: Sequence[float], stat: str = "gram") -> Objective:
+                           layers: Sequence[str], layer_weights: Sequence[float], stat: str = "gram",
+                           transform=None) -> Objective:
     """Minus the guided style error: style k's statistics matched inside mask k only (Gatys et al. 2017).
 
     styles: (1, 3, h, w) each; masks: (1, 1, H, W) each at any size (resized to every layer).
-    A style whose mask is empty adds nothing.
+    A style whose mask is empty adds nothing. ``transform``: the targets' features go through it
+    (SWAG's softmax); the caller wraps the objective with the same (``painting.smoothed``).
     """
-    targets = [style_targets(model, [s], [1.0], layers, stat) for s in styles]
+    targets = [style_targets(model, [s], [1.0], layers, stat, transform) for s in styles]
     masks = [m.to(model.device) for m in masks]
 
     def fn(c: Context) -> torch.Tensor:

@@ -13,7 +13,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,12 +165,19 @@ def train_style_net(model="efficientnet_lite0", styles: Sequence[torch.Tensor | 
     with m.evaluating():
         loss = PerceptualLoss(m, style_imgs, content_layer_name=content_layer, style_layer_names=style_layers,
                               weights=layer_weights, stat=stat)
-        training = _Training(net, opt, loss, crops, dev, batch_size, (content_weight, style_weight, tv_weight), out,
-                             names, config, start)
-        net.train()
-        with progress_bar(steps, "style-train", completed=start, status="", enabled=progress) as bar:
-            training.run(steps, bar, checkpoint_every, sample_every, samples)
-    return _trained(training, m.name, samples, time.perf_counter() - t0)
+
+        def terms(step: int) -> dict[str, torch.Tensor]:
+            """A batch of crops (B, 3, size, size), each element with its own style -> loss terms (B,)."""
+            x = crops.batch(batch_size).to(dev)
+            ids = (torch.arange(batch_size) + step * batch_size) % net.styles
+            y = net(x, torch.nn.functional.one_hot(ids, net.styles).float())
+            return loss.terms(y, x, ids)
+
+        training = Trainer(net, opt, terms, {"content": content_weight, "style": style_weight, "tv": tv_weight}, out,
+                           save=lambda t: save_checkpoint(t.out, t.net, names, step=t.done, optimizer=t.opt, config=config),
+                           samples=lambda n: _sample_grid(n, samples, names)[1], start=start)
+        training.fit(steps, progress, "style-train", checkpoint_every, sample_every)
+    return _trained(training, m.name, loss, names, config, samples, time.perf_counter() - t0)
 
 
 def _check_arguments(steps: int, size: int, batch_size: int, lr: float, styles: Sequence, channels: Sequence[int],
@@ -221,28 +228,34 @@ def _network(out: Path, resume: bool, names: list[str], n_styles: int, channels:
 
 
 @dataclass
-class _Training:
-    """The training loop: ``done`` counts the steps taken (from ``start``), ``record`` holds each
-    step's mean loss terms; the checkpoint at ``out`` is written as it goes and when it stops."""
+class Trainer:
+    """The one training loop of the fast-style networks (the style network, the AdaIN decoder):
+    Adam on ``terms(step)`` (loss terms, each (B,)) weighted by ``weights`` and averaged over the
+    batch. ``done`` counts the steps taken (from ``start``), ``record`` holds each step's mean
+    terms; ``save(trainer)`` writes the checkpoint at ``out`` as it goes and when it stops, and
+    ``samples(net)`` a sample grid (3, H, W) to OUT-samples/."""
 
-    net: TransformNet
+    net: torch.nn.Module
     opt: torch.optim.Optimizer
-    loss: PerceptualLoss
-    crops: ContentCrops
-    device: torch.device
-    batch_size: int
-    weights: tuple[float, float, float]  # content, style, total variation
+    terms: Callable[[int], dict[str, torch.Tensor]]
+    weights: dict[str, float]
     out: Path
-    names: list[str]
-    config: dict
-    start: int
+    save: Callable[["Trainer"], object]
+    samples: Callable[[torch.nn.Module], torch.Tensor]
+    start: int = 0
     done: int = 0
     record: list[dict[str, float]] = field(default_factory=list)
 
     def __post_init__(self):
         self.done = self.start
 
-    def run(self, steps: int, bar, checkpoint_every: int, sample_every: int, samples: torch.Tensor) -> None:
+    def fit(self, steps: int, progress: bool, label: str, checkpoint_every: int, sample_every: int) -> None:
+        """Train up to step ``steps`` in train mode behind the one progress bar."""
+        self.net.train()
+        with progress_bar(steps, label, completed=self.start, status="", enabled=progress) as bar:
+            self.run(steps, bar, checkpoint_every, sample_every)
+
+    def run(self, steps: int, bar, checkpoint_every: int, sample_every: int) -> None:
         """Train up to step ``steps``, checkpointing every ``checkpoint_every`` steps and saving a sample
         grid every ``sample_every``; on Ctrl-C or an error the checkpoint keeps what was learnt (Ctrl-C:
         :class:`TrainingInterrupted` says where)."""
@@ -253,8 +266,7 @@ class _Training:
                 if checkpoint_every and self.done % checkpoint_every == 0 and self.done < steps:
                     self.checkpoint()
                 if sample_every and self.done % sample_every == 0:
-                    save_image(_sample_grid(self.net.eval(), samples, self.names)[1],
-                               sample_dir / f"step-{self.done:06d}.png", overwrite=True)
+                    save_image(self.samples(self.net.eval()), sample_dir / f"step-{self.done:06d}.png", overwrite=True)
                     self.net.train()
         except KeyboardInterrupt:
             raise TrainingInterrupted(self.keep(), self.done, steps) from None
@@ -274,13 +286,9 @@ class _Training:
         return self.out
 
     def step(self, step: int) -> dict[str, float]:
-        """One Adam step on a batch of crops (B, 3, size, size), each element with its own style."""
-        x = self.crops.batch(self.batch_size).to(self.device)
-        ids = (torch.arange(self.batch_size) + step * self.batch_size) % self.net.styles
-        y = self.net(x, torch.nn.functional.one_hot(ids, self.net.styles).float())
-        terms = self.loss.terms(y, x, ids)
-        content_weight, style_weight, tv_weight = self.weights
-        total = (content_weight * terms["content"] + style_weight * terms["style"] + tv_weight * terms["tv"]).mean()
+        """One Adam step on ``terms(step)``."""
+        terms = self.terms(step)
+        total = sum(self.weights[k] * v for k, v in terms.items() if k in self.weights).mean()
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         with deferred_interrupt():  # the weights and the step count change together (a Ctrl-C waits)
@@ -291,21 +299,29 @@ class _Training:
         return means
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.out, self.net, self.names, step=self.done, optimizer=self.opt, config=self.config)
+        self.save(self)
+
+    def summary(self, seconds: float) -> dict:
+        """Steps, timing and the mean loss terms of the first and last 10% of the steps (``first``, ``last``)."""
+        k = max(1, len(self.record) // 10)
+        avg = lambda part: {n: sum(r[n] for r in part) / len(part) for n in part[0]} if part else {}  # noqa: E731
+        ran = self.done - self.start
+        return {"path": str(self.out), "steps": self.done, "steps_this_run": ran, "seconds": seconds,
+                "seconds_per_step": seconds / max(1, ran), "first": avg(self.record[:k]), "last": avg(self.record[-k:])}
 
 
-def _trained(training: _Training, model_name: str, samples: torch.Tensor, seconds: float) -> Result:
+def _trained(training: Trainer, model_name: str, loss: PerceptualLoss, names: list[str], config: dict,
+             samples: torch.Tensor, seconds: float) -> Result:
     """The result: the sample grid's tiles and figure, and ``info`` with the mean loss terms of the
     first and last 10% of the steps, the timing and the training's settings."""
-    t, dev, size = training, training.device, training.config["size"]
-    images, grid = _sample_grid(t.net, samples, t.names)
-    k = max(1, len(t.record) // 10)
-    avg = lambda part: {n: sum(r[n] for r in part) / len(part) for n in part[0]} if part else {}  # noqa: E731
-    ran = t.done - t.start
-    info = {"path": str(t.out), "styles": t.names, "steps": t.done, "steps_this_run": ran, "seconds": seconds,
-            "seconds_per_step": seconds / max(1, ran), "first": avg(t.record[:k]), "last": avg(t.record[-k:]),
-            "device": str(dev), "model": model_name, "content_layer": t.loss.content_layer,
-            "style_layers": t.loss.style_layers, **t.config,
-            "report": f"trained {len(t.names)} style(s) for {ran} steps at {size} px in {seconds:.0f} s on {dev}"}
+    t, size = training, config["size"]
+    dev = next(t.net.parameters()).device
+    images, grid = _sample_grid(t.net, samples, names)
+    info = {**t.summary(seconds), "styles": names, "device": str(dev), "model": model_name,
+            "content_layer": loss.content_layer, "style_layers": loss.style_layers, **config,
+            "report": f"trained {len(names)} style(s) for {t.done - t.start} steps at {size} px in {seconds:.0f} s on {dev}"}
     return Result(images=images, figure=grid, info=info, labels=[], steps=t.done, objective="perceptual loss",
                   technique="style_train")
+
+
+_Training = Trainer  # the name the loop had before it took any network and loss

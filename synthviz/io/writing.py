@@ -77,12 +77,68 @@ def check_saveable(image: torch.Tensor) -> torch.Tensor:
     return image
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Save (3, H, W) or (1, 3, H, W) in [0, 1] as an 8-bit image; returns the path written
-    (a free variant of ``path`` if it exists and ``overwrite`` is False). A crash never leaves
-    half a file under the real name; an unknown extension is refused, never replaced."""
+BIT_DEPTHS = (8, 16)
+SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
+
+
+def check_bit_depth(bit_depth: int, path: str | os.PathLike | None = None) -> int:
+    """8 or 16; 16 only for PNG and TIFF (a one-line error naming the fix otherwise)."""
+    if bit_depth not in BIT_DEPTHS:
+        raise SynthvizError(f"--bit-depth {bit_depth}: use 8 or 16")
+    if bit_depth == 16 and path is not None and Path(path).suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+        raise SynthvizError(f"cannot write {Path(path).name} at 16 bits; use a .png or .tif --out, or --bit-depth 8")
+    return bit_depth
+
+
+def to_uint16(image: torch.Tensor):
+    """(3, H, W) in [0, 1] -> H x W x 3 uint16 (rounded to 0..65535)."""
+    import numpy as np
+
+    return (image.detach().double().clamp(0, 1) * 65535).round().cpu().numpy().astype(np.uint16).transpose(1, 2, 0)
+
+
+def png16(array) -> bytes:
+    """An H x W x 3 uint16 array as the bytes of a 16-bit RGB PNG (no filter, zlib; Pillow cannot write these)."""
+    import struct
+    import zlib
+
+    h, w, _ = array.shape
+    rows = array.astype(">u2").reshape(h, w * 6 // 2).view("u1").reshape(h, w * 6)
+    import numpy as np
+
+    raw = np.concatenate([np.zeros((h, 1), dtype="u1"), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits per sample, truecolour
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def encode16(image: torch.Tensor, suffix: str) -> bytes:
+    """(3, H, W) in [0, 1] -> the bytes of a 16-bit PNG or TIFF."""
+    array = to_uint16(image)
+    if suffix.lower() == ".png":
+        return png16(array)
+    try:
+        import imageio.v3 as iio
+
+        return iio.imwrite("<bytes>", array, extension=suffix.lower())
+    except (ImportError, ValueError, OSError) as e:
+        raise SynthvizError(f"cannot write a 16-bit TIFF ({type(e).__name__}): pip install tifffile, "
+                            "or use a .png --out") from None
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike, overwrite: bool = False, bit_depth: int = 8) -> Path:
+    """Save (3, H, W) or (1, 3, H, W) in [0, 1] as an 8-bit image (``bit_depth=16``: a 16-bit PNG
+    or TIFF); returns the path written (a free variant of ``path`` if it exists and ``overwrite``
+    is False). A crash never leaves half a file under the real name; an unknown extension is
+    refused, never replaced."""
     path = check_writable(path, IMAGE_SUFFIXES)
-    return write_file(path, encode_image(check_saveable(image), path.suffix), overwrite)
+    check_bit_depth(bit_depth, path)
+    image = check_saveable(image)
+    data = encode16(image, path.suffix) if bit_depth == 16 else encode_image(image, path.suffix)
+    return write_file(path, data, overwrite)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from ..layers import LOGITS, Tap, capture, default_layer, get_layer
 from ..models import Model
 from ..objectives import Context, Objective, gram, gram_match, moments, moments_match
 from .options import _floats, _normalised, as_list
+from .smoothing import smooth_acts
 
 
 def check_layer(model: Model, layer: str) -> str:
@@ -56,11 +57,12 @@ def stats_of(act: torch.Tensor, stat: str) -> tuple[torch.Tensor, ...]:
 
 
 def style_targets(model: Model, images: Sequence[torch.Tensor], weights: Sequence[float],
-                  layers: Sequence[str], stat: str = "gram") -> StyleTargets:
-    """The blended statistics of ``images`` (each (1, 3, H, W), any size) at ``layers``."""
+                  layers: Sequence[str], stat: str = "gram", transform=None) -> StyleTargets:
+    """The blended statistics of ``images`` (each (1, 3, H, W), any size) at ``layers``; the
+    features first go through ``transform`` ((B, C, H, W) -> same, e.g. SWAG's softmax) when given."""
     targets: StyleTargets = {}
     for image, w in zip(images, weights):
-        acts = capture(model, image, layers)
+        acts = smooth_acts(capture(model, image, layers), transform)
         for layer in layers:
             s = [w * t for t in stats_of(acts[layer], stat)]
             targets[layer] = tuple(a + b for a, b in zip(targets[layer], s)) if layer in targets else tuple(s)

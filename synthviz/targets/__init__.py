@@ -12,6 +12,9 @@ evaluation and synthesis (``objectives.target(...)``, ``synthviz.classviz(model,
     T.similar_to(model, "photo.png")     # cosine similarity of the embedding to the photo's embedding
     T.in_mask(3, mask)                   # segmentation: class 3's scores summed inside mask (H, W)
     T.text(model, "a photo of a cat")    # CLIP: cosine similarity with the prompt's text embedding
+    T.text(model, "a cat", versus="a dog")   # CLIP: cos(image, "a cat") - cos(image, "a dog")
+    T.box((10, 10, 100, 100), 1)         # detection: IoU + score of the class-1 detection on the box
+    T.segment(model, image, 15)          # segmentation: class 15's logits where it is predicted
     T.Target(lambda out: out[:, 2] - out[:, 7], "2 - 7")   # anything differentiable
 
 Every other spelling (an int, a class name, a list or a tensor of them, one per image, None for
@@ -25,7 +28,8 @@ per-image class, reference or mask stays with its image.
 from .convert import as_target, from_options
 from .core import Target, class_index, main_output, predicted
 from .kinds import classes, cosine, in_mask, output_index, similar_to
+from .detection import box, detections, segment
 from .text import text
 
-__all__ = ["Target", "as_target", "class_index", "classes", "cosine", "from_options", "in_mask", "main_output",
-           "output_index", "predicted", "similar_to", "text"]
+__all__ = ["Target", "as_target", "box", "class_index", "classes", "cosine", "detections", "from_options", "in_mask",
+           "main_output", "output_index", "predicted", "segment", "similar_to", "text"]

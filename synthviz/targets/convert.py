@@ -55,10 +55,14 @@ def _class_of(value, model) -> int:
 
 def from_options(model, *, cls: int | str | None = None, classes_: str | Sequence[int] | None = None,
                  output: int | None = None, similar: str | os.PathLike | None = None,
-                 mask: str | os.PathLike | None = None, text: str | Sequence[str] | None = None):
+                 mask: str | os.PathLike | None = None, text: str | Sequence[str] | None = None,
+                 versus: str | Sequence[str] | None = None):
     """The CLI's target flags (``--class``, ``--classes``, ``--output-index``, ``--similar-to``,
-    ``--mask`` with ``--class``, ``--text`` once or one per image) -> a target (``--class`` alone: the class as given, for the
-    techniques' class reports; nothing: None, the prediction)."""
+    ``--mask`` with ``--class``, ``--text`` once or one per image, ``--versus`` its contrast) -> a
+    target (``--class`` alone: the class as given, for the techniques' class reports; nothing: None,
+    the prediction)."""
+    if versus and not text:
+        raise SynthvizError("--versus needs --text: the prompt whose similarity the other one's is subtracted from")
     given = [n for n, v in (("--classes", classes_), ("--output-index", output), ("--similar-to", similar),
                             ("--mask", mask), ("--text", text or None)) if v is not None]
     if len(given) > 1:
@@ -77,5 +81,5 @@ def from_options(model, *, cls: int | str | None = None, classes_: str | Sequenc
     if similar is not None:
         return similar_to(model, similar)
     if text:
-        return text_target(model, text)
+        return text_target(model, text, versus or None)
     return cls

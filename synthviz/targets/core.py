@@ -49,6 +49,9 @@ class Target:
 
     def __call__(self, output) -> torch.Tensor:
         out = main_output(output)
+        if not isinstance(out, torch.Tensor):
+            raise BadValue(f"target '{self.name}' reads a tensor, not the {type(out).__name__} this model returns; "
+                           "a detector needs a box target (--box, --min-score; targets.box)")
         n = out.shape[0]  # (not len(): a tensor's len is slow, and this runs at every forward)
         value = self.fn(out, self._device_rows(n, out.device)) if self.per_image else self.fn(out)
         if not isinstance(value, torch.Tensor) or value.dim() != 1 or value.shape[0] != n:

@@ -9,10 +9,11 @@ from .core import Target
 from .kinds import cosine
 
 
-def text(model, prompts: str | Sequence[str]) -> Target:
+def text(model, prompts: str | Sequence[str], versus: str | Sequence[str] | None = None) -> Target:
     """Cosine similarity of the image embedding (the model's output, (B, D)) with the text embedding
     of ``prompts``: one prompt for every image, or one per image (``["a cat", "a dog"]``). The text
-    embedding comes from the model's own text tower (``open_clip:ARCH`` models)."""
+    embedding comes from the model's own text tower (``open_clip:ARCH`` models). ``versus``: a
+    contrast, cos(image, prompt) − cos(image, versus) (one prompt, or one per image)."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
         raise BadValue("a text target needs a non-empty prompt, like --text 'a photo of a cat'")
@@ -21,4 +22,9 @@ def text(model, prompts: str | Sequence[str]) -> Target:
         raise BadModel(f"text targets need a CLIP-like model with a text tower, not {getattr(model, 'name', model)}; "
                        "use --model open_clip:ARCH")
     label = " / ".join(f"'{p}'" for p in prompts)
-    return cosine(embed(prompts), f"similarity to {label}")
+    first = cosine(embed(prompts), f"similarity to {label}")
+    if versus is None:
+        return first
+    other = text(model, versus)
+    name = f"{label} versus {other.name.removeprefix('similarity to ')}"
+    return Target(lambda out, rows: first.fn(out, rows) - other.fn(out, rows), name, per_image=True)

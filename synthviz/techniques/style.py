@@ -35,6 +35,7 @@ from ..painting import (MIN_SIDE, blend_weights, check_choice, check_min_side, c
                          get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
                          luminance, match_color, pooling, run_ladder, scale_steps, score, style_layers as
                          get_style_layers, style_objective, style_targets, warn_grey_style, with_chroma)
+from ..painting.smoothing import FeatureTransform, feature_transform, smooth_acts, smoothed
 
 COLOR_MODES = ("luminance", "match")
 
@@ -66,7 +67,8 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           preserve_colors: bool | str = False, scales: int | None = None, param: str = "fourier",
           optimizer: str = "adam", lr: float | None = None, steps: int | None = None, pool: str = "max",
           seed: int | None = 0, device: str | None = None, progress: bool | str = False,
-          frame_every: int = 0, masks: ImageLike | Sequence[ImageLike] | None = None) -> Result:
+          frame_every: int = 0, masks: ImageLike | Sequence[ImageLike] | None = None, smooth: str = "none",
+          temperature: float = 1.0) -> Result:
     """Paint ``content`` in the style of ``styles`` (one image or a list; paths or (1, 3, H, W) tensors).
 
     Args:
@@ -93,11 +95,15 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         masks: one mask per style image (white = that style; Gatys et al. 2017 spatial control):
             each style's statistics are matched inside its mask only, and where no mask is set
             the result is the content.
+        smooth: ``softmax`` reads every style and content layer through SWAG's softmax over its
+            C·H·W features per image (Wang et al. 2021; ``temperature`` divides the features first),
+            which makes networks other than VGG paint stronger style; ``none`` uses the raw features.
 
     Returns a :class:`~synthviz.result.Result`; ``info`` holds ``content_loss`` and
     ``style_loss`` of the result and of the start (``*_start``), the layers and a ``report`` line.
     """
     mode = _check_options(stat, optimizer, param, init, pool, preserve_colors)
+    transform = feature_transform(smooth, temperature)
     steps = 200 if steps is None else steps
     _check_numbers(steps, lr, style_scale, size, content_weight, style_weight, tv_weight)
     require(content, "content image")
@@ -115,7 +121,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     inputs = _ladder_inputs(base, style_imgs, mode, size, scales, masks, m.device)
     lr = default_lr(optimizer, param, lr)
     recipe = _Recipe(m, inputs, c_layer, s_layers, lw, mix, stat, style_scale,
-                     (content_weight, style_weight, tv_weight), init, param)
+                     (content_weight, style_weight, tv_weight), init, param, transform)
 
     with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
         recipe.build()
@@ -224,6 +230,7 @@ class _Recipe:
     weights: tuple[float, float, float]  # content, style, total variation
     init: str
     param: str
+    transform: FeatureTransform | None = None  # SWAG's softmax, or None
     parts: dict = field(default_factory=dict)  # (h, w) -> (content objective, style objective)
 
     def build(self) -> None:
@@ -235,12 +242,14 @@ class _Recipe:
             scaled = [resize(s, max(MIN_SIDE, round(side))) for s in self.inputs.styles]
             scaled = [s if min(s.shape[-2:]) >= MIN_SIDE else resize(s, (max(MIN_SIDE, s.shape[-2]), max(MIN_SIDE, s.shape[-1])))
                       for s in scaled]
-            content_obj = feature_match(self.content_layer, capture(m, c, [self.content_layer])[self.content_layer])
-            style_obj = (masked_style_objective(m, scaled, self.inputs.masks, self.style_layers, self.layer_weights, stat)
+            t = self.transform
+            content_target = smooth_acts(capture(m, c, [self.content_layer]), t)[self.content_layer]
+            content_obj = feature_match(self.content_layer, content_target)
+            style_obj = (masked_style_objective(m, scaled, self.inputs.masks, self.style_layers, self.layer_weights, stat, t)
                          if self.inputs.masks
-                         else style_objective(style_targets(m, scaled, self.blend, self.style_layers, stat),
+                         else style_objective(style_targets(m, scaled, self.blend, self.style_layers, stat, t),
                                               self.layer_weights, stat))
-            self.parts[sh, sw] = (content_obj, style_obj)
+            self.parts[sh, sw] = (smoothed(content_obj, t), smoothed(style_obj, t))
 
     def objective_at(self, sh: int, sw: int):
         content_weight, style_weight, tv_weight = self.weights
@@ -282,7 +291,9 @@ def _describe(result: Result, recipe: _Recipe, mode: str | None, losses: dict[st
     content_weight, style_weight, _ = recipe.weights
     result.scores = torch.tensor([-(content_weight * losses["content_loss"] + style_weight * losses["style_loss"])])
     result.labels = [f"style on {m.name} ({stat})"]
+    smooth = f"softmax, temperature {recipe.transform.temperature:g}" if recipe.transform is not None else "none"
     result.info.update(model=m.name, content_layer=recipe.content_layer, style_layers=recipe.style_layers, stat=stat,
+                       smooth=smooth,
                        blend=recipe.blend, preserve_colors=mode, **losses,
                        report=f"style {w}x{h} on {m.name} ({len(recipe.inputs.sizes)} scale(s)): content loss "
                               f"{losses['content_loss_start']:.3g} -> {losses['content_loss']:.3g}, style loss "

@@ -26,6 +26,7 @@ from .common import ImageLike, require
 from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
                          scale_steps, score, style_layers, style_objective, style_targets, default_lr, is_grey)
+from ..painting.smoothing import feature_transform, smoothed
 
 
 def output_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -49,7 +50,8 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
             example_size: int | None = None, scales: int | None = None, tileable: bool = False,
             param: str = "fourier", optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None,
             tv_weight: float = 0.0, histogram: bool = False, pool: str = "max", seed: int | None = 0,
-            device: str | None = None, progress: bool | str = False, frame_every: int = 0) -> Result:
+            device: str | None = None, progress: bool | str = False, frame_every: int = 0, smooth: str = "none",
+            temperature: float = 1.0) -> Result:
     """Synthesize a texture like ``example`` (a path or a (1, 3, H, W) tensor in [0, 1]) at any size.
 
     Args:
@@ -67,12 +69,15 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
         tv_weight: total-variation penalty weight (0 = off).
         histogram: match the colour histogram of the example at the end.
         pool: ``avg`` swaps the model's max-pooling for average pooling during the render (restored after).
+        smooth: ``softmax`` matches the statistics of SWAG's per-image softmax of each layer's features
+            (``temperature`` divides them first; see :mod:`synthviz.painting.smoothing`); ``none``: raw features.
 
     Returns a :class:`~synthviz.result.Result` (images (1, 3, H, W)); ``info`` holds
     ``style_loss_start`` / ``style_loss`` (relative style error of the starting noise and of the
     result), the layers, the ladder (``scales``) and a ``report`` line.
     """
     check_stat(stat)
+    transform = feature_transform(smooth, temperature)
     check_choice("optimizer", optimizer, ("lbfgs", "adam"))
     check_choice("parameterization", param, ("pixel", "fourier"))
     steps = 200 if steps is None else steps
@@ -97,7 +102,8 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
         for sh, sw in sizes:
             k = sh / h
             scaled = resize(ex, (max(MIN_SIDE, round(ex.shape[-2] * k)), max(MIN_SIDE, round(ex.shape[-1] * k))))
-            objectives[sh, sw] = style_objective(style_targets(m, [scaled], [1.0], names, stat), lw, stat)
+            objectives[sh, sw] = smoothed(style_objective(style_targets(m, [scaled], [1.0], names, stat, transform),
+                                                          lw, stat), transform)
 
         def objective_at(sh: int, sw: int):
             obj = objectives[sh, sw]
@@ -126,7 +132,7 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
     start = -result.info["scales"][0]["start"]
     result.scores, result.labels = torch.tensor([-loss]), [f"texture ({stat})"]
     result.info.update(
-        model=m.name, layers=names, stat=stat, style_loss_start=start, style_loss=loss, tileable=tileable,
+        model=m.name, layers=names, stat=stat, smooth=smooth, style_loss_start=start, style_loss=loss, tileable=tileable,
         report=f"texture {w}x{h} on {m.name} ({stat}, {len(sizes)} scale(s)): style loss {start:.4g} -> {loss:.4g}"
                f" ({100 * (1 - loss / start):.1f}% lower)" if start > 0 else f"style loss {loss:.4g}")
     return result

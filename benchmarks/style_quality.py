@@ -1,0 +1,120 @@
+"""Style transfer judged by a network that did not make it (issue 30): 4 content photos × 4 style
+images from scikit-image, each method's mean content kept, style gap and checkerboard under
+EfficientNet-Lite2 (``synthviz.judge.style_scores``), and its time, in one run on this machine.
+
+Methods (``--methods``, comma-separated):
+
+* ``none``: ``synthviz.style`` with its raw features (``--smooth none``);
+* ``softmax`` or ``softmax:T``: SWAG's softmax smoothing at temperature T (``--smooth softmax``);
+  any ``style`` option may follow as ``:key=value`` (``softmax:10:tv_weight=20``, ``none:style_weight=6``);
+* ``default``: ``synthviz.style`` as it is called with no option;
+* ``adain:NET.pt``: one pass of an AdaIN network (``synthviz.stylize(..., style_images=...)``).
+
+    python benchmarks/style_quality.py                         # 4 x 4 at 256 px (slow on a CPU)
+    python benchmarks/style_quality.py --pair                  # chelsea x immunohistochemistry only
+    python benchmarks/style_quality.py --size 64 --steps 4 --contents 1 --styles 1   # does it run?
+
+Needs ``pip install ".[judge,demo]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+
+import torch
+
+CONTENTS = ("chelsea", "astronaut", "coffee", "rocket")
+STYLES = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")
+
+
+def machine() -> str:
+    """This machine in words: CPU model, cores, torch threads (and the GPU when there is one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
+            f"{torch.get_num_threads()} thread(s){gpu}")
+
+
+def render(method: str, content: torch.Tensor, style: torch.Tensor, size: int, steps: int | None,
+           scales: int | None) -> torch.Tensor:
+    """One render (1, 3, H, W) of ``content`` in the style of ``style`` by ``method``."""
+    import synthviz
+
+    if method.startswith("adain:"):
+        return synthviz.stylize(image=content, net=method.split(":", 1)[1], style_images=[style], size=size).images
+    name, *rest = method.split(":")
+    options = {} if name == "default" else {"smooth": name}
+    for part in rest:  # softmax:T, and any style option as key=value (softmax:10:tv_weight=20)
+        key, _, value = part.rpartition("=")
+        options[key or "temperature"] = float(value)
+    return synthviz.style("efficientnet_lite0", content, style, size=size, steps=steps, scales=scales, **options).images
+
+
+def measure(methods, contents, styles, size, steps, scales, save: str = "") -> dict:
+    """{method: [one dict of the judge's numbers and the seconds per pair]}."""
+    from synthviz.judge import style_scores
+    from synthviz.presets import resolve_value
+
+    photos = {n: resolve_value(f"skimage:{n}") for n in (*contents, *styles)}
+    rows: dict[str, list[dict]] = {}
+    for method in methods:
+        for c in contents:
+            for s in styles:
+                t = time.perf_counter()
+                image = render(method, photos[c], photos[s], size, steps, scales)
+                seconds = time.perf_counter() - t
+                scores = style_scores(image, photos[c], photos[s])
+                row = {"content_image": c, "style_image": s, "seconds": seconds, **scores}
+                rows.setdefault(method, []).append(row)
+                print(f"{method:>14} {c:>10} x {s:<22} content {row['content']:.3f}  style gap {row['style_gap']:.3f}  "
+                      f"checkerboard {row['checkerboard']:.2f}  {seconds:.1f} s", flush=True)
+                if save:
+                    from synthviz.io import save_image
+
+                    save_image(image, f"{save}/{method.replace(':', '-').replace('/', '_')}-{c}-{s}.png", overwrite=True)
+    return rows
+
+
+def print_table(rows: dict, size: int, steps) -> None:
+    print(f"\nmean over {len(next(iter(rows.values())))} pair(s) at {size} px, steps {steps or 'default'}; "
+          f"judge efficientnet_lite2; {machine()}")
+    print("| method | content kept | style gap | checkerboard | s / image |")
+    print("|---|---|---|---|---|")
+    for method, rs in rows.items():
+        mean = {k: sum(r[k] for r in rs) / len(rs) for k in ("content", "style_gap", "checkerboard", "seconds")}
+        print(f"| {method} | {mean['content']:.3f} | {mean['style_gap']:.3f} | {mean['checkerboard']:.2f} | "
+              f"{mean['seconds']:.1f} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default="none,softmax")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=None, help="steps at the coarsest scale (default: style's)")
+    ap.add_argument("--scales", type=int, default=None)
+    ap.add_argument("--contents", type=int, default=len(CONTENTS), help="use the first N content photos")
+    ap.add_argument("--styles", type=int, default=len(STYLES), help="use the first N style images")
+    ap.add_argument("--pair", action="store_true", help="chelsea x immunohistochemistry only (the issue's pair)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--save", default="", help="folder to save the renders in")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    contents, styles = (CONTENTS[:1], STYLES[:1]) if args.pair else (CONTENTS[: args.contents], STYLES[: args.styles])
+    print(machine(), flush=True)
+    rows = measure(args.methods.split(","), contents, styles, args.size, args.steps, args.scales, args.save)
+    print_table(rows, args.size, args.steps)
+
+
+if __name__ == "__main__":
+    main()

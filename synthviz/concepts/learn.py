@@ -1,0 +1,204 @@
+"""Learning a dictionary of concepts over a dataset: :func:`learn` (``synthviz concepts``).
+
+The run folder, resumed by the same call until it is complete::
+
+    manifest.json      settings, the layer's shape, the stage reached ("collect", "fit", "encode", "complete")
+    images.csv         index,path,label: row i of every array is image i
+    dictionary.pt      weights only: method, layer, model name, dictionary (K, C), encoder
+    concepts.csv       concept,rank,path,value: each concept's top images (value: the largest coefficient)
+    importance.csv     class,concept,importance: mean gradient × coefficient over the images predicted as the class
+    metrics.json       r2 (of the reconstruction, over every position), dead_fraction, l0 (codes used per position)
+    skipped.txt        path<TAB>reason of each image that could not be read
+    index.html         a page per concept (pages/concept-<k>.html): top images with its heatmap, its render, importance
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checks import choice, positive
+from ..cost import check_size
+from ..dataset.outputs import write_skipped
+from ..dataset.sources import find_images
+from ..dataset.state import images_csv
+from ..errors import BadImage, BadValue, SynthvizError
+from ..io import atomic_write, claim_folder, skipped_note
+from ..layers import capture, default_layer, view_of
+from ..models import DEFAULT_MODEL, Model, load_model
+from .dictionary import Dictionary, get_method, method_names
+from .outputs import write_outputs
+from .stream import collect, encode, positions
+from .train import sample_rows, train_sae
+
+FORMAT = 1
+NMF_SAMPLES = 100_000  # positions an NMF is fitted on (evenly spaced); every image is encoded after
+NMF_VALUES = 25_000_000  # ... and at most this many values (positions x channels): 100 MB of float32 for a wide layer
+RESULTS = ("concepts.csv", "dictionary.pt", "metrics.json", "importance.csv", "index.html")
+STAGES = ("collect", "fit", "encode", "complete")
+
+
+def check_options(method: str, concepts: int, k: int | None, size: int, epochs: int, batch_size: int,
+                  top: int, ray: str | None) -> int | None:
+    """The options of :func:`learn`, checked before anything is read; returns the TopK ``k``."""
+    choice("method", method, method_names())
+    positive("concepts", concepts, integer=True)
+    positive("k", k, integer=True)
+    positive("epochs", epochs, integer=True)
+    positive("batch_size", batch_size, integer=True)
+    positive("top", top, integer=True)
+    if positive("size", size, integer=True) < 8:
+        raise BadValue(f"size must be at least 8, not {size}")
+    if ray is not None:
+        raise BadValue("--ray is not supported by `synthviz concepts` yet; run it without --ray (one machine)")
+    if k is not None and k > concepts:
+        raise BadValue(f"k ({k}) cannot exceed the number of concepts ({concepts}); use --k {concepts} or fewer")
+    return k if k is not None else max(1, concepts // 4)
+
+
+def _start(out: Path, settings: dict, source, overwrite: bool) -> dict:
+    """A fresh manifest, or the one an unfinished run with the same settings left (resumed)."""
+    path = out / "manifest.json"
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise SynthvizError(f"{path} cannot be read; pass --overwrite to start the run again") from None
+        if old.get("settings") != settings:
+            diff = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
+            raise SynthvizError(f"{out} holds a concepts run made with other settings ({', '.join(diff) or 'format'}); "
+                                "choose another --out or pass --overwrite")
+        if (out / "images.csv").read_text(encoding="utf-8") != images_csv(source):
+            raise SynthvizError(f"{out} holds a concepts run of other images; choose another --out or pass --overwrite")
+        return old
+    if not overwrite and any(p.name != ".claim" and not p.name.startswith(".") for p in out.iterdir()):
+        raise SynthvizError(f"{out} exists and is not a concepts run; choose another --out or pass --overwrite")
+    for name in [*RESULTS, "train.pt", "collect.state.json", "encode.state.json", "skipped.txt"]:
+        (out / name).unlink(missing_ok=True)
+    for folder in ("pages", "renders"):  # pictures of the run replaced
+        shutil.rmtree(out / folder, ignore_errors=True)
+    atomic_write(out / "images.csv", images_csv(source))
+    manifest = {"settings": settings, "stage": "collect"}
+    atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _stage(out: Path, manifest: dict, stage: str, **extra) -> None:
+    manifest.update(stage=stage, **extra)
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def layer_samples(model: Model, layer: str, size: int) -> tuple[int, int]:
+    """(positions per image, channels) of ``layer``'s view at ``size`` px."""
+    probe = torch.zeros(1, 3, size, size, device=model.device)
+    raw = capture(model, probe, [layer])[layer]
+    return tuple(positions(view_of(model, layer, raw, (size, size))).shape[1:])
+
+
+def fit(method: str, acts: np.ndarray, rows: np.ndarray, concepts: int, k: int, *, epochs: int, batch_size: int,
+        lr: float, seed: int, out: Path, progress: bool, checkpoint_every: float, on_step=None):
+    """(atoms, bias, scale, encoder state, facts) of ``method`` fitted on rows ``rows`` of ``acts`` (S, C)."""
+    m = get_method(method)
+    if m.kind == "nmf":
+        x = sample_rows(acts, rows, min(NMF_SAMPLES, max(10_000, NMF_VALUES // acts.shape[1])))
+        atoms, facts = m.fn(x, concepts, seed)
+        facts.update(channels=acts.shape[1], concepts=concepts, samples=len(x))
+        return atoms, torch.zeros(acts.shape[1]), 1.0, {}, facts
+    net, scale, facts = train_sae(m, acts, rows, concepts, k, epochs=epochs, batch_size=batch_size * 8, lr=lr,
+                                  seed=seed, checkpoint=out / "train.pt", checkpoint_every=checkpoint_every,
+                                  progress=progress, on_step=on_step)
+    with torch.no_grad():
+        atoms = net.dictionary().detach().clone()
+    facts.update(epochs=epochs, lr=lr)
+    return atoms, net.bias.detach().clone(), scale, net.state_dict(), facts
+
+
+def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
+          model: str | Model | torch.nn.Module = DEFAULT_MODEL, weights: str = "default", layer: str | None = None,
+          method: str = "nmf", concepts: int = 8, k: int | None = None, size: int = 224, batch_size: int = 32,
+          epochs: int = 20, lr: float = 3e-3, top: int = 16, seed: int = 0, workers: int | None = None,
+          device: str | None = None, ray: str | None = None, overwrite: bool = False, progress: bool = True,
+          render: bool = False, render_steps: int | None = None, render_size: int = 128,
+          keep_activations: bool = False, pages: bool = True, checkpoint_every: float = 30.0, on_batch=None,
+          on_step=None) -> Path:
+    """Learn ``concepts`` concepts of ``layer`` over ``dataset`` with ``method`` into the folder ``out``.
+
+    Args:
+        method: ``nmf``, ``sae``, ``topk``, ``batchtopk``, ``jumprelu`` or ``archetypal`` (see
+            :mod:`synthviz.concepts.registry`); ``k``: the active codes of the TopK variants (default K/4).
+        size: images resized to ``size`` x ``size``; every position of the layer is a sample.
+        epochs, lr: SAE training (batches of ``8 · batch_size`` positions).
+        top: top images kept per concept (``concepts.csv`` and the pages).
+        render: also render every concept (feature visualization of its direction) for the pages.
+        keep_activations: keep ``collect-activations.npy`` (N·h·w, C) after the run.
+        pages: write ``index.html`` and the concept pages (False: the plain files only).
+        on_batch, on_step: called after each image batch / training step (tests use them to interrupt).
+
+    Returns the run folder. Re-running the same call resumes an unfinished run; a finished one is
+    refused unless ``overwrite``. Unreadable images are skipped and listed in ``skipped.txt``.
+    """
+    k = check_options(method, concepts, k, size, epochs, batch_size, top, ray)
+    out = Path(out)
+    source = find_images(dataset)
+    with claim_folder(out, holds=["concepts.csv"], overwrite=overwrite, what="a finished concepts run"):
+        m = load_model(model, weights, device)
+        check_size(m, size)
+        layer = layer or default_layer(m, "mid")
+        settings = {"format": FORMAT, "model": m.name, "weights": str(weights), "layer": layer, "method": method,
+                    "concepts": concepts, "k": k, "size": size, "batch_size": batch_size, "epochs": epochs,
+                    "lr": lr, "seed": seed}
+        manifest = _start(out, settings, source, overwrite)
+        shape = layer_samples(m, layer, size)
+        common = {"size": size, "batch_size": batch_size, "workers": workers, "progress": progress,
+                  "checkpoint_every": checkpoint_every, "on_batch": on_batch}
+        gathered = collect(out, source, m, layer, shape, fresh=False, **common)
+        _refuse_empty(gathered, source, dataset)
+        acts = gathered.arrays["activations"]
+        rows = np.flatnonzero(~np.isnan(acts[:, 0]))
+        if manifest["stage"] in ("collect", "fit"):
+            _stage(out, manifest, "fit", samples=shape[0], channels=shape[1])
+            atoms, bias, scale, encoder, facts = fit(method, acts, rows, concepts, k, epochs=epochs,
+                                                     batch_size=batch_size, lr=lr, seed=seed, out=out,
+                                                     progress=progress, checkpoint_every=checkpoint_every,
+                                                     on_step=on_step)
+            facts.update(size=size, positions=shape[0])
+            Dictionary(method, layer, m.name, atoms, bias, scale, encoder, facts).save(out / "dictionary.pt")
+            _stage(out, manifest, "encode")
+        dictionary = Dictionary.load(out / "dictionary.pt")
+        coded = encode(out, source, m, dictionary, fresh=False, **common)
+        write_skipped(out, source, sorted(set(gathered.skipped) | set(coded.skipped)))
+        write_outputs(out, source, m, dictionary, acts, rows, coded.arrays, top=top)
+        if render:
+            from .pictures import render_concepts
+
+            render_concepts(out, model=m, steps=render_steps, size=render_size, progress=progress)
+        if pages:
+            from .pages import write_pages
+
+            write_pages(out, model=m)
+        _stage(out, manifest, "complete")
+        for state in (gathered, coded):
+            state.finish()
+        (out / "train.pt").unlink(missing_ok=True)
+        if not keep_activations:
+            del acts, gathered
+            for name in ("collect-activations.npy", "encode-share.npy", "encode-classes.npy", "encode-best.npy"):
+                (out / name).unlink(missing_ok=True)
+    return out
+
+
+def _refuse_empty(state, source, dataset) -> None:
+    """A pass that read no image is an error listing why (and the list in ``skipped.txt``)."""
+    if len(state.skipped) < len(source):
+        return
+    skipped = [(source.paths[i], reason) for i, reason in sorted(state.skipped)]
+    write_skipped(state.out, source, state.skipped)
+    state.path.unlink(missing_ok=True)
+    raise BadImage(f"no image of {dataset} could be read: {skipped_note(skipped, limit=3)}; "
+                   f"all listed in {state.out / 'skipped.txt'}; use PNG or JPEG files the model can read")
+

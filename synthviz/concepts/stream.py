@@ -1,0 +1,167 @@
+"""The two streaming passes of a concepts run, on the dataset pass's kit.
+
+Images come from :func:`synthviz.dataset.sources.batch_loader` (fixed batches, unreadable files
+skipped and listed), :func:`synthviz.dataset.index.drive` shows the progress bar and checkpoints,
+and a :class:`Stream` is the state it drives (the duck type of the index's ``Pass``: ``add``,
+``checkpoint``, ``batches_done``, ``batch_size``): memory-mapped arrays in the run folder plus a
+small JSON of the batches done and the images skipped, so Ctrl-C and the same call resume.
+
+* :func:`collect`: every position of the layer (or every patch token, through the spatial view of
+  :mod:`synthviz.tokens`) is a sample: ``activations.npy`` (N·h·w, C), image ``i``'s rows at
+  ``i·h·w ...``; rows of skipped images are NaN.
+* :func:`encode`: each image's coefficients against a learnt dictionary, reduced to the largest over
+  positions (N, K), and gradient × coefficient: concept k's share of the predicted class's score,
+  ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K), and the predicted class (N,).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..dataset.forward import index_tap
+from ..dataset.index import default_workers, drive
+from ..dataset.sources import Source, batch_loader
+from ..errors import SynthvizError
+from ..io import atomic_write
+from ..layers import LOGITS, Tap, view_of
+from ..models import Model
+from .dictionary import Dictionary
+
+
+class Stream:
+    """The state of one pass named ``name``: arrays ``{key: (shape, dtype, fill)}`` as
+    ``out/<name>-<key>.npy`` memmaps, written by ``consume(arrays, kept, results)``."""
+
+    def __init__(self, out: Path, name: str, source: Source, batch_size: int, arrays: dict, consume: Callable,
+                 fresh: bool):
+        self.out, self.name, self.source, self.batch_size, self.consume = out, name, source, batch_size, consume
+        self.path = out / f"{name}.state.json"
+        self.batches_done, self.skipped, self.consistent = 0, [], True
+        state = None if fresh or not self.path.exists() else self._read()
+        self.fill = {k: fill for k, (_, _, fill) in arrays.items()}
+        self.arrays = {k: self._open(k, shape, dtype, fill, state is None) for k, (shape, dtype, fill) in arrays.items()}
+        if state is not None:
+            self.batches_done, self.skipped = int(state["batches_done"]), [tuple(s) for s in state["skipped"]]
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise SynthvizError(f"{self.path} cannot be read; pass --overwrite to start the run again") from None
+
+    def _open(self, key: str, shape, dtype, fill, new: bool) -> np.memmap:
+        path = self.out / f"{self.name}-{key}.npy"
+        if new or not path.exists():
+            arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+            arr[:] = fill
+            return arr
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape != tuple(shape):
+            raise SynthvizError(f"{path} holds {arr.shape}, not {tuple(shape)}; pass --overwrite to start again")
+        return arr
+
+    def add(self, first: int, kept, failed, results) -> None:
+        self.consistent = False
+        if len(kept):
+            self.consume(self.arrays, list(kept), results)
+        self.skipped += [(int(i), str(r)) for i, r in failed]
+        self.batches_done += 1
+        self.consistent = True
+
+    def checkpoint(self) -> None:
+        if not self.consistent:
+            return
+        for arr in self.arrays.values():
+            arr.flush()
+        atomic_write(self.path, json.dumps({"batches_done": self.batches_done, "skipped": self.skipped}))
+
+    def finish(self) -> None:
+        """Drop the pass's state file once its results are used."""
+        self.path.unlink(missing_ok=True)
+
+
+def _loader(source: Source, model: Model, size: int, batch_size: int, workers: int | None, start: int):
+    return batch_loader(source.paths, size, batch_size, default_workers() if workers is None else workers,
+                        start_batch=start, min_side=model.min_size)
+
+
+def positions(act: torch.Tensor) -> torch.Tensor:
+    """A layer's view (B, C, h, w) or (B, C) as samples (B, h·w, C)."""
+    return act.flatten(2).transpose(1, 2) if act.dim() > 2 else act[:, None]
+
+
+def collect(out: Path, source: Source, model: Model, layer: str, shape: tuple[int, int], *, size: int,
+            batch_size: int, workers: int | None, fresh: bool, progress: bool, checkpoint_every: float,
+            on_batch=None) -> Stream:
+    """Pass 1: every position's activation into ``activations.npy``. ``shape``: (h·w, C)."""
+    hw, channels = shape
+
+    def consume(arrays, kept, acts):
+        rows = (np.asarray(kept)[:, None] * hw + np.arange(hw)).ravel()
+        arrays["activations"][rows] = acts.reshape(-1, channels).numpy()
+
+    state = Stream(out, "collect", source, batch_size, {"activations": ((len(source) * hw, channels), np.float32, np.nan)},
+                   consume, fresh)
+    loader = _loader(source, model, size, batch_size, workers, state.batches_done)
+    with model.evaluating(), index_tap(model, [layer]) as tap:
+
+        def step(item):
+            first, images, kept, failed = item
+            if not len(kept):
+                return first, kept, failed, None
+            with torch.inference_mode():
+                raw = tap(images.to(model.device))[layer]
+                acts = positions(view_of(model, layer, raw, model.input_hw(images))).float().cpu()
+            return first, kept, failed, acts
+
+        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step)
+    return state
+
+
+def gradient_step(model: Model, tap: Tap, layer: str, dictionary: Dictionary, images: torch.Tensor,
+                  target: int | None = None):
+    """One batch (B, 3, S, S) through a ``Tap(model, [layer, LOGITS], grad="leaf")``: (coefficients
+    (B, h·w, K), gradient × coefficient (B, K), classes (B,), the layer's grid (h, w)); the score is
+    the predicted class's logit, or class ``target``'s."""
+    with torch.enable_grad():
+        acts = tap(images.to(model.device))
+        logits = acts[LOGITS]
+        classes = logits.argmax(1) if target is None else torch.full((len(logits),), target, device=logits.device)
+        score = logits.gather(1, classes[:, None]).sum()
+        grad = torch.autograd.grad(score, acts[layer])[0]
+    a, g = positions(acts[layer].detach()).float().cpu(), positions(grad).float().cpu()
+    z = dictionary.encode(a.reshape(-1, a.shape[-1])).reshape(*a.shape[:2], -1)
+    share = (z * dictionary.scale * (g @ dictionary.atoms.T)).sum(1)
+    grid = tuple(acts[layer].shape[2:]) if acts[layer].dim() == 4 else (1, 1)
+    return z, share, classes.cpu(), grid
+
+
+def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, size: int, batch_size: int,
+           workers: int | None, fresh: bool, progress: bool, checkpoint_every: float, on_batch=None) -> Stream:
+    """Pass 2: each image's largest coefficient per concept, gradient × coefficient, predicted class."""
+    n, k = len(source), dictionary.concepts
+
+    def consume(arrays, kept, results):
+        best, share, classes = results
+        idx = np.asarray(kept)
+        arrays["best"][idx], arrays["share"][idx], arrays["classes"][idx] = best, share, classes
+
+    arrays = {"best": ((n, k), np.float32, np.nan), "share": ((n, k), np.float32, np.nan), "classes": ((n,), np.int64, -1)}
+    state = Stream(out, "encode", source, batch_size, arrays, consume, fresh)
+    loader = _loader(source, model, size, batch_size, workers, state.batches_done)
+    with model.evaluating(), Tap(model, [dictionary.layer, LOGITS], grad="leaf") as tap:
+
+        def step(item):
+            first, images, kept, failed = item
+            if not len(kept):
+                return first, kept, failed, None
+            z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
+            return first, kept, failed, (z.amax(1).numpy(), share.numpy(), classes.numpy())
+
+        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step)
+    return state
