@@ -14,6 +14,19 @@ from .app import app
 from .common import DEFAULTS, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
 
+def stopped_training(stop: KeyboardInterrupt, out: Path) -> None:
+    """Ctrl-C during style-train or adain-train: say where the train state is (or that nothing was
+    written) and exit 130."""
+    from ..faststyle.train import TrainingInterrupted
+
+    if isinstance(stop, TrainingInterrupted) and stop.path is not None:
+        say(f"interrupted at step {stop.step} of {stop.steps}: the train state is saved to {stop.path}; "
+            "run the same command with --resume to continue")
+    else:
+        say(f"interrupted before a training step finished: nothing was written to {out}")
+    raise typer.Exit(130) from None
+
+
 @command(app, "style-train")
 def style_train_cmd(
     styles: Annotated[list[Path], typer.Argument(help="One or more style images (styles are numbered from 0 in this order).")],
@@ -37,7 +50,7 @@ def style_train_cmd(
 ) -> None:
     """Train one style network for all STYLES on crops of the photos in --content. The train state is
     saved to --out every --checkpoint-every steps and on Ctrl-C; --resume continues it."""
-    from ..faststyle.train import TrainingInterrupted, train_style_net
+    from ..faststyle.train import train_style_net
 
     check_writable(out, {".pt", ".pth"}, inputs=styles)
     try:
@@ -52,12 +65,7 @@ def style_train_cmd(
                                  sample_every=sample_every, resume=resume, overwrite=overwrite, weights=weights,
                                  seed=seed, device=device, progress=True)
     except KeyboardInterrupt as stop:
-        if isinstance(stop, TrainingInterrupted) and stop.path is not None:
-            say(f"interrupted at step {stop.step} of {stop.steps}: the train state is saved to {stop.path}; "
-                "run the same command with --resume to continue")
-        else:
-            say(f"interrupted before a training step finished: nothing was written to {out}")
-        raise typer.Exit(130) from None
+        stopped_training(stop, out)
     info = result.info
     say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
     say(f"saved {info['path']} (styles: {', '.join(f'{k} {n}' for k, n in enumerate(info['styles']))})")
@@ -84,7 +92,6 @@ def adain_train_cmd(
     """Train an AdaIN decoder (Huang & Belongie 2017) on --model's features: afterwards
     `synthviz stylize IMAGE --net OUT --style-image STYLE` paints with any style image, no retraining."""
     from ..faststyle.adain_train import train_adain
-    from ..faststyle.train import TrainingInterrupted
 
     check_writable(out, {".pt", ".pth"})
     try:
@@ -93,12 +100,7 @@ def adain_train_cmd(
                              checkpoint_every=checkpoint_every, sample_every=sample_every, resume=resume,
                              overwrite=overwrite, weights=weights, seed=seed, device=device, progress=True)
     except KeyboardInterrupt as stop:
-        if isinstance(stop, TrainingInterrupted) and stop.path is not None:
-            say(f"interrupted at step {stop.step} of {stop.steps}: the train state is saved to {stop.path}; "
-                "run the same command with --resume to continue")
-        else:
-            say(f"interrupted before a training step finished: nothing was written to {out}")
-        raise typer.Exit(130) from None
+        stopped_training(stop, out)
     info = result.info
     say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
     say(f"saved {info['path']}")

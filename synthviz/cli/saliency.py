@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,7 +13,7 @@ from .. import targets
 from ..attribution import METHODS, check_options, option_defaults
 from ..engine import RenderInterrupted
 from ..errors import SynthvizError
-from ..io import deferred_interrupt, save_image, write_file
+from ..io import csv_text, deferred_interrupt, save_image, write_file
 from ..hf_models import with_output
 from ..models import load_model
 from ..presets import parse_set
@@ -200,9 +198,5 @@ def sanity_cmd(
 
 def _write_table(info: dict, out: Path, overwrite: bool) -> Path:
     """OUT-STEM.csv: step, the block randomized last, the rank correlation (through the atomic write)."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["step", "randomized_down_to", "spearman_abs"])
-    for i, (layer_name, corr) in enumerate(zip(info["layers"], info["correlations"])):
-        writer.writerow([i, layer_name, f"{corr:.6f}"])
-    return write_file(out.with_suffix(".csv"), text.getvalue(), overwrite)
+    rows = ([i, layer_name, f"{corr:.6f}"] for i, (layer_name, corr) in enumerate(zip(info["layers"], info["correlations"])))
+    return write_file(out.with_suffix(".csv"), csv_text(["step", "randomized_down_to", "spearman_abs"], rows), overwrite)

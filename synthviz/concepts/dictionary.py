@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 
@@ -81,11 +80,9 @@ class Dictionary:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path`` atomically (``torch.load(path, weights_only=True)`` reads it)."""
-        from ..io import atomic_write
+        from ..io import atomic_write, state_bytes
 
-        buf = io.BytesIO()
-        torch.save(self.to_dict(), buf)
-        atomic_write(path, buf.getvalue())
+        atomic_write(path, state_bytes(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Dictionary":

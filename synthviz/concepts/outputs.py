@@ -8,7 +8,6 @@ values are the shortest text that reads back as the same float32.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 from ..dataset.sources import Source
 from ..errors import SynthvizError
-from ..io import atomic_write
+from ..io import atomic_write, csv_text
 from ..models import Model
 from .dictionary import Dictionary
 from .train import sample_rows
@@ -27,14 +26,6 @@ METRIC_SAMPLES = 50_000  # positions the metrics are measured on (evenly spaced 
 
 def _f(value) -> str:
     return str(np.float32(value))
-
-
-def _csv(header: list[str], rows) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def top_images(best: np.ndarray, top: int) -> list[list[int]]:
@@ -68,12 +59,12 @@ def write_outputs(out: Path, source: Source, model: Model, dictionary: Dictionar
     best, share, classes = (np.asarray(arrays[k]) for k in ("best", "share", "classes"))
     lines = [[k, rank, source.paths[i], _f(best[i, k])]
              for k, images in enumerate(top_images(best, top)) for rank, i in enumerate(images, 1)]
-    atomic_write(out / "concepts.csv", _csv(["concept", "rank", "path", "value"], lines))
+    atomic_write(out / "concepts.csv", csv_text(["concept", "rank", "path", "value"], lines))
     rows_out = []
     for c in sorted(set(int(c) for c in classes if c >= 0)):
         mean = share[classes == c].mean(0)
         rows_out += [[model.class_name(c), k, _f(v)] for k, v in enumerate(mean)]
-    atomic_write(out / "importance.csv", _csv(["class", "concept", "importance"], rows_out))
+    atomic_write(out / "importance.csv", csv_text(["class", "concept", "importance"], rows_out))
     found = metrics(dictionary, acts, rows)
     found.update(method=dictionary.method, layer=dictionary.layer, concepts=dictionary.concepts,
                  importance="gradient x coefficient")

@@ -119,7 +119,7 @@ def collect(out: Path, source: Source, model: Model, layer: str, shape: tuple[in
                 acts = positions(view_of(model, layer, raw, model.input_hw(images))).float().cpu()
             return first, kept, failed, acts
 
-        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step)
+        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step, "concepts: activations")
     return state
 
 
@@ -163,5 +163,5 @@ def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, s
             z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
             return first, kept, failed, (z.amax(1).numpy(), share.numpy(), classes.numpy())
 
-        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step)
+        drive(state, loader, len(source), progress, checkpoint_every, on_batch, step, "concepts: encode")
     return state

@@ -10,7 +10,6 @@ a checkpoint every ``checkpoint_every`` seconds and on Ctrl-C; the same call res
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SynthvizError
-from ..io import atomic_write, deferred_interrupt
+from ..io import atomic_write, deferred_interrupt, state_bytes
 from ..progress import progress as progress_bar
 from .registry import DictionaryMethod
 
@@ -58,9 +57,7 @@ def build(method: DictionaryMethod, channels: int, concepts: int, k: int | None,
 
 
 def _save(path: Path, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, state_bytes(state))
 
 
 def _load(path: Path) -> dict | None:

@@ -17,8 +17,6 @@ panel shown on ``:hover`` / ``:focus``.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import torch
 from ..html import escape as _e
 from ..html import href as _href
 from ..html import page
-from ..io import atomic_write, encode_image, resize, write_file
+from ..io import atomic_write, csv_text, encode_image, resize, write_file
 from .atlas import Cells, Layout, grid_cells, render_icons, to_grid, top_classes, whitener
 from .dissect import read_labels
 from .run import Run
@@ -49,14 +47,6 @@ padding:4px;width:230px;font-size:12px;box-shadow:2px 2px 6px #0004}
 def slug(text: str) -> str:
     """A class name as a folder name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "class"
-
-
-def _csv(header: list[str], rows) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def _units_text(mean: np.ndarray, labels: dict[int, str], k: int = 3) -> str:
@@ -94,10 +84,10 @@ def write_side(run: Run, out: Path, lay: Layout, cells: Cells, icons: torch.Tens
         units = _units_text(mean, labels)
         rows.append([x, y, count, classes[0][0], f"{classes[0][1]:.4f}", units])
         listed.append({"x": x, "y": y, "count": count, "classes": classes, "images": images, "units": units})
-    atomic_write(out / "cells.csv", _csv(["x", "y", "count", "top_class", "top_class_share", "units"], rows))
+    atomic_write(out / "cells.csv", csv_text(["x", "y", "count", "top_class", "top_class_share", "units"], rows))
     with open(out / "cells.npy", "wb") as f:
         np.save(f, cells.means.astype(np.float32))
-    atomic_write(out / "samples.csv", _csv(["path", "x", "y"], ([run.paths[int(lay.images[r])], *cells_xy]
+    atomic_write(out / "samples.csv", csv_text(["path", "x", "y"], ([run.paths[int(lay.images[r])], *cells_xy]
                                                                 for r, cells_xy in zip(cells.rows, _xy_of(lay, cells)))))
     write_file(out / "atlas.png", encode_image(picture(cells, icons)), overwrite=True)
     return listed

@@ -18,7 +18,6 @@ naming class id ``i`` (the first line is id 1).
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 
 from ..checks import in_range, positive
 from ..errors import BadValue, SynthvizError
-from ..io import write_file
+from ..io import csv_text, write_file
 from ..layers import capture
 from ..progress import progress as progress_bar
 from .run import Run, open_run
@@ -170,14 +169,11 @@ def write_labels(run: str | os.PathLike | Run, rows: list[dict], overwrite: bool
                  score: str = "iou") -> Path:
     """``RUN/labels.csv``: ``layer,unit,label,<score>`` (an existing one only with ``overwrite``)."""
     run = open_run(run)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["layer", "unit", "label", score])
-    writer.writerows([r["layer"], r["unit"], r["label"], f"{r[score]:.4f}"] for r in rows)
+    text = csv_text(["layer", "unit", "label", score], ([r["layer"], r["unit"], r["label"], f"{r[score]:.4f}"] for r in rows))
     path = run.path / "labels.csv"
     if path.exists() and not overwrite:
         raise SynthvizError(f"{path} exists; pass --overwrite to replace it")
-    return write_file(path, buf.getvalue(), overwrite=True)
+    return write_file(path, text, overwrite=True)
 
 
 def read_labels(run: str | os.PathLike | Run) -> dict[tuple[str, int], str]:

@@ -179,13 +179,14 @@ def _refuse_empty(state: Pass, dataset) -> None:
 
 
 def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_every: float,
-          on_batch: Callable[[int], None] | None, step: Callable) -> None:
-    """Feed ``batches`` (first, payload...) through ``step`` into ``state`` with a progress bar and
-    periodic checkpoints; on Ctrl-C the last complete batch is checkpointed before re-raising."""
+          on_batch: Callable[[int], None] | None, step: Callable, description: str = "index") -> None:
+    """Feed ``batches`` (first, payload...) through ``step`` into ``state`` with a progress bar
+    (named ``description``) and periodic checkpoints; on Ctrl-C the last complete batch is
+    checkpointed before re-raising."""
     done = min(total_images, state.batches_done * state.batch_size)
     last = time.monotonic()
     try:
-        with progress_bar(total_images, "index", completed=done, unit="img", enabled=progress) as bar:
+        with progress_bar(total_images, description, completed=done, unit="img", enabled=progress) as bar:
             for item in batches:
                 first, kept, failed, results, *samples = step(item)
                 state.add(first, kept, failed, results, *samples)

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write
+from ..io import atomic_write, csv_text
 from .sources import Source
 from .stats import UnitStats
 
@@ -39,9 +37,10 @@ def _f(value) -> str:
 
 
 def _examples_csv(source: Source, stats: dict[str, UnitStats], layers: dict, which: str) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(EXAMPLE_COLUMNS)
+    return csv_text(EXAMPLE_COLUMNS, _example_rows(source, stats, layers, which))
+
+
+def _example_rows(source: Source, stats: dict[str, UnitStats], layers: dict, which: str):
     for name, s in stats.items():
         values, images, positions = (s.top_v, s.top_i, s.top_p) if which == "top" else (s.bot_v, s.bot_i, s.bot_p)
         for unit in range(values.shape[0]):
@@ -50,19 +49,13 @@ def _examples_csv(source: Source, stats: dict[str, UnitStats], layers: dict, whi
                 if i < 0:
                     break
                 x, y = position_xy(int(positions[unit, rank]), layers[name])
-                writer.writerow([name, unit, rank + 1, source.paths[i], _f(values[unit, rank]), x, y])
-    return buf.getvalue()
+                yield [name, unit, rank + 1, source.paths[i], _f(values[unit, rank]), x, y]
 
 
 def _units_csv(stats: dict[str, UnitStats]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["layer", "unit", "mean", "std", "min", "max"])
-    for name, s in stats.items():
-        std = s.std
-        for unit in range(len(s.mean)):
-            writer.writerow([name, unit, _f(s.mean[unit]), _f(std[unit]), _f(s.bot_v[unit, 0]), _f(s.top_v[unit, 0])])
-    return buf.getvalue()
+    return csv_text(["layer", "unit", "mean", "std", "min", "max"],
+                    ([name, unit, _f(s.mean[unit]), _f(std), _f(s.bot_v[unit, 0]), _f(s.top_v[unit, 0])]
+                     for name, s in stats.items() for unit, std in enumerate(s.std)))
 
 
 def write_outputs(out: Path, source: Source, stats: dict[str, UnitStats], features: dict, layers: dict,

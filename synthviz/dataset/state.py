@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import BadValue, SynthvizError
-from ..io import atomic_write, deferred_interrupt
+from ..io import atomic_write, csv_text, deferred_interrupt
 from .sources import Source
 from .stats import UnitStats
 
@@ -65,11 +65,8 @@ def progress_kept(out: Path) -> bool:
 
 def images_csv(source: Source) -> str:
     """``images.csv``: index,path,label; row i of every array of the run is image i."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "path", "label"])
-    writer.writerows([i, p, lab] for i, (p, lab) in enumerate(zip(source.paths, source.labels)))
-    return buf.getvalue()
+    return csv_text(["index", "path", "label"],
+                    ([i, p, lab] for i, (p, lab) in enumerate(zip(source.paths, source.labels))))
 
 
 def _same_images(out: Path, source: Source) -> bool:

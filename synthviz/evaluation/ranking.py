@@ -11,14 +11,13 @@ rank over the family's metrics (random references excluded: they are what the be
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io import csv_text
 from .metrics import FAMILIES, metric_info
 from .metrics.select import column
 from .references import is_random
@@ -139,13 +138,8 @@ def _num(v) -> float | None:
 
 def ranks_csv(ranking: Ranking) -> str:
     """The CSV text of :data:`RANK_COLUMNS`, one row per metric and method."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(RANK_COLUMNS)
-    for r in ranking.rows:
-        writer.writerow(["" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]
-                         for c in RANK_COLUMNS])
-    return buf.getvalue()
+    return csv_text(RANK_COLUMNS, (["" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]
+                                    for c in RANK_COLUMNS] for r in ranking.rows))
 
 
 def best_per_family(ranking: Ranking) -> dict[str, tuple[str, float]]:

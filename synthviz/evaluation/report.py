@@ -5,15 +5,13 @@ deletion and insertion curves, drawn as inline SVG), plus the summary figure of 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import torch
 
 from ..html import escape, img, page, table
-from ..io import encode_image, make_grid, write_file
+from ..io import csv_text, encode_image, make_grid, write_file
 from ._maps import label, overlay
 from .ranking import Ranking, best_per_family, metric_facts, rank, ranks_csv, summary_md
 from .run import Evaluation
@@ -37,12 +35,7 @@ def _cell(value) -> str:
 def metrics_csv(ev: Evaluation) -> str:
     """The CSV text: header ``ev.columns`` (:data:`~synthviz.evaluation.run.COLUMNS` and one column per
     registered metric scored), one row per method and image."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(ev.columns)
-    for row in ev.rows:
-        writer.writerow([_cell(row.get(c)) for c in ev.columns])
-    return buf.getvalue()
+    return csv_text(ev.columns, ([_cell(row.get(c)) for c in ev.columns] for row in ev.rows))
 
 
 def svg_curve(values: list[float], title: str, color: str = "#c0392b", width: int = 220, height: int = 150) -> str:

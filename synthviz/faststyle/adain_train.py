@@ -10,7 +10,6 @@ averaged over the layers.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ import torch
 
 from ..checks import non_negative, positive
 from ..errors import BadValue, SynthvizError
-from ..io import make_grid, write_file
+from ..io import make_grid, state_bytes, write_file
 from ..layers import Tap, capture
 from ..models import Model, load_model
 from ..painting import check_layer, style_layers as get_style_layers
@@ -73,9 +72,7 @@ def save_adain(path: str | os.PathLike, net: AdaINNet, *, step: int = 0, optimiz
             "config": dict(config or {})}
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict()
-    buffer = io.BytesIO()
-    torch.save(data, buffer)
-    return write_file(path, buffer.getvalue(), overwrite=overwrite)
+    return write_file(path, state_bytes(data), overwrite=overwrite)
 
 
 def read_adain(path: str | os.PathLike) -> dict:

@@ -4,14 +4,13 @@ strings only, so they load with ``torch.load(weights_only=True)`` (no pickled co
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import torch
 
 from ..errors import SynthvizError
-from ..io import write_file
+from ..io import state_bytes, write_file
 from .net import NetSpec, TransformNet
 
 FORMAT = "synthviz-faststyle/1"
@@ -26,9 +25,7 @@ def save_checkpoint(path: str | os.PathLike, net: TransformNet, names: list[str]
             "config": dict(config or {})}
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict()
-    buffer = io.BytesIO()
-    torch.save(data, buffer)
-    return write_file(path, buffer.getvalue(), overwrite=overwrite)
+    return write_file(path, state_bytes(data), overwrite=overwrite)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

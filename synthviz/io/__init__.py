@@ -31,12 +31,12 @@ from .images import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, as_image, encode_image, loa
 from .masks import read_mask
 from .sizes import check_image_size, scaled_shape, size_problem
 from .video import VideoFrames, read_video, save_video
-from .writing import (atomic_write, check_saveable, check_writable, deferred_interrupt, free_path, save_image,
+from .writing import (atomic_write, csv_text, state_bytes, check_saveable, check_writable, deferred_interrupt, free_path, save_image,
                       write_file)
 
 __all__ = ["IMAGE_SUFFIXES", "OutputClaim", "UnreadableImage", "VIDEO_SUFFIXES", "VideoFrames", "as_image",
-           "atomic_write", "check_image_size", "check_saveable", "check_writable", "claim_file", "claim_folder",
+           "atomic_write", "check_image_size", "csv_text", "check_saveable", "check_writable", "claim_file", "claim_folder",
            "deferred_interrupt", "encode_image", "free_path", "glob_files", "is_image_file", "label_image",
            "list_images", "load_image", "make_grid", "quantize", "read_all", "read_array", "read_images",
            "read_mask", "read_video", "resize", "save_image", "save_video", "scaled_shape", "size_problem",
-           "skipped_note", "to_tensor", "to_uint8", "why_unreadable", "write_file"]
+           "skipped_note", "state_bytes", "to_tensor", "to_uint8", "why_unreadable", "write_file"]

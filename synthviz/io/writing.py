@@ -5,8 +5,10 @@ a temporary file, so a crash or a full disk never leaves half a file under the r
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -159,6 +161,23 @@ def deferred_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught:
             raise KeyboardInterrupt
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """The text of a CSV file: ``header`` then ``rows``, ``\\n`` line ends (the one CSV writer)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def state_bytes(state) -> bytes:
+    """``state`` (plain tensors, numbers, strings, lists and dicts) as the bytes of a ``.pt`` file,
+    for :func:`atomic_write` / :func:`write_file`; it reads back with ``torch.load(weights_only=True)``."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
 
 
 def atomic_write(path: Path, data) -> None:

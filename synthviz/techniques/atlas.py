@@ -11,30 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SynthvizError
-from ..models import DEFAULT_MODEL, load_model
+from ..models import load_model
 from ..result import Result
-from .dataset import SMALL, Images, ModelArg
+from .dataset import SMALL, Images, ModelArg, index_of
 from .registry import register_technique
-
-
-@contextlib.contextmanager
-def _run(run, images, model, layer, size: int, samples: int):
-    """The index to lay out: the folder ``run``, or a temporary index of ``images`` with samples."""
-    from ..dataset import open_run
-    from ..dataset.adhoc import temporary_index
-
-    if run is None and images is None:
-        raise SynthvizError("an atlas needs an index with samples: pass run=RUN (made by `synthviz index "
-                            "--samples-per-image 4`) or images=[...]")
-    if run is None:
-        with temporary_index(images, load_model(DEFAULT_MODEL if model is None else model), layer, size,
-                             samples_per_image=samples) as r:
-            yield r
-        return
-    r = open_run(run)
-    if isinstance(model, str) and model != r.model:
-        raise SynthvizError(f"the index in {r.path} was made with {r.model}, not {model}; pass model={r.model!r} or None")
-    yield r
 
 
 def _sides(m, lay, cls, versus) -> list[tuple[str, np.ndarray]]:
@@ -91,7 +71,8 @@ def atlas(model: ModelArg = None, *, run: str | None = None, images: Images = No
         folder = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if out is not None:
             stack.enter_context(claim_folder(folder, ("index.html", "cells.csv", "atlas.png"), overwrite, "an atlas"))
-        r = stack.enter_context(_run(run, images, model, layer, index_size, samples_per_image))
+        r = stack.enter_context(index_of(run, images, model, layer, index_size, samples_per_image,
+                                         need="an index with samples: pass run=RUN (made by `synthviz index --samples-per-image 4`)"))
         layer = r.check_layer(layer)
         m = load_model(r.model if model is None or isinstance(model, str) else model, r.settings["weights"])
         check_size(m, size)  # these before the layout, not after it

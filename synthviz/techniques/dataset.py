@@ -23,15 +23,18 @@ Images = Union[list[ImageLike], None]  # instead of an index: these images, inde
 
 
 @contextlib.contextmanager
-def _index(run: str | os.PathLike | None, images, model: ModelArg, layer: str | None, size: int):
-    """The index to picture: the folder ``run``, or a temporary index of ``images``."""
+def index_of(run: str | os.PathLike | None, images, model: ModelArg, layer: str | None, size: int,
+             samples_per_image: int = 0, need: str = "an index: pass run=RUN (made by `synthviz index`)"):
+    """The index a technique reads: the folder ``run``, or a temporary index of ``images`` (with
+    ``samples_per_image`` activation samples); ``need`` says what to pass when neither is given."""
     from ..dataset import open_run
     from ..dataset.adhoc import temporary_index
 
     if run is None and images is None:
-        raise SynthvizError("this technique needs an index: pass run=RUN (made by `synthviz index`) or images=[...]")
+        raise SynthvizError(f"this technique needs {need} or images=[...]")
     if run is None:
-        with temporary_index(images, load_model(DEFAULT_MODEL if model is None else model), layer, size) as r:
+        with temporary_index(images, load_model(DEFAULT_MODEL if model is None else model), layer, size,
+                             samples_per_image=samples_per_image) as r:
             yield r
         return
     r = open_run(run)
@@ -55,7 +58,7 @@ def neighbours(model: ModelArg = None, image: str | os.PathLike | torch.Tensor |
 
     if image is None:
         raise SynthvizError("neighbours needs a query image: a file, a tensor or an image number of the index")
-    with _index(run, images, model, layer, size) as r:
+    with index_of(run, images, model, layer, size) as r:
         return _neighbours(r, image, layer, k, model, thumb, neighbour_grid)
 
 
@@ -78,7 +81,7 @@ def embedding(model: ModelArg = None, *, run: str | None = None, images: Images 
     snapped to a grid so every image shows once."""
     from ..dataset.embedding import embedding_grid
 
-    with _index(run, images, model, layer, size) as r:
+    with index_of(run, images, model, layer, size) as r:
         layer = r.check_layer(layer)
         g = embedding_grid(r, layer, method, max_images, thumb, seed)
     picture = g["picture"]
@@ -110,7 +113,7 @@ def facets(model: ModelArg = None, *, run: str | None = None, images: Images = N
     """Multifaceted feature visualization: ``unit``'s top images (in the index ``run``, or among
     ``images`` indexed on the fly at ``size``) clustered into ``facets`` groups, one render per group
     started from the group's mean image. The figure shows each start above its render."""
-    with _index(run, images, model, layer, size) as r:
+    with index_of(run, images, model, layer, size) as r:
         return _facets(r, model, layer, unit, facets, top, recipe, size, steps, lr, seed, progress)
 
 

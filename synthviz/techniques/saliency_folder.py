@@ -5,7 +5,6 @@ shape are explained in batches (every method is batched)."""
 
 from __future__ import annotations
 
-import csv
 import io as _io
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 
 from ..attribution import check_options, method_names, resolve_targets
 from ..cost import check_size
-from ..io import list_images, read_all, skipped_note, write_file
+from ..io import csv_text, list_images, read_all, skipped_note, write_file
 from ..models import load_model
 from .saliency_figure import comparison, explain
 
@@ -66,11 +65,8 @@ def explain_folder(folder: Path, methods="all", target=None, *, model="efficient
     buffer = _io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     written.append(write_file(free_path(out / "maps.npz", overwrite), buffer.getvalue(), overwrite=True))
-    text = _io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["image", "target", "label", "logit", "probability"])
-    writer.writerows(sorted(rows))
-    written.append(write_file(free_path(out / "targets.csv", overwrite), text.getvalue(), overwrite=True))
+    text = csv_text(["image", "target", "label", "logit", "probability"], sorted(rows))
+    written.append(write_file(free_path(out / "targets.csv", overwrite), text, overwrite=True))
     for path in written[-2:]:
         say(f"saved {path}")
     return written

@@ -10,7 +10,6 @@ calibrated null are :mod:`synthviz.concepts.tcav`'s. CAVs are cached (``cache``:
 from __future__ import annotations
 
 import hashlib
-import io as _io
 import os
 from pathlib import Path
 from typing import Union
@@ -20,7 +19,7 @@ import torch
 from ..checks import in_range, positive
 from ..concepts import tcav as T
 from ..errors import BadValue, SynthvizError
-from ..io import as_image, atomic_write, list_images, make_grid, read_images, resize, skipped_note
+from ..io import as_image, atomic_write, list_images, make_grid, read_images, resize, skipped_note, state_bytes
 from ..layers import LOGITS, Tap, default_layer
 from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..progress import progress as progress_bar
@@ -120,9 +119,7 @@ def _cached(path: Path | None, key: str):
 
 def _store(path: Path | None, key: str, cavs: torch.Tensor, accuracy: torch.Tensor) -> None:
     if path is not None:
-        buffer = _io.BytesIO()
-        torch.save({"key": key, "cavs": cavs, "accuracy": accuracy}, buffer)
-        atomic_write(path, buffer.getvalue())
+        atomic_write(path, state_bytes({"key": key, "cavs": cavs, "accuracy": accuracy}))
 
 
 def _check(runs: int, alpha: float, size: int, nulls: int | None, target) -> None:
