@@ -9,13 +9,14 @@ import typer
 
 from .. import targets
 from ..errors import SynthvizError
+from ..hf_models import with_output
 from ..models import load_model
 from ..techniques.classviz import classviz
 from ..techniques.probe import probe
 from .app import app
-from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, OutOpt, OutputIndexOpt, OverwriteOpt,
-                     SeedOpt, SimilarOpt, SizeOpt, StepsOpt, TextOpt, VideoOpt, WeightsOpt, command, frame_every,
-                     prepare_outputs, run_render, say)
+from .common import (DEFAULTS, ClassesOpt, DeviceOpt, LrOpt, MaskOpt, ModelOpt, OutOpt, OutputFieldOpt, OutputIndexOpt,
+                     OverwriteOpt, SeedOpt, SimilarOpt, SizeOpt, StepsOpt, TextOpt, VersusOpt, VideoOpt, WeightsOpt,
+                     command, frame_every, prepare_outputs, run_render, say)
 
 ClassOpt = Annotated[Optional[str], typer.Option("--class", "-c", help="Class index or name (with --mask: the segmentation class).")]
 CanvasOpt = Annotated[Optional[int], typer.Option(help="maco: the canvas side in px, the picture saved (default twice the model's input, at most 512).")]
@@ -27,7 +28,8 @@ RecipeOpt = Annotated[str, typer.Option(help="lucid (Fourier + decorrelated colo
 def classviz_cmd(
     target: Annotated[Optional[str], typer.Argument(help="Class index or name, e.g. 285 or 'Egyptian cat' (default 285).")] = None,
     cls: ClassOpt = None, classes: ClassesOpt = None, output_index: OutputIndexOpt = None,
-    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None,
+    similar_to: SimilarOpt = None, mask: MaskOpt = None, text: TextOpt = None, versus: VersusOpt = None,
+    output: OutputFieldOpt = None,
     each: Annotated[Optional[str], typer.Option("--each", help="Several classes, one image of each, rendered in one batch, e.g. goldfish,flamingo,volcano.")] = None,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", recipe: RecipeOpt = "lucid",
     size: SizeOpt = 128, steps: StepsOpt = None, lr: LrOpt = None, canvas: CanvasOpt = None, crops: CropsOpt = None,
@@ -39,7 +41,8 @@ def classviz_cmd(
     several classes in one image (--classes 1,5,9), one image of each (--each 1,5,9), a regression
     output (--output-index 0), the similarity of an embedding to a photo's (--similar-to PHOTO), a
     segmentation class inside a mask (--mask M --class C), what a CLIP model sees as a prompt
-    (--model open_clip:ARCH --text "a red bicycle")."""
+    (--model open_clip:ARCH --text "a red bicycle", --versus "a blue bicycle" for the contrast), a
+    field of a structured output (--output pooler_output)."""
     prepare_outputs(out, video)
     if target is not None and cls is not None:
         raise SynthvizError("give the class once: as TARGET or as --class")
@@ -47,12 +50,12 @@ def classviz_cmd(
                              ("--similar-to", similar_to), ("--mask", mask), ("--text", text or None)) if v is not None]
     if each is not None and others:
         raise SynthvizError(f"--each names the classes itself; drop {others[0]}")
-    m = load_model(model, weights, device)
+    m = with_output(load_model(model, weights, device), output)
     if each is not None:
         tgt = [p.strip() for p in each.split(",") if p.strip()]
     else:
         tgt = targets.from_options(m, cls=target or cls, classes_=classes, output=output_index, similar=similar_to,
-                                   mask=mask, text=text)
+                                   mask=mask, text=text, versus=versus)
         tgt = "285" if tgt is None else tgt
     result = run_render(classviz, out, video, overwrite, target=tgt, model=m, weights=weights, recipe=recipe,
                         size=size, steps=steps, lr=lr, score=score, canvas=canvas, crops=crops, seed=seed, device=device, progress=True,

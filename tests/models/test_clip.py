@@ -86,6 +86,9 @@ def test_classviz_cli_renders_a_prompt(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.exists() and synthviz.io.load_image(out).shape[-2:] == (32, 32)
     assert "a red bicycle" in result.output
+    contrast = run("classviz", "--model", f"open_clip:{TINY}", "--weights", "random", "--text", "a red bicycle",
+                   "--versus", "a blue bicycle", "--steps", 2, "--size", 32, "--out", tmp_path / "v.png")
+    assert contrast.exit_code == 0 and "blue" in contrast.output, contrast.output
 
 
 def test_text_flag_on_a_classifier_is_one_line(tmp_path):

@@ -5,6 +5,8 @@ contrast (``--versus``)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,12 @@ def test_output_picks_a_field_of_the_structured_output(folders, tmp_path, cat_pn
     one_line_error(run("saliency", cat_png, "--model", f"hf:{folders / 'vit-base'}", "--output", "image_embeds",
                        "--methods", "gradient", "--size", 32, "--out", tmp_path / "q.png"),
                    "no field 'image_embeds'", "last_hidden_state")
+    # classviz takes the same field: unit 3 of the pooled output rises over the render
+    viz = run("classviz", "--model", f"hf:{folders / 'vit-base'}", "--output", "pooler_output", "--output-index", 3,
+              "--steps", 4, "--size", 32, "--out", tmp_path / "v.png")
+    assert viz.exit_code == 0, viz.output
+    start, end = (float(v) for v in re.search(r"([-\d.e]+) at the start, ([-\d.e]+) at the end", viz.output).groups())
+    assert end > start
 
 
 def test_layers_prints_output_cam_layer_and_prefix_tokens(folders):
