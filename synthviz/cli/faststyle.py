@@ -149,7 +149,7 @@ def stylize_cmd(
             say(f"interrupted: {len(stop.paths)} of {stop.total} image(s) stylized into {stop.out}{last}; "
                 "the rest were not written")
             raise typer.Exit(130) from None
-        say(f"stylized {len(paths)} image(s) into {out} ({paths[-1].name} last)")
+        say(f"stylized {len(paths)} image(s) into {out}" + (f" ({paths[-1].name} last)" if paths else ""))
     else:
         check_writable(out, IMAGE_SUFFIXES, inputs=[source])
         result = stylize(image=source, net=net, **options)

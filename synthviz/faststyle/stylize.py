@@ -187,10 +187,18 @@ def stylize_folder(net: NetLike, folder: str | os.PathLike, out: str | os.PathLi
                    **options) -> list[Path]:
     """Paint every image of ``folder`` into the folder ``out`` (not ``folder`` nor inside it) as STEM.png
     (longer side ``size`` first, default as it is); the network and the saliency model are loaded once.
-    ``options`` are those of :func:`stylize_image`. Returns the paths written, in order (an existing
-    file is kept unless ``overwrite``: a free name is used). Ctrl-C raises :class:`FolderInterrupted`."""
+    ``options`` are those of :func:`stylize_image`. Returns the paths written, in order. A re-run
+    resumes: an image whose STEM.png is already in ``out`` is kept and not painted again (a note
+    says how many), unless ``overwrite``. Ctrl-C raises :class:`FolderInterrupted`."""
     out = check_folder_out(folder, out)
     files = folder_images(folder)
+    done = [f for f in files if (out / f"{f.stem}.png").is_file()] if not overwrite else []
+    if done:
+        warnings.warn(f"kept {len(done)} image(s) already stylized in {out} (a re-run resumes); "
+                      "--overwrite paints them again", stacklevel=2)
+        files = [f for f in files if f not in done]
+        if not files:
+            return []
     transform, names = get_net(net, device)
     style_choices(transform, options.get("style", 0), options.get("mix"))  # a bad --style/--mix fails first
     if options.get("mask_from_saliency"):

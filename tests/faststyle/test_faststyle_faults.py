@@ -212,3 +212,10 @@ def test_ctrl_c_in_stylize_of_a_folder_says_how_many_are_done(tmp_path, tiny_net
     assert f"interrupted: 2 of 3 image(s) stylized into {out} (p1.png last)" in output, output
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]  # whole images only, no temporary file
     assert load_image(out / "p1.png").shape == load_image(photo_folder / "p1.png").shape
+    # the same command again resumes: the two finished images are kept, only the third is painted
+    before = {n: (out / n).stat().st_mtime_ns for n in ("p0.png", "p1.png")}
+    again = run("stylize", photo_folder, "--net", tiny_net[1], "--out", out)
+    assert again.exit_code == 0, again.output
+    assert "kept 2 image(s) already stylized" in again.output and "stylized 1 image(s)" in again.output, again.output
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert {n: (out / n).stat().st_mtime_ns for n in before} == before
