@@ -37,6 +37,7 @@ def concepts_cmd(
     render: Annotated[bool, typer.Option(help="Also render every concept for the pages (feature visualization of its direction).")] = False,
     render_steps: Annotated[Optional[int], typer.Option(help="Steps of each render (default: the recipe's).")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Not supported yet by this command.")] = None,
+    importance: Annotated[str, typer.Option(help="Concept importance in importance.csv: gradient (gradient × coefficient) or sobol (CRAFT's total Sobol indices; 32·(K+2) forward passes per image).")] = "gradient",
     model: ModelOpt = DEFAULT_MODEL, weights: WeightsOpt = "default", device: DeviceOpt = "auto",
     seed: SeedOpt = 0, overwrite: OverwriteOpt = False,
 ) -> None:
@@ -48,7 +49,8 @@ def concepts_cmd(
     try:
         run = learn(dataset, out, model=model, weights=weights, layer=layer, method=method, concepts=concepts, k=k,
                     size=size, epochs=epochs, lr=lr, top=top, batch_size=batch_size, workers=workers, device=device,
-                    ray=ray, seed=seed, overwrite=overwrite, render=render, render_steps=render_steps)
+                    ray=ray, seed=seed, overwrite=overwrite, render=render, render_steps=render_steps,
+                    importance=importance)
     except KeyboardInterrupt:
         if (out / "manifest.json").exists():
             say(f"interrupted: progress is kept in {out}; run the same command to resume")

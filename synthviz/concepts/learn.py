@@ -6,7 +6,8 @@ The run folder, resumed by the same call until it is complete::
     images.csv         index,path,label: row i of every array is image i
     dictionary.pt      weights only: method, layer, model name, dictionary (K, C), encoder
     concepts.csv       concept,rank,path,value: each concept's top images (value: the largest coefficient)
-    importance.csv     class,concept,importance: mean gradient × coefficient over the images predicted as the class
+    importance.csv     class,concept,importance: mean gradient × coefficient (or, importance="sobol", CRAFT's total
+                       Sobol index, :mod:`synthviz.concepts.sobol`) over the images predicted as the class
     metrics.json       r2 (of the reconstruction, over every position), dead_fraction, l0 (codes used per position)
     skipped.txt        path<TAB>reason of each image that could not be read
     index.html         a page per concept (pages/concept-<k>.html): top images with its heatmap, its render, importance
@@ -39,6 +40,7 @@ from .train import sample_rows, train_sae
 FORMAT = 1
 NMF_SAMPLES = 100_000  # positions an NMF is fitted on (evenly spaced); every image is encoded after
 NMF_VALUES = 25_000_000  # ... and at most this many values (positions x channels): 100 MB of float32 for a wide layer
+IMPORTANCE = ("gradient", "sobol")  # how importance.csv is computed
 RESULTS = ("concepts.csv", "dictionary.pt", "metrics.json", "importance.csv", "index.html")
 STAGES = ("collect", "fit", "encode", "complete")
 
@@ -125,7 +127,7 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
           device: str | None = None, ray: str | None = None, overwrite: bool = False, progress: bool = True,
           render: bool = False, render_steps: int | None = None, render_size: int = 128,
           keep_activations: bool = False, pages: bool = True, checkpoint_every: float = 30.0, on_batch=None,
-          on_step=None) -> Path:
+          on_step=None, importance: str = "gradient") -> Path:
     """Learn ``concepts`` concepts of ``layer`` over ``dataset`` with ``method`` into the folder ``out``.
 
     Args:
@@ -138,11 +140,14 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         keep_activations: keep ``collect-activations.npy`` (N·h·w, C) after the run.
         pages: write ``index.html`` and the concept pages (False: the plain files only).
         on_batch, on_step: called after each image batch / training step (tests use them to interrupt).
+        importance: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices of
+            the class score over the concept coefficients; 32 · (K + 2) forward passes per image).
 
     Returns the run folder. Re-running the same call resumes an unfinished run; a finished one is
     refused unless ``overwrite``. Unreadable images are skipped and listed in ``skipped.txt``.
     """
     k = check_options(method, concepts, k, size, epochs, batch_size, top, ray)
+    choice("importance", importance, IMPORTANCE)
     out = Path(out)
     source = find_images(dataset)
     with claim_folder(out, holds=["concepts.csv"], overwrite=overwrite, what="a finished concepts run"):
@@ -152,6 +157,8 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         settings = {"format": FORMAT, "model": m.name, "weights": str(weights), "layer": layer, "method": method,
                     "concepts": concepts, "k": k, "size": size, "batch_size": batch_size, "epochs": epochs,
                     "lr": lr, "seed": seed}
+        if importance != "gradient":  # (absent for gradient: runs made before the option still resume)
+            settings["importance"] = importance
         manifest = _start(out, settings, source, overwrite)
         shape = layer_samples(m, layer, size)
         common = {"size": size, "batch_size": batch_size, "workers": workers, "progress": progress,
@@ -170,9 +177,9 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
             Dictionary(method, layer, m.name, atoms, bias, scale, encoder, facts).save(out / "dictionary.pt")
             _stage(out, manifest, "encode")
         dictionary = Dictionary.load(out / "dictionary.pt")
-        coded = encode(out, source, m, dictionary, fresh=False, **common)
+        coded = encode(out, source, m, dictionary, fresh=False, importance=importance, seed=seed, **common)
         write_skipped(out, source, sorted(set(gathered.skipped) | set(coded.skipped)))
-        write_outputs(out, source, m, dictionary, acts, rows, coded.arrays, top=top)
+        write_outputs(out, source, m, dictionary, acts, rows, coded.arrays, top=top, importance=importance)
         if render:
             from .pictures import render_concepts
 

@@ -54,8 +54,9 @@ def metrics(dictionary: Dictionary, acts: np.ndarray, rows: np.ndarray, chunk: i
 
 
 def write_outputs(out: Path, source: Source, model: Model, dictionary: Dictionary, acts: np.ndarray,
-                  rows: np.ndarray, arrays: dict, top: int) -> None:
-    """``concepts.csv``, ``importance.csv`` and ``metrics.json`` from the encoding pass's ``arrays``."""
+                  rows: np.ndarray, arrays: dict, top: int, importance: str = "gradient") -> None:
+    """``concepts.csv``, ``importance.csv`` and ``metrics.json`` from the encoding pass's ``arrays``
+    (``importance``: how their ``share`` was computed, ``gradient`` or ``sobol``)."""
     best, share, classes = (np.asarray(arrays[k]) for k in ("best", "share", "classes"))
     lines = [[k, rank, source.paths[i], _f(best[i, k])]
              for k, images in enumerate(top_images(best, top)) for rank, i in enumerate(images, 1)]
@@ -67,7 +68,7 @@ def write_outputs(out: Path, source: Source, model: Model, dictionary: Dictionar
     atomic_write(out / "importance.csv", csv_text(["class", "concept", "importance"], rows_out))
     found = metrics(dictionary, acts, rows)
     found.update(method=dictionary.method, layer=dictionary.layer, concepts=dictionary.concepts,
-                 importance="gradient x coefficient")
+                 importance="sobol total index" if importance == "sobol" else "gradient x coefficient")
     atomic_write(out / "metrics.json", json.dumps(found, indent=2) + "\n")
 
 

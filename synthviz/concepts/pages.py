@@ -70,8 +70,10 @@ def _concept_page(run: Path, k: int, items, files, importance, metrics) -> str:
     names = "".join(f"<li>{escape(os.path.basename(p))} ({v:.3g})</li>" for p, v in items)
     return page(f"concept {k}", [f"<h1>Concept {k}</h1>", link("../index.html", "all concepts"),
                                  f"<h2>Rendered</h2>{picture}",
-                                 "<h2>Importance per class</h2><p>gradient × coefficient, mean over the images "
-                                 "predicted as the class</p>" + table(["class", "importance"], rows),
+                                 "<h2>Importance per class</h2><p>"
+                                 + escape(str(metrics.get("importance", "gradient x coefficient")))
+                                 + ", mean over the images predicted as the class</p>"
+                                 + table(["class", "importance"], rows),
                                  f"<h2>Top images</h2><p>the concept's coefficient over each image (largest value)</p>"
                                  f"{grid}<ol>{names}</ol>", f"<p>{escape(json.dumps(metrics))}</p>"])
 

@@ -11,13 +11,15 @@ small JSON of the batches done and the images skipped, so Ctrl-C and the same ca
   ``i·h·w ...``; rows of skipped images are NaN.
 * :func:`encode`: each image's coefficients against a learnt dictionary, reduced to the largest over
   positions (N, K), and gradient × coefficient: concept k's share of the predicted class's score,
-  ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K), and the predicted class (N,).
+  ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K) (or CRAFT's total Sobol indices,
+  :mod:`synthviz.concepts.sobol`), and the predicted class (N,).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from ..io import atomic_write
 from ..layers import LOGITS, Tap, view_of
 from ..models import Model
 from .dictionary import Dictionary
+from .sobol import sobol_step
 
 
 class Stream:
@@ -142,8 +145,11 @@ def gradient_step(model: Model, tap: Tap, layer: str, dictionary: Dictionary, im
 
 
 def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, size: int, batch_size: int,
-           workers: int | None, fresh: bool, progress: bool, checkpoint_every: float, on_batch=None) -> Stream:
-    """Pass 2: each image's largest coefficient per concept, gradient × coefficient, predicted class."""
+           workers: int | None, fresh: bool, progress: bool, checkpoint_every: float, on_batch=None,
+           importance: str = "gradient", seed: int = 0) -> Stream:
+    """Pass 2: each image's largest coefficient per concept, its importance per concept (gradient ×
+    coefficient, or CRAFT's total Sobol indices with ``importance="sobol"``, see
+    :mod:`synthviz.concepts.sobol`), predicted class."""
     n, k = len(source), dictionary.concepts
 
     def consume(arrays, kept, results):
@@ -154,13 +160,17 @@ def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, s
     arrays = {"best": ((n, k), np.float32, np.nan), "share": ((n, k), np.float32, np.nan), "classes": ((n,), np.int64, -1)}
     state = Stream(out, "encode", source, batch_size, arrays, consume, fresh)
     loader = _loader(source, model, size, batch_size, workers, state.batches_done)
-    with model.evaluating(), Tap(model, [dictionary.layer, LOGITS], grad="leaf") as tap:
+    sobol = importance == "sobol"  # (its own passes: no gradient Tap hooked meanwhile)
+    with model.evaluating(), nullcontext() if sobol else Tap(model, [dictionary.layer, LOGITS], grad="leaf") as tap:
 
         def step(item):
             first, images, kept, failed = item
             if not len(kept):
                 return first, kept, failed, None
-            z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
+            if sobol:
+                z, share, classes, _ = sobol_step(model, dictionary, images, seed=seed)
+            else:
+                z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
             return first, kept, failed, (z.amax(1).numpy(), share.numpy(), classes.numpy())
 
         drive(state, loader, len(source), progress, checkpoint_every, on_batch, step, "concepts: encode")

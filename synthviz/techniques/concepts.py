@@ -55,11 +55,12 @@ def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = N
                    layer: str | None = None, method: str = "nmf", concepts: int = 8, k: int | None = None,
                    size: int = 224, epochs: int = 20, top: int = 16, render: bool = False,
                    render_steps: int | None = None, seed: int = 0, overwrite: bool = False,
-                   progress: bool = False) -> Result:
+                   progress: bool = False, importance: str = "gradient") -> Result:
     """Learn a dictionary of ``concepts`` concepts of ``layer`` over ``dataset`` (``method``: nmf, sae,
     topk, batchtopk, jumprelu, archetypal) into the run folder ``out`` (None: a temporary one).
     The result shows each concept's top image with the concept's heatmap over it (its render with
-    ``render=True``); ``info`` holds the metrics, each concept's top images and the run folder."""
+    ``render=True``); ``info`` holds the metrics, each concept's top images and the run folder.
+    ``importance``: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices)."""
     import json
 
     from ..concepts import learn
@@ -71,6 +72,7 @@ def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = N
     with _dataset(dataset, size) as data, _out(out) as run:
         learn(data, run, model=model, layer=layer, method=method, concepts=concepts, k=k, size=size, epochs=epochs,
               top=top, render=render, render_steps=render_steps, seed=seed, overwrite=overwrite, progress=progress,
+              importance=importance,
               workers=0 if not isinstance(dataset, (str, os.PathLike)) else None)
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
         tops = read_concepts(run)

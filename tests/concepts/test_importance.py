@@ -6,6 +6,8 @@ of the activations (less the head's bias): computed here with the head itself, i
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 import synthviz
@@ -52,3 +54,42 @@ def test_every_patch_token_of_a_vit_layer_is_a_sample():
     d = Dictionary("nmf", layer, "tiny_vit", atoms, torch.zeros(16))
     maps, share, _ = maps_and_importance(model, d, images)
     assert maps.shape == (3, 3, 4, 4) and share.shape == (3, 3)
+
+
+def test_sobol_total_indices_are_the_variance_shares_of_a_linear_head(tmp_path):
+    """CRAFT's importance: the class score is linear in the mask m (fc of the mean over positions of
+    (U ⊙ m) · W), so concept k's total index is a_k² / Σ a_j², a_k = mean_pos(u_k) · <w_k, fc row>,
+    computed here by hand; the head's row is made orthogonal to atom 0, whose index must be ≈ 0."""
+    from synthviz.concepts.sobol import sobol_step
+
+    torch.manual_seed(0)
+    model = synthviz.load_model(TinyNet())
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        act = capture(model, images, ["relu3"])["relu3"]
+    atoms, _ = fit_nmf(positions(act).reshape(-1, 16), 4)
+    d = Dictionary("nmf", "relu3", "tiny", atoms, torch.zeros(16))
+    fc = model.net.fc
+    with torch.no_grad():
+        row = fc.weight[2]
+        fc.weight[2] = row - (row @ atoms[0]) / (atoms[0] @ atoms[0]) * atoms[0]
+        z, total, classes, grid = sobol_step(model, d, images, target=2, designs=64)
+        contribution = z.mean(1) * (atoms @ fc.weight[2])[None]  # (3, 4): a_k per image
+    expected = contribution ** 2 / (contribution ** 2).sum(1, keepdim=True)
+    assert grid == (8, 8) and torch.equal(classes, torch.full((3,), 2))
+    assert total.shape == (3, 4) and float(total[:, 0].abs().max()) < 1e-6
+    torch.testing.assert_close(total, expected, rtol=0, atol=0.02)
+    assert torch.equal(total.argsort(1), expected.argsort(1))  # the same ranking of concepts
+
+    # the option through a run: importance.csv keeps its columns, metrics.json names the importance
+    from synthviz.concepts import learn, read_importance
+    from synthviz.io import save_image
+
+    for i, image in enumerate(images):
+        save_image(image, tmp_path / "data" / f"{i}.png")
+    run = learn(tmp_path / "data", tmp_path / "run", model=model, layer="relu3", concepts=3, size=32, batch_size=2,
+                workers=0, progress=False, pages=False, importance="sobol")
+    assert json.loads((run / "metrics.json").read_text())["importance"] == "sobol total index"
+    assert (run / "importance.csv").read_text().splitlines()[0] == "class,concept,importance"
+    values = torch.tensor([v for row in read_importance(run).values() for v in row])
+    assert len(values) and bool(((values > -1e-6) & (values < 1.5)).all())
