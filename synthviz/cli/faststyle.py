@@ -13,6 +13,14 @@ from ..io import IMAGE_SUFFIXES, check_writable, save_image
 from .app import app
 from .common import DEFAULTS, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, WeightsOpt, command, say
 
+# the training options style-train and adain-train share
+ContentDirOpt = Annotated[Path, typer.Option(help="Folder of content photos; random crops of them are the training set.")]
+TrainStepsOpt = Annotated[int, typer.Option(help="Training steps (batches).")]
+CropSizeOpt = Annotated[int, typer.Option(help="Crop size in pixels.")]
+CheckpointEveryOpt = Annotated[int, typer.Option(help="Save the train state to --out every N steps (0 = only at the end and on Ctrl-C).")]
+SampleEveryOpt = Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")]
+
 
 def stopped_training(stop: KeyboardInterrupt, out: Path) -> None:
     """Ctrl-C during style-train or adain-train: say where the train state is (or that nothing was
@@ -30,10 +38,10 @@ def stopped_training(stop: KeyboardInterrupt, out: Path) -> None:
 @command(app, "style-train")
 def style_train_cmd(
     styles: Annotated[list[Path], typer.Argument(help="One or more style images (styles are numbered from 0 in this order).")],
-    content: Annotated[Path, typer.Option(help="Folder of content photos; random crops of them are the training set.")],
+    content: ContentDirOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="The network checkpoint to write (.pt).")] = Path("style-net.pt"),
-    steps: Annotated[int, typer.Option(help="Training steps (batches).")] = 400,
-    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
+    steps: TrainStepsOpt = 400,
+    size: CropSizeOpt = 128,
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     content_weight: Annotated[float, typer.Option(help="Weight of the (relative) content error.")] = 1.0,
@@ -42,9 +50,9 @@ def style_train_cmd(
     channels: Annotated[str, typer.Option(help="Widths of the three conv stages (Johnson: 32,64,128).")] = "16,32,48",
     res_blocks: Annotated[int, typer.Option(help="Residual blocks (Johnson: 5).")] = 3,
     stat: Annotated[str, typer.Option(help="Style statistics: moments (mean + covariance) or gram.")] = "moments",
-    checkpoint_every: Annotated[int, typer.Option(help="Save the train state to --out every N steps (0 = only at the end and on Ctrl-C).")] = 100,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")] = 100,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")] = False,
+    checkpoint_every: CheckpointEveryOpt = 100,
+    sample_every: SampleEveryOpt = 100,
+    resume: ResumeOpt = False,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
     device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
@@ -73,19 +81,19 @@ def style_train_cmd(
 
 @command(app, "adain-train")
 def adain_train_cmd(
-    content: Annotated[Path, typer.Option(help="Folder of content photos; random crops of them are the training set.")],
+    content: ContentDirOpt,
     styles: Annotated[Path, typer.Option(help="Folder of style images; random crops of them are the styles seen in training.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The AdaIN network checkpoint to write (.pt).")] = Path("adain.pt"),
-    steps: Annotated[int, typer.Option(help="Training steps (batches).")] = 400,
-    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
+    steps: TrainStepsOpt = 400,
+    size: CropSizeOpt = 128,
     batch_size: Annotated[int, typer.Option(help="Crops per step (content and style each).")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     content_weight: Annotated[float, typer.Option(help="Weight of the (relative) error against the AdaIN features.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Weight of the (relative) error of the channel means and stds at the style layers.")] = 3.0,
     layer: Annotated[Optional[str], typer.Option(help="Encoder layer AdaIN works at (default: the deepest style layer of stride 8 or less).")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Save the train state to --out every N steps (0 = only at the end and on Ctrl-C).")] = 100,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid to OUT-samples/ every N steps (0 = never).")] = 100,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue training the checkpoint at --out.")] = False,
+    checkpoint_every: CheckpointEveryOpt = 100,
+    sample_every: SampleEveryOpt = 100,
+    resume: ResumeOpt = False,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
     device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:

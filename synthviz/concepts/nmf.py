@@ -19,7 +19,9 @@ from ..errors import SynthvizError
 from .registry import register_dictionary
 
 
-def _sklearn_nmf(x: np.ndarray, concepts: int, seed: int, iters: int):
+def sklearn_nmf(x: np.ndarray, concepts: int, seed: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's NMF (``nndsvda`` start) of non-negative ``x`` (n, C): (coefficients (n, K),
+    components (K, C)) as float32; the one NMF fit of the concepts and the building blocks."""
     try:
         from sklearn.decomposition import NMF
     except ImportError:
@@ -54,7 +56,7 @@ def _least_squares(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def semi_nmf(x: torch.Tensor, concepts: int, seed: int = 0, iters: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
     """Semi-NMF of ``x`` (S, C), signed: ``(U (S, K) ≥ 0, W (K, C))``."""
-    u, _ = _sklearn_nmf(x.clamp_min(0).numpy(), concepts, seed, 100)
+    u, _ = sklearn_nmf(x.clamp_min(0).numpy(), concepts, seed, 100)
     u = u.double() + 0.2 * u.mean()  # a code at exactly 0 would never move under the multiplicative rule
     xd = x.double()
     for _ in range(iters):
@@ -81,5 +83,5 @@ def fit_nmf(x: torch.Tensor, concepts: int, seed: int = 0) -> tuple[torch.Tensor
         raise SynthvizError(f"NMF of {x.shape[1]} channels over {x.shape[0]} samples cannot have {concepts} concepts; "
                             f"use --concepts {min(x.shape)} or fewer")
     if float(x.min()) >= 0:
-        return _sklearn_nmf(x.numpy(), concepts, seed, 500)[1], {"semi": False}
+        return sklearn_nmf(x.numpy(), concepts, seed, 500)[1], {"semi": False}
     return semi_nmf(x, concepts, seed)[1], {"semi": True}

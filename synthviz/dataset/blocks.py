@@ -43,18 +43,15 @@ def activations_and_gradient(model: Model, image: torch.Tensor, layer: str, cls:
 
 def factorize(act: torch.Tensor, groups: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """NMF of (C, h, w) activations (clipped at 0): spatial maps (groups, h, w), directions (groups, C)."""
-    try:
-        from sklearn.decomposition import NMF
-    except ImportError:
-        raise SynthvizError('building blocks need scikit-learn (NMF), in the embed extra: pip install "synthviz[embed]"') from None
+    from ..concepts.nmf import sklearn_nmf
+
     positive("groups", groups, integer=True)
     c, h, w = act.shape
     if groups > min(c, h * w):
         raise SynthvizError(f"{groups} groups from {h * w} positions x {c} channels; ask for at most {min(c, h * w)}")
     x = act.clamp_min(0).reshape(c, h * w).T.double().numpy()
-    nmf = NMF(n_components=groups, init="nndsvda", random_state=seed, max_iter=500)
-    maps = nmf.fit_transform(x)
-    return maps.T.reshape(groups, h, w).astype(np.float32), nmf.components_.astype(np.float32)
+    maps, directions = sklearn_nmf(x, groups, seed, 500)
+    return maps.T.reshape(groups, h, w).numpy(), directions.numpy()
 
 
 def group_attribution(maps: np.ndarray, directions: np.ndarray, grad: torch.Tensor) -> np.ndarray:

@@ -89,22 +89,9 @@ def sample_batch(model: Model, images: torch.Tensor, indices: Sequence[int], nam
 
 def _open(out: Path, key: str, shape: tuple, dtype, new: bool) -> np.memmap:
     """``out/samples/<key>.npy``: created (``new``), else opened and checked to be whole."""
-    from .state import damaged
+    from .state import open_array
 
-    path = out / "samples" / f"{key}.npy"
-    if new:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    if not path.exists():
-        raise damaged(out, f"samples/{key}.npy is missing")
-    try:  # read-only first: mapped for writing, a file cut short would be silently zero-filled
-        whole = np.load(path, mmap_mode="r")
-        found = whole.shape, whole.dtype
-        del whole
-    except Exception:  # noqa: BLE001 - a truncated .npy fails to map
-        raise damaged(out, f"samples/{key}.npy cannot be read") from None
-    if found != (shape, np.dtype(dtype)):
-        raise damaged(out, f"samples/{key}.npy holds {found[0]}, not {shape}")
-    return np.load(path, mmap_mode="r+")
+    return open_array(out, f"samples/{key}.npy", shape, new, dtype)
 
 
 class SampleFiles:

@@ -126,23 +126,28 @@ def load_state(out: Path, layers: dict[str, dict], fix: str = RESTART) -> dict[s
     return state
 
 
-def open_features(out: Path, name: str, shape: tuple[int, int], new: bool) -> np.memmap:
-    """The (N, C) float32 memmap ``out/features/<name>.npy``: ``new`` for a fresh start (or a pass
-    with no checkpoint yet), else the existing one, checked to be whole."""
-    path = out / "features" / f"{name}.npy"
+def open_array(out: Path, relative: str, shape: tuple, new: bool, dtype=np.float32) -> np.memmap:
+    """The memmap ``out/<relative>`` (a .npy of ``shape`` and ``dtype``): created for a fresh start
+    (``new``), else the existing one, checked to be whole (a damaged one: one line offering a restart)."""
+    path = out / relative
     if new:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     if not path.exists():
-        raise damaged(out, f"features/{name}.npy is missing")
+        raise damaged(out, f"{relative} is missing")
     try:  # read-only first: mapped for writing, a file cut short would be silently zero-filled
         whole = np.load(path, mmap_mode="r")
         found = whole.shape, whole.dtype
         del whole
     except Exception:  # noqa: BLE001 - a truncated .npy fails to map
-        raise damaged(out, f"features/{name}.npy cannot be read") from None
-    if found != (shape, np.float32):
-        raise damaged(out, f"features/{name}.npy holds {found[0]}, not {shape}")
+        raise damaged(out, f"{relative} cannot be read") from None
+    if found != (tuple(shape), np.dtype(dtype)):
+        raise damaged(out, f"{relative} holds {found[0]}, not {tuple(shape)}")
     return np.load(path, mmap_mode="r+")
+
+
+def open_features(out: Path, name: str, shape: tuple[int, int], new: bool) -> np.memmap:
+    """The (N, C) float32 memmap ``out/features/<name>.npy`` (:func:`open_array`)."""
+    return open_array(out, f"features/{name}.npy", shape, new)
 
 
 class Pass:
