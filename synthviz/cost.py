@@ -45,10 +45,11 @@ def render_bytes_per_pixel(model: Model) -> float:
     return 3 * 4 * (sum(counts) + 3 * side * side) / (side * side)
 
 
-def check_size(model: Model, size: int | tuple[int, int], batch: int = 1, pixels: int | None = None) -> None:
+def check_size(model: Model, size: int | tuple[int, int], batch: int = 1, pixels: int | None = None,
+               fix: str | None = None) -> None:
     """Refuse a render ``size`` below ``model``'s minimum, or one whose memory estimate (``batch``
-    images of ``size`` x ``size``, or ``pixels`` in all) exceeds the free memory. A model with a
-    fixed input size renders at that size, whatever ``size`` says."""
+    images of ``size`` x ``size``, or ``pixels`` in all) exceeds the free memory (the message ends
+    with ``fix``). A model with a fixed input size renders at that size, whatever ``size`` says."""
     size = model.input_size or size
     size = min(size) if isinstance(size, tuple) else size
     positive("size", size, integer=True)
@@ -58,7 +59,8 @@ def check_size(model: Model, size: int | tuple[int, int], batch: int = 1, pixels
     if getattr(model, "_bytes_per_pixel", None) is None:  # measured once per model
         model._bytes_per_pixel = render_bytes_per_pixel(model)
     pixels = pixels if pixels is not None else batch * size * size
-    fits_in_memory(model._bytes_per_pixel * pixels, f"a {size} px render on {model.name}", model.device)
+    fits_in_memory(model._bytes_per_pixel * pixels, f"a {size} px render on {model.name}", model.device,
+                   **({"fix": fix} if fix else {}))
 
 
 # A MaCo canvas per pixel, float32 (measured with saved_tensors_hooks at 128 and 256 px: 48 bytes

@@ -130,7 +130,9 @@ class _Scorer:
         """(values (B,), loss) for ``image`` (B, 3, H, W); a tiled score has already backpropagated
         into ``image``'s graph."""
         x = self.transforms(image)
-        if self.tile and max(x.shape[-2:]) > self.tile:
+        if not self.objective.layers:  # reads the image only (penalties, tiled statistics): no forward pass
+            v = self.objective(Context(image, {}))
+        elif self.tile and max(x.shape[-2:]) > self.tile:
             v = _tiled_backward(x, self.tile, lambda t: self.objective(Context(t, self.tap(t))))  # see Context.image
         else:
             v = score_views(self.objective, image, self.tap(x))

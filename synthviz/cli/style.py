@@ -24,6 +24,7 @@ LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarse
 PoolOpt = Annotated[str, typer.Option(help="max, or avg to swap the model's max-pooling for average pooling during the render.")]
 SmoothOpt = Annotated[str, typer.Option(help="softmax: match statistics of each layer's features through a softmax over its C·H·W values per image (SWAG, Wang et al. 2021; stronger style on networks other than VGG); none: the raw features.")]
 TemperatureOpt = Annotated[float, typer.Option(help="With --smooth softmax: features are divided by this first (higher = smoother).")]
+TileOpt = Annotated[Optional[int], typer.Option(help="Prints (4096 px and more): scales larger than this many px are painted tile by tile with the whole image's statistics; memory bounded by a tile.")]
 BitDepthOpt = Annotated[int, typer.Option(help="8, or 16 for a 16-bit PNG or TIFF --out (prints).")]
 
 
@@ -47,7 +48,7 @@ def texture_cmd(
     pool: PoolOpt = "max", model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", seed: SeedOpt = 0,
     device: DeviceOpt = "auto", out: OutOpt = Path("texture.png"), video: VideoOpt = None,
     overwrite: OverwriteOpt = False, smooth: SmoothOpt = "none", temperature: TemperatureOpt = 1.0,
-    bit_depth: BitDepthOpt = 8,
+    bit_depth: BitDepthOpt = 8, tile: TileOpt = None,
 ) -> None:
     """Synthesize a new image with the texture of EXAMPLE."""
     prepare_outputs(out, video, inputs=[example])
@@ -56,7 +57,7 @@ def texture_cmd(
                         histogram=histogram, example_size=example_size, layers=layers, layer_weights=layer_weights,
                         stat=stat, scales=scales, param=param, optimizer=optimizer, steps=steps, lr=lr,
                         tv_weight=tv_weight, pool=pool, model=model, weights=weights, seed=seed, device=device,
-                        progress=True, frame_every=frame_every(video, steps, 200))
+                        progress=True, frame_every=frame_every(video, steps, 200), tile=tile)
     say(result.info["report"])
 
 
@@ -83,6 +84,8 @@ def style_cmd(
     mask: Annotated[Optional[list[Path]], typer.Option(help="One mask image per style (white = that style; none = content).")] = None,
     temporal_weight: Annotated[float, typer.Option(help="A video CONTENT: weight of the temporal loss (Ruder 2016).")] = 100.0,
     smooth: SmoothOpt = "none", temperature: TemperatureOpt = 1.0, bit_depth: BitDepthOpt = 8,
+    tile: TileOpt = None,
+    average: Annotated[float, typer.Option(help="The output is the moving average of the last scale's iterates with this decay per step (e.g. 0.9; 0 = the last iterate).")] = 0.0,
 ) -> None:
     """Paint CONTENT (an image, or a video with --out a video) in the style of one or more STYLES images."""
     if is_video(content, out):  # every frame styled, warm-started from the previous one (Ruder et al. 2016)
@@ -108,5 +111,5 @@ def style_cmd(
                         preserve_colors=color_method if preserve_colors else False, scales=scales, param=param,
                         optimizer=optimizer, steps=steps, lr=lr, pool=pool, model=model, weights=weights, seed=seed,
                         device=device, progress=True, frame_every=frame_every(video, steps, 200),
-                        masks=[str(m) for m in mask] if mask else None)
+                        masks=[str(m) for m in mask] if mask else None, tile=tile, average=average)
     say(result.info["report"])

@@ -16,6 +16,7 @@ from ..objectives import Objective
 from ..params import ImageParam, make_param
 from ..result import Result
 from .options import MIN_SIDE
+from .prints import ParameterAverage
 from .stats import score
 
 
@@ -67,12 +68,14 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
                start: Callable[[int, int], ImageParam], *, steps: Sequence[int], optimizer: str, lr: float,
                transforms_at: Callable[[int, int], Callable] | None = None, periodic: bool = False,
                seed: int | None = 0, device=None, progress: bool | str = False, frame_every: int = 0,
-               label: str = "render", measure_at: Callable[[int, int], Objective] | None = None) -> Result:
+               label: str = "render", measure_at: Callable[[int, int], Objective] | None = None,
+               average: float = 0.0) -> Result:
     """Render at each size in turn, each scale starting from the previous result upsampled
     (``param.resized``; a periodic resize for tileable images). Returns the last scale's result
     with ``history`` and ``frames`` of all scales (frames resized to the final size) and
     ``info["scales"]``: per scale its size, steps and ``measure_at(h, w)`` (default the objective)
-    at the start and the end."""
+    at the start and the end. ``average``: the last scale's result is the moving average of its
+    iterates with this decay per step (:class:`~synthviz.painting.prints.ParameterAverage`)."""
     result: Result | None = None
     frames, history, per_scale = [], [], []
     for i, (h, w) in enumerate(sizes):
@@ -92,6 +95,7 @@ def run_ladder(model: Model, sizes: Sequence[tuple[int, int]], objective_at: Cal
         before = score(model, measure, param.image())
         result = render(model, objective, param, transforms=transforms_at(h, w) if transforms_at else None,
                         optimizer=optimizer, lr=lr, steps=steps[i],
+                        step_ops=[ParameterAverage(average, steps[i] - 1)] if average and i == len(sizes) - 1 else (),
                         seed=None if seed is None else seed + i, device=device,
                         progress=tag if progress else False, frame_every=frame_every)
         after = score(model, measure, result.images)

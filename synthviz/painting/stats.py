@@ -82,4 +82,4 @@ def score(model: Model, objective: Objective, image: torch.Tensor) -> float:
     """The objective of one image (1, 3, H, W), no transforms, no gradient."""
     image = image.to(model.device)
     with torch.no_grad(), Tap(model, objective.layers) as tap:
-        return float(objective(Context(image, tap(image))).sum())
+        return float(objective(Context(image, tap(image) if objective.layers else {})).sum())

@@ -26,24 +26,36 @@ def layer_strides(model: Model, layers: Sequence[str], size: int = 64) -> dict[s
     return {n: 2 ** round(math.log2(size / layer_shape(model, n, size)[-1])) for n in layers}
 
 
-def tiles(h: int, w: int, tile: int, align: int) -> list[tuple[int, int, int, int]]:
-    """Cores (top, bottom, left, right) covering (h, w), ``tile`` px (rounded down to ``align``) each."""
+def tiles(h: int, w: int, tile: int, align: int, offset: tuple[int, int] = (0, 0)) -> list[tuple[int, int, int, int]]:
+    """Cores (top, bottom, left, right) covering (h, w), ``tile`` px (rounded down to ``align``) each,
+    the grid shifted by ``offset`` (rounded to ``align``; the first row and column are then shorter),
+    so that a render moving the offset every step never keeps a tile border in one place."""
     step = max(align, tile // align * align)
-    return [(t, min(h, t + step), l, min(w, l + step)) for t in range(0, h, step) for l in range(0, w, step)]
+
+    def starts(n: int, off: int) -> list[int]:
+        off = off % step // align * align
+        return sorted({0, *range(off, n, step)})
+
+    rows, cols = starts(h, offset[0]), starts(w, offset[1])
+    rows_end, cols_end = rows[1:] + [h], cols[1:] + [w]
+    return [(t, b, l, r) for t, b in zip(rows, rows_end) for l, r in zip(cols, cols_end)]
 
 
-def _core_features(tap: Tap, image: torch.Tensor, core: tuple[int, int, int, int], margin: int,
-                   strides: dict[str, int]) -> dict[str, torch.Tensor]:
-    """The features (1, C, h, w) of the ``core`` of ``image`` (1, 3, H, W), read with ``margin`` px of context."""
+def _window(core: tuple[int, int, int, int], margin: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the ``core`` with ``margin`` px of context, inside (h, w)."""
     top, bottom, left, right = core
-    H, W = image.shape[-2:]
-    y0, x0 = max(0, top - margin), max(0, left - margin)
-    acts = tap(image[..., y0 : min(H, bottom + margin), x0 : min(W, right + margin)])
-    out = {}
-    for name, s in strides.items():
-        a = acts[name]
-        out[name] = a[..., (top - y0) // s : math.ceil((bottom - y0) / s), (left - x0) // s : math.ceil((right - x0) / s)]
-    return out
+    return max(0, top - margin), min(h, bottom + margin), max(0, left - margin), min(w, right + margin)
+
+
+def _core_features(tap: Tap, window: torch.Tensor, core: tuple[int, int, int, int], origin: tuple[int, int],
+                   strides: dict[str, int]) -> dict[str, torch.Tensor]:
+    """The features (1, C, h, w) of the ``core`` read from ``window`` (1, 3, h', w'), the crop of the
+    image whose top-left corner is ``origin`` (y0, x0)."""
+    top, bottom, left, right = core
+    y0, x0 = origin
+    acts = tap(window)
+    return {name: acts[name][..., (top - y0) // s : math.ceil((bottom - y0) / s), (left - x0) // s : math.ceil((right - x0) / s)]
+            for name, s in strides.items()}
 
 
 def _aligned(model: Model, layers: Sequence[str], margin: int) -> tuple[dict[str, int], int, int]:
@@ -53,30 +65,52 @@ def _aligned(model: Model, layers: Sequence[str], margin: int) -> tuple[dict[str
     return strides, align, math.ceil(margin / align) * align
 
 
+def _tile_features(model: Model, image: torch.Tensor, layers: Sequence[str], tile: int, margin: int):
+    """(core, {layer: the core's features (1, C, h, w)}, strides) for every tile of ``image``, no gradient."""
+    strides, align, margin = _aligned(model, layers, margin)
+    with torch.no_grad(), Tap(model, list(layers)) as tap:
+        for core in tiles(*image.shape[-2:], tile, align):
+            y0, y1, x0, x1 = _window(core, margin, *image.shape[-2:])
+            yield core, _core_features(tap, image[..., y0:y1, x0:x1], core, (y0, x0), strides), strides
+
+
 def tiled_gram(model: Model, image: torch.Tensor, layers: Sequence[str], tile: int,
                margin: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """The full image's Gram matrices {layer: (1, C, C)} (F Fᵀ / N) of ``image`` (1, 3, H, W) and the
     positions N per layer, from a no-grad pass over tiles of ``tile`` px with ``margin`` px of context."""
-    strides, align, margin = _aligned(model, layers, margin)
     sums: dict[str, torch.Tensor] = {}
     counts = {name: 0 for name in layers}
-    with torch.no_grad(), Tap(model, list(layers)) as tap:
-        for core in tiles(*image.shape[-2:], tile, align):
-            for name, f in _core_features(tap, image, core, margin, strides).items():
-                n = f.shape[-2] * f.shape[-1]
-                sums[name] = sums.get(name, 0) + gram(f) * n
-                counts[name] += n
+    for _, feats, _ in _tile_features(model, image, layers, tile, margin):
+        for name, f in feats.items():
+            n = f.shape[-2] * f.shape[-1]
+            sums[name] = sums.get(name, 0) + gram(f) * n
+            counts[name] += n
     return {name: sums[name] / counts[name] for name in layers}, counts
+
+
+def tiled_features(model: Model, image: torch.Tensor, layer: str, tile: int, margin: int) -> torch.Tensor:
+    """``layer``'s features (1, C, h, w) of the whole ``image`` (1, 3, H, W), assembled from tiles
+    (no gradient): what one forward would give, to float rounding, with a tile's memory."""
+    out = None
+    for (top, _, left, _), feats, strides in _tile_features(model, image, [layer], tile, margin):
+        f, s = feats[layer], strides[layer]
+        if out is None:
+            h, w = image.shape[-2:]
+            out = f.new_zeros(1, f.shape[1], math.ceil(h / s), math.ceil(w / s))
+        out[..., top // s : top // s + f.shape[-2], left // s : left // s + f.shape[-1]] = f
+    return out
 
 
 def tiled_style_gradient(model: Model, image: torch.Tensor, targets: dict[str, torch.Tensor],
                          layer_weights: Sequence[float], *, tile: int = 256, margin: int = 64,
-                         content: tuple[str, torch.Tensor, float] | None = None) -> tuple[torch.Tensor, float]:
+                         content: tuple[str, torch.Tensor, float] | None = None,
+                         offset: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, float]:
     """(∂loss/∂image (1, 3, H, W), loss) of Σₗ wₗ‖Gₗ − Tₗ‖²/‖Tₗ‖² (+ ``content`` = (layer, the content's
     full-size features (1, C, h, w), weight): weight · ‖F − F₀‖²/‖F₀‖²), computed tile by tile: memory
     is bounded by a tile plus its margin, not by the image.
 
-    ``targets``: {layer: target Gram (1, C, C)}; ``layer_weights`` one per target layer."""
+    ``targets``: {layer: target Gram (1, C, C)}; ``layer_weights`` one per target layer; ``offset``
+    shifts the backward pass's tile grid (:func:`tiles`)."""
     layers = list(targets)
     grams, counts = tiled_gram(model, image, layers, tile, margin)
     norms = {n: targets[n].pow(2).sum() for n in layers}
@@ -86,14 +120,15 @@ def tiled_style_gradient(model: Model, image: torch.Tensor, targets: dict[str, t
     strides, align, margin = _aligned(model, read, margin)
     grad = torch.zeros_like(image)
     with Tap(model, read) as tap:
-        for core in tiles(*image.shape[-2:], tile, align):
-            x = image.detach().clone().requires_grad_(True)
-            feats = _core_features(tap, x, core, margin, strides)
+        for core in tiles(*image.shape[-2:], tile, align, offset):
+            y0, y1, x0, x1 = _window(core, margin, *image.shape[-2:])
+            x = image[..., y0:y1, x0:x1].detach().clone().requires_grad_(True)
+            feats = _core_features(tap, x, core, (y0, x0), strides)
             parts = [w * 2 / norms[n] * (diffs[n] * gram(feats[n]) * (feats[n].shape[-2] * feats[n].shape[-1] / counts[n])).sum()
                      for n, w in zip(layers, layer_weights)]
             if content:
                 parts.append(_content_part(feats, content, core, strides))
-            grad += torch.autograd.grad(sum(parts), x)[0]
+            grad[..., y0:y1, x0:x1] += torch.autograd.grad(sum(parts), x)[0]
             if content:
                 loss += float(parts[-1].detach())
     return grad, loss

@@ -29,12 +29,12 @@ from ..regularizers import total_variation
 from ..result import Result
 from .registry import register_technique
 from ..checks import non_negative, positive
-from ..cost import check_size
 from .common import ImageLike, require
 from ..painting import (MIN_SIDE, blend_weights, check_choice, check_min_side, check_stat, content_layer as
                          get_content_layer, default_lr, ladder_sizes, layer_weights as get_layer_weights,
                          luminance, match_color, pooling, run_ladder, scale_steps, score, style_layers as
                          get_style_layers, style_objective, style_targets, warn_grey_style, with_chroma)
+from ..painting.prints import PrintStyle, check_prints
 from ..painting.smoothing import FeatureTransform, feature_transform, smooth_acts, smoothed
 
 COLOR_MODES = ("luminance", "match")
@@ -68,7 +68,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           optimizer: str = "adam", lr: float | None = None, steps: int | None = None, pool: str = "max",
           seed: int | None = 0, device: str | None = None, progress: bool | str = False,
           frame_every: int = 0, masks: ImageLike | Sequence[ImageLike] | None = None, smooth: str = "none",
-          temperature: float = 1.0) -> Result:
+          temperature: float = 1.0, tile: int | None = None, average: float = 0.0) -> Result:
     """Paint ``content`` in the style of ``styles`` (one image or a list; paths or (1, 3, H, W) tensors).
 
     Args:
@@ -98,6 +98,12 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
         smooth: ``softmax`` reads every style and content layer through SWAG's softmax over its
             C·H·W features per image (Wang et al. 2021; ``temperature`` divides the features first),
             which makes networks other than VGG paint stronger style; ``none`` uses the raw features.
+        tile: prints (4096 px and more): every scale larger than ``tile`` px gathers its content and
+            Gram statistics over tiles of ``tile`` px and back-propagates tile by tile (the grid moved
+            at random each step), so memory is bounded by a tile; the ladder then grows by √2 a scale.
+            Gram statistics without masks or ``smooth`` only.
+        average: the result is the exponential moving average of the last scale's iterates with
+            this decay per step (e.g. 0.9; 0 = the last iterate).
 
     Returns a :class:`~synthviz.result.Result`; ``info`` holds ``content_loss`` and
     ``style_loss`` of the result and of the start (``*_start``), the layers and a ``report`` line.
@@ -111,17 +117,19 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     mix = blend_weights(blend, len(style_list))
     _check_blend_and_masks(mix, blend, masks)
     m = load_model(model, weights, device)
-    check_size(m, size)
+    non_negative("average", average)
+    check_prints(m, size, tile, {"--stat moments": stat != "gram", "--mask": masks is not None,
+                                 "--smooth": smooth != "none"})
     s_layers = get_style_layers(m, style_layers)
     c_layer = get_content_layer(m, content_layer)
     lw = get_layer_weights(layer_weights, s_layers)
 
     base, style_imgs = _read_images(content, style_list)
     warn_grey_style(base, style_imgs, mode is not None)  # called here: its warning points at style's caller
-    inputs = _ladder_inputs(base, style_imgs, mode, size, scales, masks, m.device)
+    inputs = _ladder_inputs(base, style_imgs, mode, size, scales, masks, m.device, tile)
     lr = default_lr(optimizer, param, lr)
     recipe = _Recipe(m, inputs, c_layer, s_layers, lw, mix, stat, style_scale,
-                     (content_weight, style_weight, tv_weight), init, param, transform)
+                     (content_weight, style_weight, tv_weight), init, param, transform, tile)
 
     with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
         recipe.build()
@@ -129,7 +137,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
             start_image = recipe.start(*inputs.sizes[0]).image().to(m.device) if init == "noise" else None
         result = run_ladder(m, inputs.sizes, recipe.objective_at, recipe.start, steps=scale_steps(steps, len(inputs.sizes)),
                             optimizer=optimizer, lr=lr, seed=seed, device=device, progress=progress, label="style",
-                            frame_every=frame_every)
+                            frame_every=frame_every, average=average)
         _restore_colors_and_masks(result, inputs, mode)
         losses = recipe.losses(result.images, start_image, mode)
     _describe(result, recipe, mode, losses)
@@ -198,13 +206,13 @@ class _Inputs:
 
 
 def _ladder_inputs(base: torch.Tensor, style_imgs: list[torch.Tensor], mode: str | None, size: int,
-                   scales: int | None, masks, device: torch.device) -> _Inputs:
+                   scales: int | None, masks, device: torch.device, tile: int | None = None) -> _Inputs:
     """The content at ``size`` (longer side), the ladder, the masks and the colour-preserved styles."""
     base = resize(base, size)
     h, w = base.shape[-2:]
     if min(h, w) < MIN_SIDE:
         raise SynthvizError(f"the content is {w}x{h} px at --size {size}: too thin; use a larger --size")
-    sizes = ladder_sizes(h, w, scales)
+    sizes = ladder_sizes(h, w, scales, factor=2 ** 0.5 if tile else 2.0)  # prints: finer steps, less to repair
     mask_list = load_masks(masks, len(style_imgs), (h, w)) if masks is not None else None
     if mode == "match":
         style_imgs = [match_color(s, base) for s in style_imgs]
@@ -231,6 +239,7 @@ class _Recipe:
     init: str
     param: str
     transform: FeatureTransform | None = None  # SWAG's softmax, or None
+    tile: int | None = None  # sizes larger than this are painted tile by tile (prints)
     parts: dict = field(default_factory=dict)  # (h, w) -> (content objective, style objective)
 
     def build(self) -> None:
@@ -242,6 +251,10 @@ class _Recipe:
             scaled = [resize(s, max(MIN_SIDE, round(side))) for s in self.inputs.styles]
             scaled = [s if min(s.shape[-2:]) >= MIN_SIDE else resize(s, (max(MIN_SIDE, s.shape[-2]), max(MIN_SIDE, s.shape[-1])))
                       for s in scaled]
+            if self.tile and max(sh, sw) > self.tile:
+                self.parts[sh, sw] = PrintStyle.of(m, c, scaled, self.blend, self.style_layers, self.layer_weights,
+                                                   self.content_layer, self.weights[:2], self.tile)
+                continue
             t = self.transform
             content_target = smooth_acts(capture(m, c, [self.content_layer]), t)[self.content_layer]
             content_obj = feature_match(self.content_layer, content_target)
@@ -253,6 +266,9 @@ class _Recipe:
 
     def objective_at(self, sh: int, sw: int):
         content_weight, style_weight, tv_weight = self.weights
+        if isinstance(self.parts[sh, sw], PrintStyle):
+            total = self.parts[sh, sw].objective()
+            return total + total_variation(tv_weight) if tv_weight else total
         content_obj, style_obj = self.parts[sh, sw]
         total = content_weight * content_obj + style_weight * style_obj
         return total + total_variation(tv_weight) if tv_weight else total
@@ -267,12 +283,17 @@ class _Recipe:
         """Content and style losses of ``images`` (1, 3, h, w) and of the start, measured at full
         size: the start is the content itself, or the first noise upsampled."""
         m, (h, w) = self.model, self.inputs.base.shape[-2:]
-        content_obj, style_obj = self.parts[h, w]
         image = images.to(m.device)
         first = resize(self.inputs.content, (h, w)) if self.init == "content" else resize(start_image, (h, w))
         run_image = luminance(image) if mode == "luminance" else image
-        losses = {"content_loss": -score(m, content_obj, run_image), "style_loss": -score(m, style_obj, run_image),
-                  "content_loss_start": -score(m, content_obj, first), "style_loss_start": -score(m, style_obj, first)}
+        parts = self.parts[h, w]
+        if isinstance(parts, PrintStyle):
+            (c, s), (c0, s0) = parts.losses(run_image), parts.losses(first)
+        else:
+            content_obj, style_obj = parts
+            c, s = -score(m, content_obj, run_image), -score(m, style_obj, run_image)
+            c0, s0 = -score(m, content_obj, first), -score(m, style_obj, first)
+        losses = {"content_loss": c, "style_loss": s, "content_loss_start": c0, "style_loss_start": s0}
         return {k: v + 0.0 for k, v in losses.items()}  # no "-0" in reports
 
 

@@ -21,11 +21,11 @@ from ..transforms import roll
 from ..result import Result
 from .registry import register_technique
 from ..checks import non_negative, positive
-from ..cost import check_size
 from .common import ImageLike, require
 from ..painting import (MIN_SIDE, check_choice, check_min_side, check_stat, circular_padding, ladder_sizes,
                          layer_weights as get_layer_weights, match_histogram, pooling, run_ladder,
                          scale_steps, score, style_layers, style_objective, style_targets, default_lr, is_grey)
+from ..painting.prints import PrintStyle, check_prints
 from ..painting.smoothing import feature_transform, smoothed
 
 
@@ -51,7 +51,7 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
             param: str = "fourier", optimizer: str = "lbfgs", lr: float | None = None, steps: int | None = None,
             tv_weight: float = 0.0, histogram: bool = False, pool: str = "max", seed: int | None = 0,
             device: str | None = None, progress: bool | str = False, frame_every: int = 0, smooth: str = "none",
-            temperature: float = 1.0) -> Result:
+            temperature: float = 1.0, tile: int | None = None) -> Result:
     """Synthesize a texture like ``example`` (a path or a (1, 3, H, W) tensor in [0, 1]) at any size.
 
     Args:
@@ -71,6 +71,9 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
         pool: ``avg`` swaps the model's max-pooling for average pooling during the render (restored after).
         smooth: ``softmax`` matches the statistics of SWAG's per-image softmax of each layer's features
             (``temperature`` divides them first; see :mod:`synthviz.painting.smoothing`); ``none``: raw features.
+        tile: prints: scales larger than ``tile`` px gather their Gram statistics and gradient tile by
+            tile (:mod:`synthviz.painting.prints`; the ladder then grows by √2 a scale). Gram only,
+            not ``tileable``.
 
     Returns a :class:`~synthviz.result.Result` (images (1, 3, H, W)); ``info`` holds
     ``style_loss_start`` / ``style_loss`` (relative style error of the starting noise and of the
@@ -86,12 +89,13 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
     non_negative("tv_weight", tv_weight)
     h, w = output_size(size)
     m = load_model(model, weights, device)
-    check_size(m, min(h, w))
+    check_prints(m, min(h, w), tile, {"--stat moments": stat != "gram", "--smooth": smooth != "none",
+                                       "--tileable": tileable})
     names = style_layers(m, layers)
     lw = get_layer_weights(layer_weights, names)
     ex = as_image(require(example, "texture example"), example_size, "texture example")
     check_min_side(ex, "texture example")
-    sizes = ladder_sizes(h, w, scales)
+    sizes = ladder_sizes(h, w, scales, factor=2 ** 0.5 if tile else 2.0)
     lr = default_lr(optimizer, param, lr)
     ex = ex.to(m.device)
 
@@ -102,6 +106,9 @@ def texture(model: ModelLike = DEFAULT_MODEL, example: ImageLike | None = None, 
         for sh, sw in sizes:
             k = sh / h
             scaled = resize(ex, (max(MIN_SIDE, round(ex.shape[-2] * k)), max(MIN_SIDE, round(ex.shape[-1] * k))))
+            if tile and max(sh, sw) > tile:
+                objectives[sh, sw] = PrintStyle.of(m, None, [scaled], [1.0], names, lw, None, (0.0, 1.0), tile).objective()
+                continue
             objectives[sh, sw] = smoothed(style_objective(style_targets(m, [scaled], [1.0], names, stat, transform),
                                                           lw, stat), transform)
 

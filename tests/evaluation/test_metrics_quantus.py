@@ -504,6 +504,11 @@ def test_smooth_and_efficient_mprt_equal_quantus(setup):
     close(score(model, x, a, y, metric="smooth_mprt", explain=ours_explain, **kw), theirs)
     theirs = q_call(quantus.EfficientMPRT(), net, x, y, a, explain_func=quantus_explain)
     close(score(model, x, a, y, metric="efficient_mprt", explain=ours_explain), theirs)
+    # the model's own maps given (what `evaluate` does): the same score with one explanation fewer
+    own = grad_map(net, x, y)
+    close(score(model, x, own, y, metric="efficient_mprt", explain=ours_explain, original="maps"), theirs)
+    assert not np.allclose(score(model, x, a, y, metric="efficient_mprt", explain=ours_explain, original="maps"),
+                           theirs, atol=1e-3)  # other maps given: they are read
 
 
 def test_random_logit_equals_quantus(setup):

@@ -129,17 +129,21 @@ def discrete_entropy(maps: torch.Tensor, n_bins: int = 100) -> torch.Tensor:
 @register_metric("efficient_mprt", family="randomisation", higher_is_better=True, needs=("model", "explain"),
                  quantus="EfficientMPRT")
 def efficient_mprt(data: MetricData, n_bins: int = 100, layer_order: str = "bottom_up", seed: int = 42,
-                   abs: bool = False, normalise: bool = False, batch_size: int = 64) -> torch.Tensor:
+                   abs: bool = False, normalise: bool = False, original: str = "explain",
+                   batch_size: int = 64) -> torch.Tensor:
     """(B,) relative rise of the maps' complexity (histogram entropy, ``n_bins`` bins) from the
     model to the model with every layer re-initialised (Hedström et al. 2023): (H_rand − H) / H.
-    ``explain`` draws both maps (the given maps are not read, as in Quantus)."""
+    ``original="explain"`` draws the model's maps with ``explain`` too (the given maps are not
+    read, as in Quantus); ``"maps"`` takes the given maps as the model's, one explanation fewer:
+    right when ``explain`` made them on this model, as in ``synthviz evaluate``."""
     rows = torch.arange(len(data.images))
+    choice("original", original, ("explain", "maps"))
 
     def entropy(model) -> torch.Tensor:
-        maps = prepared(explained(data, data.images, rows, batch_size, model), abs, normalise)
-        return discrete_entropy(maps, n_bins)
+        maps = data.maps if model is None else explained(data, data.images, rows, batch_size, model)
+        return discrete_entropy(prepared(maps, abs, normalise), n_bins)
 
-    before = entropy(data.model)
+    before = entropy(None if original == "maps" else data.model)
     for _, model in randomised_models(data.model, layer_order, seed):
         pass
     return (entropy(model) - before) / before

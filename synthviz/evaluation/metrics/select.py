@@ -88,7 +88,8 @@ def score_metrics(model, images: torch.Tensor, maps: torch.Tensor, target, metri
                   mask: torch.Tensor | None = None, explain: Callable | None = None) -> dict[str, float | None]:
     """{metric: the mean over the batch} for maps (B, 1, H, W) of images (B, C, H, W) (B > 1: draws
     of a random reference). A metric whose ground truth (``mask`` (1, 1, H, W)) or explainer is
-    missing gets None."""
+    missing gets None. ``explain`` made ``maps`` on ``model``: a metric that would draw them again
+    (an ``original`` option) reads them instead."""
     out: dict[str, float | None] = {}
     for name, options in metrics.items():
         info = metric_info(name)
@@ -97,6 +98,8 @@ def score_metrics(model, images: torch.Tensor, maps: torch.Tensor, target, metri
             continue
         masks = None if mask is None else mask.expand(len(images), *mask.shape[1:])
         extra = {"explain": explain} if "explain" in info.needs else {}
+        if "original" in info.defaults and "original" not in options:
+            extra["original"] = "maps"
         values = [float(v) for v in score(model, images, maps, target, metric=name, masks=masks, **extra, **options)]
         finite = [v for v in values if math.isfinite(v)]
         out[name] = sum(finite) / len(finite) if finite else float("nan")
