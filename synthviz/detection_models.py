@@ -19,15 +19,17 @@ ImageNet backbone download)::
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from .checkpoints import from_checkpoint, seeded_init
-from .errors import SynthvizError
-from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_model
+from .errors import BadModel, SynthvizError
+from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_model, register_wrapper
 
 DETECTION_PREFIXES = ("fasterrcnn_", "retinanet_", "fcos_", "ssd", "maskrcnn_", "keypointrcnn_")
 SEGMENTATION_PREFIXES = ("deeplabv3_", "fcn_", "lraspp_")
@@ -55,6 +57,14 @@ def segmentation_names() -> list[str]:
 def task_of(model) -> str | None:
     """``"detection"``, ``"segmentation"`` or None (a classifier, an embedder...)."""
     return getattr(model, "task", None)
+
+
+def refuse_detector(model, what: str) -> None:
+    """One line (:class:`~synthviz.errors.BadModel`) when ``model`` is a detector: ``what`` (a
+    technique that explains a class) cannot take it; the line names the command that can."""
+    if task_of(model) == "detection":
+        raise BadModel(f"{what} explains a classifier's class, not a detector's boxes; explain a detection with "
+                       f"synthviz saliency IMAGE --model {model.name} --box x1,y1,x2,y2 --class K (or targets.box)")
 
 
 def keep_scores_from(model: Model, min_score: float) -> None:
@@ -132,6 +142,50 @@ def add_pyramid(detector: nn.Module) -> nn.Module:
     return detector
 
 
+def _with_pyramid_twin(net: nn.Module) -> nn.Module:
+    """A twin of a user's detector that shares every submodule, parameter and buffer but has its
+    own top module and backbone, which get the ``pyramid`` layer: the user's module is untouched."""
+    twin, backbone = copy.copy(net), copy.copy(net.backbone)
+    twin._modules = OrderedDict(net._modules)
+    backbone._modules = OrderedDict(net.backbone._modules)
+    for hooks in ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+        if hasattr(backbone, hooks):
+            setattr(backbone, hooks, OrderedDict(getattr(net.backbone, hooks)))
+    twin._modules["backbone"] = backbone
+    return add_pyramid(twin)
+
+
+def detector_model(net: nn.Module, name: str, classes=None, owned: bool = True) -> Model:
+    """A torchvision-style detector (its output a list of per-image dicts; it normalises and resizes
+    inside) as a :class:`Model` with the ``backbone.pyramid`` CAM layer (a user's: on a twin)."""
+    net = add_pyramid(net) if owned else _with_pyramid_twin(net)
+    model = Model(net, None, None, classes, name=name, layers={"gradcam": PYRAMID, "mid": PYRAMID}, owned=owned)
+    model.task = "detection"
+    model._bytes_per_pixel = 0.0  # resized inside to its own size: the cost does not follow --size
+    model.fuse = False  # the detector's own resizing and dict outputs: run the network itself
+    return model
+
+
+@register_wrapper("torchvision detection")
+def _wrap_detector(net: nn.Module) -> Model | None:
+    """A user's torchvision detector (Faster/Mask/Keypoint R-CNN, RetinaNet, FCOS, SSD) given as a
+    module: recognised as a detector, its COCO names when it has COCO's 91 classes; left as it is."""
+    if "torchvision.models.detection" not in sys.modules:
+        return None
+    from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+    from torchvision.models.detection.ssd import SSD
+
+    if not isinstance(net, (FasterRCNN, RetinaNet, FCOS, SSD)) or not isinstance(getattr(net, "backbone", None), nn.Module):
+        return None
+    head = getattr(getattr(getattr(net, "roi_heads", None), "box_predictor", None), "cls_score", None)
+    head = head or getattr(getattr(net, "head", None), "classification_head", None)  # RetinaNet, FCOS
+    count = head.out_features if isinstance(head, nn.Linear) else getattr(head, "num_classes", None)
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights as coco
+
+    classes = coco.DEFAULT.meta["categories"] if count == 91 else None
+    return detector_model(net, type(net).__name__, classes, owned=False)
+
+
 # --------------------------------------------------------------------------- loading
 
 def _build(name: str, weights) -> nn.Module:
@@ -163,17 +217,13 @@ def dense_model(name: str, weights: str | os.PathLike = "default") -> Model:
     net = _build(name, weights)
     meta = torchvision.models.get_model_weights(name).DEFAULT.meta
     if name in detection_names():
-        add_pyramid(net)
-        model = Model(net, None, None, meta["categories"], name=name, layers={"gradcam": PYRAMID, "mid": PYRAMID})
-        model.task = "detection"
-        model._bytes_per_pixel = 0.0  # resized inside to its own size: the cost does not follow --size
-    else:
-        tf = torchvision.models.get_model_weights(name).DEFAULT.transforms()
-        layer = _backbone_last(net)
-        model = Model(net, tf.mean or IMAGENET_MEAN, tf.std or IMAGENET_STD, meta["categories"], name=name,
-                      layers={"gradcam": layer, "mid": layer})
-        model.task = "segmentation"
-    model.fuse = False  # the detector's own resizing and dict outputs: run the network itself
+        return detector_model(net, name, meta["categories"])
+    tf = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    layer = _backbone_last(net)
+    model = Model(net, tf.mean or IMAGENET_MEAN, tf.std or IMAGENET_STD, meta["categories"], name=name,
+                  layers={"gradcam": layer, "mid": layer})
+    model.task = "segmentation"
+    model.fuse = False  # dict outputs: run the network itself
     return model
 
 

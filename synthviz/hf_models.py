@@ -30,7 +30,9 @@ from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_source, registe
 DEFAULT_OUTPUTS = ("logits", "image_embeds", "pooler_output", "last_hidden_state")
 # Leading non-patch tokens per model type, when not 1 (+ the config's register tokens).
 PREFIX_TOKENS = {"deit": 2, "siglip": 0, "siglip_vision_model": 0, "siglip2_vision_model": 0,
-                 "swin": 0, "swinv2": 0, "donut-swin": 0}
+                 "swin": 0, "swinv2": 0, "donut-swin": 0, "levit": 0}
+# Families that take any size with no flag (DINOv2 always interpolates its position embeddings, DINOv3: RoPE).
+ANY_SIZE = ("dinov2", "dinov2_with_registers", "dinov3_vit")
 
 
 def _transformers():
@@ -38,6 +40,8 @@ def _transformers():
         import transformers
     except ImportError:
         raise SynthvizError("transformers is not installed; pip install 'synthviz[hf]'") from None
+    if int(transformers.__version__.split(".")[0]) < 5:  # set_attn_implementation, vit.layers names, ...
+        raise SynthvizError(f"hf: models need transformers>=5, not {transformers.__version__}; pip install -U 'synthviz[hf]'")
     return transformers
 
 
@@ -276,10 +280,12 @@ def model_of_hf(net: nn.Module, name: str = "hf", output: str | int | None = Non
     labels = getattr(config, "id2label", None) or {}
     classifier = type(net).__name__.endswith("ForImageClassification") and output in (None, "logits")
     classes = [labels[i] for i in sorted(labels, key=int)] if classifier and labels else None
-    patch = getattr(getattr(config, "vision_config", None) or config, "patch_size", None)
-    patch = patch[0] if isinstance(patch, (tuple, list)) else patch
     prefix = prefix_tokens(config)
-    size = None if wrapped.extra or prefix is None else hw  # interpolating models: the grid follows the size
+    vision = getattr(config, "vision_config", None) or config
+    patch = (lambda p: p[0] if isinstance(p, (tuple, list)) else p)(getattr(vision, "patch_size", None))
+    trained = hw or getattr(vision, "image_size", None)  # a token model that cannot interpolate: resized to it
+    interpolates = bool(wrapped.extra) or getattr(vision, "model_type", "") in ANY_SIZE
+    size = None if interpolates or prefix is None else trained  # interpolating: the grid follows the size
     layers = block_layers(wrapped) if prefix is not None else {}  # a CNN (ConvNeXt): the generic stage layers
     return Model(wrapped, mean, std, classes, name=name, min_size=patch or 32, input_size=size,
                  prefix_tokens=prefix, layers=layers, owned=owned)

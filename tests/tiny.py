@@ -107,3 +107,15 @@ def tiny_maxvit(num_classes: int = 10, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8, 16],
                   block_layers=[1, 1], head_dim=4, stochastic_depth_prob=0.0, num_classes=num_classes).eval()
+
+
+def raw_output(model, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The raw output of ``layer`` ((B, N, C) tokens for a transformer block) through a forward hook."""
+    out = {}
+    handle = model.net.get_submodule(layer).register_forward_hook(lambda m, a, o: out.setdefault("t", o))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return out["t"]

@@ -80,6 +80,11 @@ def _hf_models(net: nn.Module) -> list[nn.Module]:
         if m is not None and id(m) not in seen and hasattr(m, "set_attn_implementation") and hasattr(m, "config"):
             seen.add(id(m))
             found.append(m)
+        elif hasattr(m, "main_input_name") and hasattr(m, "config") and \
+                type(m).__module__.startswith("transformers."):  # a model of an older transformers
+            raise SynthvizError("the attention weights of a transformers model are read through its "
+                                "set_attn_implementation, which this transformers lacks; pip install -U "
+                                "'transformers>=5' (synthviz[hf])")
     return found
 
 

@@ -198,7 +198,12 @@ def deeplift_gradients(model: Model, x: torch.Tensor, base: torch.Tensor, target
     net = model.runner(x)
     with activation_mode(RescaleMode(eps), net) as mode:
         with torch.no_grad():
-            ref_scores = target_scores(model(base, net=net).expand(len(x), -1), targets)
+            ref_out = model(base, net=net)
+            if not isinstance(ref_out, torch.Tensor):  # a detector's list of dicts: no reference path
+                raise SynthvizError(f"DeepLIFT compares the output on the input and on a reference, which needs "
+                                    f"one output tensor (a classifier), not {type(ref_out).__name__}; use "
+                                    "integrated_gradients or the CAM family on this model")
+            ref_scores = target_scores(ref_out.expand(len(x), -1), targets)
         mode.recording = False
         with torch.enable_grad():
             scores = target_scores(model(x, net=net), targets)

@@ -19,6 +19,7 @@ import torch
 
 from ..checks import positive
 from ..errors import SynthvizError
+from ..detection_models import refuse_detector
 from ..models import Model, load_model
 from ._maps import method_names, randomization_blocks, relevance, relevance_and_grid, resolve_targets
 from .checks import map_problem
@@ -266,5 +267,6 @@ def evaluate_images(model="efficientnet_lite0", images=None, methods: str | Sequ
     select.checked(kwargs.get("metrics"), kwargs.get("metric_options"))
     positive("size", size, integer=True)
     m = load_model(model, weights, device)
+    refuse_detector(m, "evaluate")
     photos = load_images(images, size, min_side=m.min_size)  # too small for the model: skipped and listed
     return evaluate_methods(m, photos, methods, masks=load_masks(masks, photos), checks=checks, **kwargs)

@@ -29,6 +29,7 @@ from ..evaluation.fragility import (
 from ..evaluation.smooth import BETA, SmoothActivations
 from ..io import make_grid, quantize, as_image
 from ..layers import LOGITS
+from ..detection_models import refuse_detector
 from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..objectives import Objective
 from ..params import PixelImage
@@ -91,6 +92,7 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     m = load_model(model, weights, device)
+    refuse_detector(m, "attack-map")
     # the photo and the photo at --size must reach the model's minimum: the file, its shape and the fix named
     x0 = quantize(as_image(image, size, min_side=m.min_size).to(m.device))
     check_size(m, min(x0.shape[-2:]))

@@ -34,16 +34,26 @@ def _fit(image: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options: dict,
-            progress: bool = False) -> tuple[dict[str, Attribution], dict[str, float], list[str]]:
+            progress: bool = False, skip: bool = False) -> tuple[dict[str, Attribution], dict[str, float], list[str]]:
     """Every method on the batch ``x`` (B, 3, H, W) for the same targets: ({method: Attribution},
-    {method: seconds}, report lines). ``target``: as for :func:`~synthviz.attribution.attribute`."""
-    attributions, seconds, lines = {}, {}, []
+    {method: seconds}, report lines). ``target``: as for :func:`~synthviz.attribution.attribute`.
+    ``skip`` (``all``): a method that cannot apply to this model or target (its one-line error) is
+    left out with a note (``cam: skipped (...)``); when none applies, the first error is raised."""
+    attributions, seconds, lines, first = {}, {}, [], None
     for name in names:
         start = time.perf_counter()
         try:
             att = attribute(model, x, name, target, **options)
         except KeyboardInterrupt:  # Ctrl-C: the finished methods go to the caller
             raise _Partial(attributions, seconds, lines) from None
+        except SynthvizError as e:
+            if not skip:
+                raise
+            first = first or e
+            lines.append(f"{name}: skipped ({e})")
+            if progress:
+                print(lines[-1], file=sys.stderr)
+            continue
         seconds[name] = time.perf_counter() - start
         attributions[name] = att
         line = f"{name}: {seconds[name]:.2f} s"
@@ -53,6 +63,8 @@ def explain(model: Model, x: torch.Tensor, names: Sequence[str], target, options
         lines.append(line)
         if progress:
             print(line, file=sys.stderr)
+    if first is not None and not attributions:
+        raise first
     return attributions, seconds, lines
 
 
@@ -109,18 +121,19 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
     x = photo.to(m.device)
     resolved = resolve_targets(m, x, target)
     if not resolved.is_class:  # any target of the output: no class, no probability
-        return _any_target(m, photo, names, resolved, opts, progress, ncol, with_classviz, classviz_steps, device)
+        return _any_target(m, photo, names, resolved, opts, progress, ncol, with_classviz, classviz_steps, device,
+                           skip=methods in (None, "all"))
     with torch.no_grad():
         probs = main_output(m(x)).softmax(1)[0]
     cls = resolved.tolist()[0]
     interrupted = False
     try:
-        attributions, seconds, lines = explain(m, x, names, cls, opts, progress)
+        attributions, seconds, lines = explain(m, x, names, cls, opts, progress, skip=methods in (None, "all"))
     except _Partial as stop:  # keep the finished methods: a figure of them, then the interrupt
         (attributions, seconds, lines), interrupted = stop.done, True
         if not attributions:
             raise KeyboardInterrupt from None
-        names = list(attributions)
+    names = list(attributions)  # the methods that ran (``all`` leaves out those that cannot apply)
     label = m.class_name(cls)
     extra, info = [], {}
     if with_classviz and not interrupted:
@@ -142,12 +155,13 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
 
 
 def _any_target(m: Model, photo, names, target: Target, opts, progress, ncol, with_classviz, classviz_steps,
-                device) -> tuple[Result, dict[str, Attribution]]:
+                device, skip: bool = False) -> tuple[Result, dict[str, Attribution]]:
     """The figure for a target that is not one class: the caption names it with its value."""
     x = photo.to(m.device)
     with torch.no_grad():
         value = float(target(m(x))[0])
-    attributions, seconds, lines = explain(m, x, names, target, opts, progress)
+    attributions, seconds, lines = explain(m, x, names, target, opts, progress, skip)
+    names = list(attributions)
     extra, info = [], {}
     if with_classviz:
         from .classviz import classviz

@@ -19,6 +19,7 @@ from ..cost import check_size
 from ..engine import RenderInterrupted, seeded
 from ..errors import SynthvizError
 from ..io import as_image, make_grid, resize
+from ..detection_models import refuse_detector
 from ..models import DEFAULT_MODEL, Model, load_model
 from ..overlay import overlay
 from ..randomize import randomization_blocks, reinitialize, spearman
@@ -79,6 +80,7 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     opts = check_options(options)
     photo = as_image(image, size, batch=True)[:1]  # a bad image or size fails before the model loads
     m = load_model(model, weights, device)
+    refuse_detector(m, "sanity")
     check_size(m, min(photo.shape[-2:]))
     x = photo.to(m.device)
     cls = resolve_targets(m, x, target).class_ids()[0].item()

@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import synthviz
+from tiny import raw_output
 from synthviz.errors import SynthvizError
 from synthviz.io import resize
 from synthviz.layers import view_of
@@ -113,23 +114,11 @@ def test_dinov2_with_registers_view_drops_class_and_register_tokens(tmp_path):
     assert model.prefix_tokens == 5 and model.classes is None
     layer = model.layers["gradcam"]
     x = torch.rand(1, 3, 48, 32)  # non-square: the grid follows the size (position embeddings interpolate)
-    raw = _raw(model, x, layer)
+    raw = raw_output(model, x, layer)
     assert raw.shape == (1, 5 + 6 * 4, 32)
     view = view_of(model, layer, raw, (48, 32))
     assert view.shape == (1, 32, 6, 4)
     assert torch.equal(view, raw[:, 5:].transpose(1, 2).reshape(1, 32, 6, 4))
-
-
-def _raw(model, x, layer):
-    """The raw (B, N, C) output of ``layer`` through a forward hook."""
-    out = {}
-    handle = model.net.get_submodule(layer).register_forward_hook(lambda m, a, o: out.setdefault("t", o))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    return out["t"]
 
 
 def test_missing_transformers_names_the_extra(monkeypatch):

@@ -113,31 +113,3 @@ def test_text_versus_is_the_difference_of_the_two_cosines():
     assert torch.allclose(target(emb), expected, atol=1e-6)
     with pytest.raises(synthviz.errors.SynthvizError, match="--versus needs --text"):
         T.from_options(model, versus=["a dog"])
-
-
-def test_a_dual_tower_clip_model_gives_image_embeddings_and_text_targets():
-    config = transformers.CLIPConfig(
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         vocab_size=100, eos_token_id=2, bos_token_id=1, pad_token_id=0),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8), projection_dim=16)
-    torch.manual_seed(0)
-    net = transformers.CLIPModel(config).eval()
-    words = {"a cat": [1, 5, 6, 2], "a dog": [1, 5, 7, 2]}
-
-    def tokenizer(prompts, **kwargs):  # a stand-in for the folder's CLIPTokenizer
-        return {"input_ids": torch.tensor([words[p] for p in prompts])}
-
-    from synthviz.hf_models import model_of_hf
-
-    model = model_of_hf(net, tokenizer=tokenizer)
-    assert model.layers["gradcam"] == "vision_model.encoder.layers.1.layer_norm1" and model.prefix_tokens == 1
-    x = torch.rand(1, 3, 32, 32, requires_grad=True)
-    with torch.no_grad():
-        text = net.get_text_features(input_ids=torch.tensor([words["a cat"], words["a dog"]])).pooler_output
-    image = net.get_image_features(pixel_values=model.normalize(x)).pooler_output  # the projected embedding
-    by_hand = F.cosine_similarity(image, text[:1]) - F.cosine_similarity(image, text[1:])
-    (grad,) = torch.autograd.grad(by_hand.sum(), x)
-    target = T.text(model, "a cat", versus="a dog")
-    ours = synthviz.attribute(model, x.detach(), "gradient", target=target, reduce="none").raw
-    assert torch.allclose(ours, grad, atol=1e-6 * float(grad.abs().max()) + 1e-9)

@@ -75,7 +75,7 @@ CALLS = {
     "learn_concepts": lambda net: synthviz.learn_concepts(net, PHOTOS, layer="conv2", concepts=2, size=32),
     "concept_map": lambda net: synthviz.concept_map(net, IMAGE, images=PHOTOS, layer="conv2", concepts=2, size=32),
     "atlas": lambda net: synthviz.atlas(net, images=PHOTOS, layer="conv2", grid=2, size=32, steps=1, method="pca",
-                                        samples_per_image=2, index_size=64),
+                                        samples_per_image=2, index_size=64, min_count=1),
     "blocks": lambda net: synthviz.blocks(net, IMAGE, layer="conv2", groups=2, size=32, steps=1, image_size=64,
                                           dictionary_units=2),
     "stylize": lambda net: synthviz.stylize(net, IMAGE, net=EXAMPLE_NET, mask_from_saliency=True,
