@@ -1,17 +1,24 @@
-"""Activation atlas: the time of each stage per 10^4 samples, peak memory of the layout at 10^4 and
-10^5 samples, and the paper's known answer on planted patterns.
+"""Activation atlas: the time of each stage per 10^4 samples, peak memory at 10^4 and 10^5 samples,
+and the paper's known answer on planted patterns.
 
-    python benchmarks/atlas.py [--per-pattern 64] [--size 64] [--layer _blocks.5] [--samples 4]
-                               [--grid 8] [--icon 64] [--steps 128] [--memory 10000,100000]
+    python benchmarks/atlas.py [--per-pattern 64] [--size 64] [--layer _blocks.5] [--per-image 4]
+                               [--grid 8] [--icon 64] [--steps 128] [--samples 10000,100000] [--method umap]
 
 Stages, on planted patterns that fill the frame (``synthviz.evaluation.planted``) and the embedded
-model, in one process, after untimed warm-ups (kernels, numba's compilation of UMAP): the index pass with samples and the same pass without them (the ratio is the
-samples' cost: one more forward and backward per layer), the layout (UMAP and t-SNE on the same
-samples), the binning, the icon renders (per icon) and the files and page. Each is printed as
-seconds per 10^4 samples (renders: per icon). Memory: ``gather`` + layout + binning of N samples (the
-planted samples repeated with noise) in a child process each, its peak resident memory. The known
-answer: cell purity (each sample labelled by the mask under its position) and whether each icon,
-passed through the model, is nearest (cosine of mean activations) to a cell of its own pattern.
+model, in one process, after untimed warm-ups (kernels, numba's compilation of UMAP): the index pass
+with samples and the same pass without them (the ratio is the samples' cost: one more forward and
+backward per layer), the layout (UMAP and t-SNE on the same samples), the binning, the icon renders
+(per icon) and the files and page. Each is printed as seconds per 10^4 samples (renders: per icon).
+
+Scale (``--samples N,...``): for each N, a copy of the index whose memory-mapped sample files hold N
+samples (the planted samples repeated, with 5 % noise), then in a fresh process each: ``gather``
+from the memory-mapped files, the layout (``--method``; after an untimed warm-up layout of 64 points) and the binning, timed
+per 10^4 samples, with
+the process's peak resident memory (``resource``: before the work and at its end) and the peak of
+the allocations Python and NumPy report (``tracemalloc``; UMAP's compiled code allocates through
+NumPy). The known answer: cell purity (each sample labelled by the mask under its position) and
+whether each icon, passed through the model, is nearest (cosine of mean activations) to a cell of
+its own pattern.
 """
 
 from __future__ import annotations
@@ -35,19 +42,61 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, {platform.system()}"
 
 
-def memory_child(n: int, channels: int, method: str) -> dict:
-    """Layout + binning of ``n`` synthetic samples in this process; its peak resident memory."""
-    from synthviz.dataset.atlas import Layout, embed_vectors, grid_cells
+def scaled_copy(run: Path, layer: str, n: int, out: Path) -> Path:
+    """A copy of the index ``run`` whose sample files hold ``n`` samples: its samples repeated (with
+    5 % noise on the vectors), written chunk by chunk into memory-mapped .npy files."""
+    import shutil
 
+    from synthviz.dataset import open_run
+
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns("samples"))
+    s = open_run(run).samples(layer)
+    images, per, channels = s["vectors"].shape
+    count = -(-n // per)  # images of the copy
+    (out / "samples").mkdir()
+    files = {"vectors": (f"{layer}.npy", np.float32, (count, per, channels)),
+             "positions": (f"{layer}.pos.npy", np.int64, (count, per)),
+             "attributions": (f"{layer}.attr.npy", np.float32, (count, per)), "predicted": ("predicted.npy", np.int64, (count,))}
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(4, channels)).astype(np.float32)
-    vectors = centres[rng.integers(0, 4, n)] + 0.3 * rng.normal(size=(n, channels)).astype(np.float32)
+    for key, (name, dtype, shape) in files.items():
+        target = np.lib.format.open_memmap(out / "samples" / name, mode="w+", dtype=dtype, shape=shape)
+        for start in range(0, count, images):
+            stop = min(count, start + images)
+            block = np.asarray(s[key][:stop - start])
+            if key == "vectors":
+                block = block * (1 + 0.05 * rng.standard_normal(block.shape)).astype(np.float32)
+            target[start:stop] = block
+        target.flush()
+        del target
+    return out
+
+
+def scaled_child(run: str, layer: str, method: str, grid: int) -> dict:
+    """``gather`` + layout + binning of the index ``run`` in this process: seconds per stage, peak memory."""
+    import tracemalloc
+
+    from synthviz.dataset import open_run
+    from synthviz.dataset.atlas import Layout, embed_vectors, gather, grid_cells
+
+    r = open_run(run)
+    embed_vectors(np.random.default_rng(0).normal(size=(64, 8)), method)  # untimed: numba's compilation of UMAP
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tracemalloc.start()
+    times = {}
     t = time.perf_counter()
-    coords, used = embed_vectors(vectors, method)
-    cells = grid_cells(Layout(np.arange(n), vectors, np.ones(n), np.zeros(n, int), coords, used), 20, 2)
-    return {"n": n, "method": used, "seconds": time.perf_counter() - t, "cells": len(cells.count),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before_mb": before}
+    found = gather(r, layer, max_samples=10**9)
+    times["gather (memory-mapped)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    coords, used = embed_vectors(found["vectors"], method)
+    times[f"layout ({used})"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lay = Layout(found["images"], found["vectors"], found["attributions"], found["predicted"], coords, used)
+    cells = grid_cells(lay, grid)
+    times["binning"] = time.perf_counter() - t
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {"n": len(found["vectors"]), "times": times, "cells": len(cells.count), "before_mb": before,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "traced_mb": traced}
 
 
 def labels_of(run, layer: str, planted: Path, per: int) -> list[str]:
@@ -64,7 +113,8 @@ def labels_of(run, layer: str, planted: Path, per: int) -> list[str]:
     return out
 
 
-def stages(args) -> None:
+def stages(args) -> Path:
+    """The stages on planted patterns; returns the index with samples (for the scale runs)."""
     import synthviz
     from synthviz.dataset import index, open_run
     from synthviz.dataset.atlas import embed_vectors, grid_cells, icon_activations, layout, render_icons
@@ -76,17 +126,18 @@ def stages(args) -> None:
     model = synthviz.load_model("efficientnet_lite0")
     timings = {}
     # warm-ups, untimed: oneDNN kernels and the receptive-field measurement, numba's compilation of UMAP
-    index(planted / "labels.csv", tmp / "warm-up", model=model, layers=args.layer, size=args.size, workers=0,
+    index(planted / "images" / "labels.csv", tmp / "warm-up", model=model, layers=args.layer, size=args.size, workers=0,
           progress=False, samples_per_image=1)
     embed_vectors(np.random.default_rng(0).normal(size=(64, 8)), "umap")
     for repeat in range(2):  # alternating, the faster of two each (the machine may be shared)
-        for name, samples in (("index without samples", 0), ("index with samples", args.samples)):
+        for name, samples in (("index without samples", 0), ("index with samples", args.per_image)):
             t = time.perf_counter()
-            index(planted / "labels.csv", tmp / f"{name.replace(' ', '-')}-{repeat}", model=model, layers=args.layer,
+            index(planted / "images" / "labels.csv", tmp / f"{name.replace(' ', '-')}-{repeat}", model=model,
+                  layers=args.layer,
                   size=args.size, workers=0, progress=False, samples_per_image=samples)
             timings[name] = min(timings.get(name, np.inf), time.perf_counter() - t)
     run = open_run(tmp / "index-with-samples-0")
-    n = len(run.paths) * args.samples
+    n = len(run.paths) * args.per_image
     lays = {}
     for method in ("umap", "tsne"):
         t = time.perf_counter()
@@ -102,20 +153,36 @@ def stages(args) -> None:
     write_atlas(run, model, tmp / "atlas", args.layer, lays["umap"], [("all", np.arange(n))], grid=args.grid,
                 min_count=2, size=args.icon, steps=1)
     timings["files and page (1-step icons)"] = time.perf_counter() - t
-    print(f"# atlas stages ({machine()}): {len(run.paths)} images x {args.samples} samples = {n} samples, "
+    print(f"# atlas stages ({machine()}): {len(run.paths)} images x {args.per_image} samples = {n} samples, "
           f"{args.layer}, {args.size} px, {len(cells.count)} cells")
     for name, seconds in timings.items():
         per = f"{seconds / len(cells.count):.2f} s per icon ({args.icon} px, {args.steps} steps)" if name == "icons" \
             else f"{seconds * 1e4 / n:.1f} s per 10^4 samples"
         print(f"{name:32s} {seconds:8.2f} s   {per}")
     print(f"samples' cost: index with / without = {timings['index with samples'] / timings['index without samples']:.2f}")
-    labels = labels_of(run, args.layer, planted, args.samples)
+    labels = labels_of(run, args.layer, planted, args.per_image)
     purity = np.mean([collections.Counter(labels[j] for j in m).most_common(1)[0][1] / len(m) for m in cells.members])
     pattern = [collections.Counter(labels[j] for j in m).most_common(1)[0][0] for m in cells.members]
     acts = torch.nn.functional.normalize(icon_activations(model, args.layer, icons), dim=1)
     nearest = (acts @ torch.nn.functional.normalize(torch.from_numpy(cells.means), dim=1).T).argmax(1).tolist()
     own = np.mean([pattern[k] == p for k, p in zip(nearest, pattern)])
     print(f"cell purity (mean over cells): {purity:.3f}; icons nearest a cell of their own pattern: {own:.2f}")
+    return tmp / "index-with-samples-0"
+
+
+def scale(args, run: Path) -> None:
+    """The ``--samples`` runs: each in its own process, on a memory-mapped copy of ``run``."""
+    for n in [int(v) for v in args.samples.split(",") if v]:
+        copy = scaled_copy(run, args.layer, n, run.parent / f"scaled-{n}")
+        out = subprocess.run([sys.executable, __file__, "--child", str(copy), "--layer", args.layer, "--method",
+                              args.method, "--grid", str(args.grid)], capture_output=True, text=True, check=True)
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"# {found['n']} samples, memory-mapped ({found['cells']} cells of a {args.grid} x {args.grid} grid)")
+        for name, seconds in found["times"].items():
+            print(f"{name:32s} {seconds:8.2f} s   {seconds * 1e4 / found['n']:.2f} s per 10^4 samples")
+        print(f"peak resident memory {found['peak_mb']:.0f} MB ({found['before_mb']:.0f} MB before gather, after a "
+              f"warm-up layout: "
+              f"+{found['peak_mb'] - found['before_mb']:.0f} MB); peak traced allocations {found['traced_mb']:.0f} MB")
 
 
 def main() -> None:
@@ -123,24 +190,19 @@ def main() -> None:
     p.add_argument("--per-pattern", type=int, default=64)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--layer", default="_blocks.5")
-    p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--per-image", type=int, default=4, help="activation samples per image of the index")
     p.add_argument("--grid", type=int, default=8)
     p.add_argument("--icon", type=int, default=64)
     p.add_argument("--steps", type=int, default=128)
-    p.add_argument("--memory", default="10000,100000", help="sample counts for the memory runs ('' for none)")
-    p.add_argument("--method", default="umap", help="layout of the memory runs")
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--samples", default="10000,100000", help="sample counts of the scale runs ('' for none)")
+    p.add_argument("--method", default="umap", help="layout of the scale runs")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
-        print(json.dumps(memory_child(args.child, 80, args.method)))
+        print(json.dumps(scaled_child(args.child, args.layer, args.method, args.grid)))
         return
-    stages(args)
-    for n in [int(v) for v in args.memory.split(",") if v]:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--method", args.method],
-                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        found = json.loads(out)
-        print(f"layout + binning of {n} samples ({found['method']}): {found['seconds']:.1f} s, "
-              f"peak memory {found['peak_mb']:.0f} MB ({found['before_mb']:.0f} MB before the layout)")
+    run = stages(args)
+    scale(args, run)
 
 
 if __name__ == "__main__":

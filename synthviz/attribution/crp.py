@@ -94,6 +94,35 @@ def _dictionary_relevance(rel: torch.Tensor, act: torch.Tensor, d, concepts, eps
     return rel * part / stabilize(act.detach(), eps), chosen_per
 
 
+def _lrp_forward(model: Model, x: torch.Tensor, targets, layers: list[str], composite: str, epsilon: float,
+                 gamma: float):
+    """The LRP-mode forward CRP starts from: (the normalised input leaf, {layer: its (B, C, h, w) map
+    in the graph}, the target scores (B,), the rules' stabiliser). Gradients of the scores (weighted
+    by the scores) through this graph are LRP relevances."""
+    if composite not in COMPOSITES:
+        raise SynthvizError(f"unknown LRP composite '{composite}'{did_you_mean(composite, COMPOSITES)}; "
+                            f"use {', '.join(COMPOSITES)}")
+    leaf = model.normalize(x).detach().requires_grad_(True)
+    low, high = model.normalize(torch.zeros_like(x[:1])), model.normalize(torch.ones_like(x[:1]))
+    with torch.enable_grad(), LRPMode(composite, leaf, low, high, epsilon=epsilon, gamma=gamma) as mode, \
+            Tap(_raw_network(model), [*layers, LOGITS], grad="through") as tap:
+        acts = tap(leaf)
+        scores = target_scores(acts[LOGITS], targets)
+    return leaf, {name: check_spatial(model, name, acts[name]) for name in layers}, scores, mode.stabilizer
+
+
+def layer_relevance(model: Model, x: torch.Tensor, targets, layers: list[str], *,
+                    composite: str = "epsilon_gamma_box", epsilon: float = 1e-6,
+                    gamma: float = 0.25) -> dict[str, torch.Tensor]:
+    """The relevance CRP conditions on: LRP (``composite`` etc. as for ``crp``) from the target score
+    of each image (B, 3, H, W) down to each of ``layers``, {layer: (B, C, h, w)}, detached; channel
+    ``c`` summed over positions is the relevance of unit ``c`` for the target (zennit-crp's
+    ``CondAttribution(...).relevances`` with ``record_layer``: what its ``RelMax`` ranks images by)."""
+    _, acts, scores, _ = _lrp_forward(model, x, targets, list(layers), composite, epsilon, gamma)
+    rels = torch.autograd.grad(scores, [acts[name] for name in layers], scores.detach())
+    return {name: r.detach() for name, r in zip(layers, rels)}
+
+
 @register_method("crp", label="CRP", family="lrp", aliases=("concept_relevance",), needs_layer=True, in_all=False,
                  cost="1 forward + 1 backward to the layer + 1 backward from it, each layer running its LRP rule's terms")
 def crp(model: Model, x: torch.Tensor, targets, layer: str | None = None, concepts=None,
@@ -107,21 +136,13 @@ def crp(model: Model, x: torch.Tensor, targets, layer: str | None = None, concep
     ``gamma``: as for ``lrp``. ``info``: the concepts, the layer, the target score, the relevance at
     the layer in total and kept for the concepts, per image.
     """
-    if composite not in COMPOSITES:
-        raise SynthvizError(f"unknown LRP composite '{composite}'{did_you_mean(composite, COMPOSITES)}; "
-                            f"use {', '.join(COMPOSITES)}")
     dictionary = _load_dictionary(run, layer) if run is not None else None
     layer = dictionary.layer if dictionary is not None else check_layer_name(model, layer)
-    leaf = model.normalize(x).detach().requires_grad_(True)
-    low, high = model.normalize(torch.zeros_like(x[:1])), model.normalize(torch.ones_like(x[:1]))
-    with torch.enable_grad(), LRPMode(composite, leaf, low, high, epsilon=epsilon, gamma=gamma) as mode, \
-            Tap(_raw_network(model), [layer, LOGITS], grad="through") as tap:
-        acts = tap(leaf)
-        scores = target_scores(acts[LOGITS], targets)
-    act = check_spatial(model, layer, acts[layer])
+    leaf, acts, scores, stabilizer = _lrp_forward(model, x, targets, [layer], composite, epsilon, gamma)
+    act = acts[layer]
     (rel,) = torch.autograd.grad(scores, act, scores.detach(), retain_graph=True)
     if dictionary is not None:
-        kept, chosen = _dictionary_relevance(rel, act, dictionary, concepts, mode.stabilizer)
+        kept, chosen = _dictionary_relevance(rel, act, dictionary, concepts, stabilizer)
     else:
         mask, chosen = _channel_mask(rel, concepts)
         kept = rel * mask

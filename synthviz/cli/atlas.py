@@ -23,7 +23,7 @@ def atlas_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Atlas folder: atlas.png, icons/, cells.csv, cells.npy, samples.csv, index.html.")] = Path("atlas"),
     cls: Annotated[Optional[str], typer.Option("--class", "-c", help="A class atlas: only the samples whose attribution favours this class (index or name).")] = None,
     versus: Annotated[Optional[str], typer.Option("--versus", help="A second class, shown beside --class on the same layout.")] = None,
-    min_count: Annotated[int, typer.Option("--min-count", help="Cells with fewer samples are dropped.")] = 1,
+    min_count: Annotated[int, typer.Option("--min-count", help="Cells with fewer samples are dropped (Lucid's atlases: more than 5); lower it for a small index.")] = 6,
     method: Annotated[str, typer.Option(help="Layout: umap (umap-learn; t-SNE when it is absent), tsne or pca.")] = "umap",
     max_samples: Annotated[int, typer.Option("--max-samples", help="At most this many samples (evenly spaced).")] = 100_000,
     whiten: Annotated[bool, typer.Option(help="Whiten each cell's direction by the samples' covariance.")] = False,

@@ -17,6 +17,7 @@ from .common import ClassOpt, DeviceOpt, ModelOpt, OverwriteOpt, SeedOpt, Weight
 # --model of a command on a run: the generated description, default the run's own model
 RunModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=escape(model_help()) + " Default: the model the run was learnt on.")]
 RunArg = Annotated[Path, typer.Argument(help="A concepts run folder made by `synthviz concepts`.")]
+# the SAE options' defaults are synthviz.concepts.hyper.SAE_DEFAULTS' (written out: the CLI loads fast)
 METHODS = "nmf (semi-NMF where the layer has negative values), sae (ReLU + L1), topk, batchtopk, jumprelu, archetypal."
 
 
@@ -31,12 +32,15 @@ def concepts_cmd(
     size: Annotated[int, typer.Option(help="Images are resized to SIZE x SIZE (no cropping).")] = 224,
     epochs: Annotated[int, typer.Option(help="Passes over the activations when training an SAE.")] = 20,
     lr: Annotated[float, typer.Option(help="Adam learning rate of an SAE (inputs are scaled to unit RMS).")] = 3e-3,
+    l1: Annotated[float, typer.Option("--l1", help="Weight of the L1 penalty on the codes of the sae method.")] = 0.3,
+    l0: Annotated[float, typer.Option("--l0", help="Weight of the L0 penalty (active codes) of the jumprelu method.")] = 1.0,
+    delta: Annotated[float, typer.Option("--delta", help="Bound on the norm of an atom's relaxation (archetypal method).")] = 1.0,
     top: Annotated[int, typer.Option(help="Top images kept per concept.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     workers: Annotated[Optional[int], typer.Option(help="Image-reading worker processes (default: the cores less one).")] = None,
     render: Annotated[bool, typer.Option(help="Also render every concept for the pages (feature visualization of its direction).")] = False,
     render_steps: Annotated[Optional[int], typer.Option(help="Steps of each render (default: the recipe's).")] = None,
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Not supported yet by this command.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the activation and encoding passes on Ray Data (one model worker per CPU or GPU), as `synthviz index --ray`: auto, local, or an address.")] = None,
     importance: Annotated[str, typer.Option(help="Concept importance in importance.csv: gradient (gradient × coefficient) or sobol (CRAFT's total Sobol indices; 32·(K+2) forward passes per image).")] = "gradient",
     model: ModelOpt = DEFAULT_MODEL, weights: WeightsOpt = "default", device: DeviceOpt = "auto",
     seed: SeedOpt = 0, overwrite: OverwriteOpt = False,
@@ -48,7 +52,7 @@ def concepts_cmd(
 
     try:
         run = learn(dataset, out, model=model, weights=weights, layer=layer, method=method, concepts=concepts, k=k,
-                    size=size, epochs=epochs, lr=lr, top=top, batch_size=batch_size, workers=workers, device=device,
+                    size=size, epochs=epochs, lr=lr, l1=l1, l0=l0, delta=delta, top=top, batch_size=batch_size, workers=workers, device=device,
                     ray=ray, seed=seed, overwrite=overwrite, render=render, render_steps=render_steps,
                     importance=importance)
     except KeyboardInterrupt:
@@ -91,6 +95,7 @@ def concept_map_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output figure (PNG); OUT-concepts.npy holds the maps (K, H, W).")] = Path("concept-map.png"),
     target: ClassOpt = None,
     threshold: Annotated[float, typer.Option(help="A concept is shown when its largest coefficient is at least this fraction of the largest.")] = 0.05,
+    importance: Annotated[Optional[str], typer.Option(help="gradient (gradient × coefficient) or sobol (CRAFT's total Sobol indices). Default: sobol for an NMF run, gradient for an SAE.")] = None,
     model: RunModelOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -103,7 +108,7 @@ def concept_map_cmd(
     from ..io import IMAGE_SUFFIXES, check_writable, write_file
 
     check_writable(out, IMAGE_SUFFIXES, [image])
-    found = concept_map(run, image, model=model, target=target, threshold=threshold)
+    found = concept_map(run, image, model=model, target=target, threshold=threshold, importance=importance)
     result = concept_map_result(found)
     saved = result.save(out, overwrite)
     buf = io.BytesIO()
@@ -111,4 +116,4 @@ def concept_map_cmd(
     maps = write_file(saved.with_name(f"{saved.stem}-concepts.npy"), buf.getvalue(), overwrite)
     for label in result.labels:
         typer.echo(label)
-    say(f"saved {saved} and {maps} ({found['class_name']})")
+    say(f"saved {saved} and {maps} ({found['class_name']}; importance: {found['importance_kind']})")

@@ -38,6 +38,7 @@ def index_cmd(
     workers: Annotated[Optional[int], typer.Option(help="Image-reading worker processes (default: the cores less one).")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run the same pass on Ray Data (one model worker per CPU or GPU): auto, local, or an address.")] = None,
     samples_per_image: Annotated[int, typer.Option("--samples-per-image", help="Also keep the activation vector at N random positions per image and layer, with its attribution to the predicted class (for `synthviz atlas`).")] = 0,
+    relevance: Annotated[Optional[str], typer.Option("--relevance", help="A class (index or name): also rank each unit's images by its CRP relevance for the class (RelMax, relmax.csv), shown beside the ActMax images on the unit pages.")] = None,
     device: DeviceOpt = "auto", overwrite: OverwriteOpt = False,
 ) -> None:
     """Index DATASET: per unit of --layers, its top-k images with patches, mean/std, per-image features."""
@@ -48,7 +49,8 @@ def index_cmd(
     try:
         run = index(dataset, out, model=model, weights=weights, layers=layers, size=size, reduce=reduce, top_k=top_k,
                     batch_size=batch_size, workers=workers, device=device, ray=ray, overwrite=overwrite,
-                    samples_per_image=samples_per_image)
+                    samples_per_image=samples_per_image,
+                    relevance=int(relevance) if relevance is not None and relevance.isdigit() else relevance)
     except KeyboardInterrupt:
         if progress_kept(out):
             say(f"interrupted: progress is kept in {out}; run the same command to resume")

@@ -9,6 +9,7 @@ import torch
 
 from ..errors import SynthvizError
 from . import nmf, sae  # noqa: F401 - each registers its methods
+from .hyper import SAE_DEFAULTS
 from .nmf import nnls_codes
 from .registry import METHODS, DictionaryMethod
 
@@ -53,7 +54,8 @@ class Dictionary:
             return None
         f = self.facts
         points = torch.zeros(f["candidates"], f["channels"]) if method.needs_points else None
-        net = method.fn(f["channels"], f["concepts"], f.get("k"), points)
+        hyper = SAE_DEFAULTS.with_values(**f.get("hyper", {}))  # (what encoding needs is in the weights)
+        net = method.fn(f["channels"], f["concepts"], f.get("k"), points, hyper=hyper)
         net.load_state_dict(self.encoder)
         return net.eval()
 

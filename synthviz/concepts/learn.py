@@ -15,6 +15,7 @@ The run folder, resumed by the same call until it is complete::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ from ..io import atomic_write, claim_folder, skipped_note
 from ..layers import capture, default_layer, view_of
 from ..models import DEFAULT_MODEL, Model, load_model
 from .dictionary import Dictionary, get_method, method_names
+from .hyper import SAE_DEFAULTS, TUNED, SAEHyper
 from .outputs import write_outputs
 from .stream import collect, encode, positions
 from .train import sample_rows, train_sae
@@ -56,8 +58,8 @@ def check_options(method: str, concepts: int, k: int | None, size: int, epochs: 
     positive("top", top, integer=True)
     if positive("size", size, integer=True) < 8:
         raise BadValue(f"size must be at least 8, not {size}")
-    if ray is not None:
-        raise BadValue("--ray is not supported by `synthviz concepts` yet; run it without --ray (one machine)")
+    if ray is not None and not str(ray).strip():
+        raise BadValue("--ray needs auto, local or a cluster address (ray://HOST:10001)")
     if k is not None and k > concepts:
         raise BadValue(f"k ({k}) cannot exceed the number of concepts ({concepts}); use --k {concepts} or fewer")
     return k if k is not None else max(1, concepts // 4)
@@ -102,28 +104,31 @@ def layer_samples(model: Model, layer: str, size: int) -> tuple[int, int]:
     return tuple(positions(view_of(model, layer, raw, (size, size))).shape[1:])
 
 
-def fit(method: str, acts: np.ndarray, rows: np.ndarray, concepts: int, k: int, *, epochs: int, batch_size: int,
-        lr: float, seed: int, out: Path, progress: bool, checkpoint_every: float, on_step=None):
-    """(atoms, bias, scale, encoder state, facts) of ``method`` fitted on rows ``rows`` of ``acts`` (S, C)."""
+def fit(method: str, acts: np.ndarray, rows: np.ndarray, concepts: int, k: int, *, batch_size: int,
+        hyper: SAEHyper, seed: int, out: Path, progress: bool, checkpoint_every: float, on_step=None):
+    """(atoms, bias, scale, encoder state, facts) of ``method`` fitted on rows ``rows`` of ``acts`` (S, C);
+    an SAE trains with ``hyper`` in steps of ``hyper.positions_per_image_batch · batch_size`` positions."""
     m = get_method(method)
     if m.kind == "nmf":
         x = sample_rows(acts, rows, min(NMF_SAMPLES, max(10_000, NMF_VALUES // acts.shape[1])))
         atoms, facts = m.fn(x, concepts, seed)
         facts.update(channels=acts.shape[1], concepts=concepts, samples=len(x))
         return atoms, torch.zeros(acts.shape[1]), 1.0, {}, facts
-    net, scale, facts = train_sae(m, acts, rows, concepts, k, epochs=epochs, batch_size=batch_size * 8, lr=lr,
+    net, scale, facts = train_sae(m, acts, rows, concepts, k, batch_size=batch_size * hyper.positions_per_image_batch,
                                   seed=seed, checkpoint=out / "train.pt", checkpoint_every=checkpoint_every,
-                                  progress=progress, on_step=on_step)
+                                  progress=progress, on_step=on_step, hyper=hyper)
     with torch.no_grad():
         atoms = net.dictionary().detach().clone()
-    facts.update(epochs=epochs, lr=lr)
+    facts.update(epochs=hyper.epochs, lr=hyper.learning_rate)
     return atoms, net.bias.detach().clone(), scale, net.state_dict(), facts
 
 
 def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
           model: str | Model | torch.nn.Module = DEFAULT_MODEL, weights: str = "default", layer: str | None = None,
           method: str = "nmf", concepts: int = 8, k: int | None = None, size: int = 224, batch_size: int = 32,
-          epochs: int = 20, lr: float = 3e-3, top: int = 16, seed: int = 0, workers: int | None = None,
+          epochs: int = SAE_DEFAULTS.epochs, lr: float = SAE_DEFAULTS.learning_rate,
+          l1: float = SAE_DEFAULTS.l1_weight, l0: float = SAE_DEFAULTS.l0_weight,
+          delta: float = SAE_DEFAULTS.archetypal_delta, sae: SAEHyper | None = None, top: int = 16, seed: int = 0, workers: int | None = None,
           device: str | None = None, ray: str | None = None, overwrite: bool = False, progress: bool = True,
           render: bool = False, render_steps: int | None = None, render_size: int = 128,
           keep_activations: bool = False, pages: bool = True, checkpoint_every: float = 30.0, on_batch=None,
@@ -134,11 +139,18 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         method: ``nmf``, ``sae``, ``topk``, ``batchtopk``, ``jumprelu`` or ``archetypal`` (see
             :mod:`synthviz.concepts.registry`); ``k``: the active codes of the TopK variants (default K/4).
         size: images resized to ``size`` x ``size``; every position of the layer is a sample.
-        epochs, lr: SAE training (batches of ``8 · batch_size`` positions).
+        epochs, lr: SAE training (Adam; batches of ``8 · batch_size`` positions).
+        l1: the ``sae`` method's L1 weight; l0: ``jumprelu``'s L0 weight; delta: ``archetypal``'s bound
+            on the relaxation of an atom (inputs are scaled to unit RMS: the same values suit every layer).
+        sae: every SAE hyper-parameter at once (:class:`~synthviz.concepts.hyper.SAEHyper`); the
+            options above, where they differ from the defaults, override its values.
         top: top images kept per concept (``concepts.csv`` and the pages).
         render: also render every concept (feature visualization of its direction) for the pages.
         keep_activations: keep ``collect-activations.npy`` (N·h·w, C) after the run.
         pages: write ``index.html`` and the concept pages (False: the plain files only).
+        ray: run the activation and encoding passes on Ray Data (``"auto"``, ``"local"`` or a cluster
+            address), as :func:`synthviz.dataset.index` does; the same arrays as a local pass. ``workers``
+            is then unused.
         on_batch, on_step: called after each image batch / training step (tests use them to interrupt).
         importance: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices of
             the class score over the concept coefficients; 32 · (K + 2) forward passes per image).
@@ -148,6 +160,7 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
     """
     k = check_options(method, concepts, k, size, epochs, batch_size, top, ray)
     choice("importance", importance, IMPORTANCE)
+    hyper = _hyper(sae, epochs=epochs, lr=lr, l1=l1, l0=l0, delta=delta)
     out = Path(out)
     source = find_images(dataset)
     with claim_folder(out, holds=["concepts.csv"], overwrite=overwrite, what="a finished concepts run"):
@@ -155,29 +168,33 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         check_size(m, size)
         layer = layer or default_layer(m, "mid")
         settings = {"format": FORMAT, "model": m.name, "weights": str(weights), "layer": layer, "method": method,
-                    "concepts": concepts, "k": k, "size": size, "batch_size": batch_size, "epochs": epochs,
-                    "lr": lr, "seed": seed}
+                    "concepts": concepts, "k": k, "size": size, "batch_size": batch_size,
+                    "epochs": hyper.epochs, "lr": hyper.learning_rate, "seed": seed}
+        extra = {key: v for key, v in hyper.changed().items() if key not in ("epochs", "learning_rate")}
+        if extra:  # (absent at the defaults: runs made before these options still resume)
+            settings["sae"] = extra
         if importance != "gradient":  # (absent for gradient: runs made before the option still resume)
             settings["importance"] = importance
         manifest = _start(out, settings, source, overwrite)
         shape = layer_samples(m, layer, size)
         common = {"size": size, "batch_size": batch_size, "workers": workers, "progress": progress,
-                  "checkpoint_every": checkpoint_every, "on_batch": on_batch}
-        gathered = collect(out, source, m, layer, shape, fresh=False, **common)
-        _refuse_empty(gathered, source, dataset)
-        acts = gathered.arrays["activations"]
-        rows = np.flatnonzero(~np.isnan(acts[:, 0]))
-        if manifest["stage"] in ("collect", "fit"):
-            _stage(out, manifest, "fit", samples=shape[0], channels=shape[1])
-            atoms, bias, scale, encoder, facts = fit(method, acts, rows, concepts, k, epochs=epochs,
-                                                     batch_size=batch_size, lr=lr, seed=seed, out=out,
-                                                     progress=progress, checkpoint_every=checkpoint_every,
-                                                     on_step=on_step)
-            facts.update(size=size, positions=shape[0])
-            Dictionary(method, layer, m.name, atoms, bias, scale, encoder, facts).save(out / "dictionary.pt")
-            _stage(out, manifest, "encode")
-        dictionary = Dictionary.load(out / "dictionary.pt")
-        coded = encode(out, source, m, dictionary, fresh=False, importance=importance, seed=seed, **common)
+                  "checkpoint_every": checkpoint_every, "on_batch": on_batch, "ray": ray}
+        with _ray(ray):  # one Ray session (cluster.ray_session) for both passes
+            gathered = collect(out, source, m, layer, shape, fresh=False, **common)
+            _refuse_empty(gathered, source, dataset)
+            acts = gathered.arrays["activations"]
+            rows = np.flatnonzero(~np.isnan(acts[:, 0]))
+            if manifest["stage"] in ("collect", "fit"):
+                _stage(out, manifest, "fit", samples=shape[0], channels=shape[1])
+                atoms, bias, scale, encoder, facts = fit(method, acts, rows, concepts, k, hyper=hyper,
+                                                         batch_size=batch_size, seed=seed, out=out,
+                                                         progress=progress, checkpoint_every=checkpoint_every,
+                                                         on_step=on_step)
+                facts.update(size=size, positions=shape[0])
+                Dictionary(method, layer, m.name, atoms, bias, scale, encoder, facts).save(out / "dictionary.pt")
+                _stage(out, manifest, "encode")
+            dictionary = Dictionary.load(out / "dictionary.pt")
+            coded = encode(out, source, m, dictionary, fresh=False, importance=importance, seed=seed, **common)
         write_skipped(out, source, sorted(set(gathered.skipped) | set(coded.skipped)))
         write_outputs(out, source, m, dictionary, acts, rows, coded.arrays, top=top, importance=importance)
         if render:
@@ -197,6 +214,23 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
             for name in ("collect-activations.npy", "encode-share.npy", "encode-classes.npy", "encode-best.npy"):
                 (out / name).unlink(missing_ok=True)
     return out
+
+
+def _ray(address: str | None):
+    """The Ray session both passes share (:func:`synthviz.cluster.ray_session`), or nothing without ``address``."""
+    if address is None:
+        return contextlib.nullcontext()
+    from ..cluster import ray_session
+
+    return ray_session(address, data=True)
+
+
+def _hyper(sae: SAEHyper | None, **options) -> SAEHyper:
+    """``sae`` (default :data:`SAE_DEFAULTS`) with the options of :func:`learn` that differ from the
+    defaults (``lr``, ``epochs``, ``l1``, ``l0``, ``delta``: see :data:`~synthviz.concepts.hyper.TUNED`)."""
+    base = SAE_DEFAULTS if sae is None else sae
+    values = {TUNED[name]: v for name, v in options.items() if v != getattr(SAE_DEFAULTS, TUNED[name])}
+    return base.with_values(**values)
 
 
 def _refuse_empty(state, source, dataset) -> None:

@@ -104,26 +104,46 @@ def render_concepts(run: str | os.PathLike, concepts: str | list[int] | None = N
                   objective=f"direction({dictionary.layer})", info={"concepts": chosen, "layer": dictionary.layer})
 
 
+def default_importance(dictionary: Dictionary) -> str:
+    """The importance the issue's rule gives a dictionary: CRAFT's total Sobol indices (``sobol``)
+    for an NMF, gradient × coefficient (``gradient``) for a sparse autoencoder."""
+    from .dictionary import get_method
+
+    return "sobol" if get_method(dictionary.method).kind == "nmf" else "gradient"
+
+
 def concept_map(run: str | os.PathLike, image, *, model=None, target: int | str | None = None,
-                threshold: float = 0.05) -> dict:
+                threshold: float = 0.05, importance: str | None = None, seed: int = 0) -> dict:
     """``image`` (a path or a tensor) decomposed into the run's concepts at the photo's own size.
 
-    Returns ``{"photo": (3, H, W), "maps": (K, H, W) coefficients, "importance": (K,) gradient ×
-    coefficient for ``target`` (default the predicted class), "class": its index, "class_name",
-    "active": the concepts whose largest coefficient is at least ``threshold`` of the largest}``."""
+    ``importance``: ``sobol`` (CRAFT's total Sobol indices, :mod:`synthviz.concepts.sobol`) or
+    ``gradient`` (gradient × coefficient); None: :func:`default_importance` (sobol for NMF, gradient
+    for SAEs). Returns ``{"photo": (3, H, W), "maps": (K, H, W) coefficients, "importance": (K,)
+    for ``target`` (default the predicted class), "importance_kind": which, "class": its index,
+    "class_name", "active": the concepts whose largest coefficient is at least ``threshold`` of the largest}``."""
+    from ..checks import choice
+
     dictionary, settings = open_concepts(run)
+    kind = default_importance(dictionary) if importance is None else choice("importance", importance,
+                                                                            ("gradient", "sobol"))
     m = run_model(dictionary, model, settings.get("weights", "default"))
     photo = as_image(image, min_side=m.min_size)
     size = settings["size"]
     x = F.interpolate(photo, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     index = None if target is None else m.class_index(target)
-    maps, share, classes = maps_and_importance(m, dictionary, x, index)
+    if kind == "sobol":
+        from .sobol import sobol_step
+
+        z, share, classes, (h, w) = sobol_step(m, dictionary, x, index, seed=seed)
+        maps = z.transpose(1, 2).reshape(len(z), -1, h, w)
+    else:
+        maps, share, classes = maps_and_importance(m, dictionary, x, index)
     big = upsample(maps, tuple(photo.shape[-2:]))[0]
     peak = maps[0].flatten(1).amax(1)
     active = [k for k in range(len(peak)) if peak[k] > 0 and peak[k] >= threshold * float(peak.max())]
     c = int(classes[0])
-    return {"photo": photo[0], "maps": big, "importance": share[0], "class": c, "class_name": m.class_name(c),
-            "active": active}
+    return {"photo": photo[0], "maps": big, "importance": share[0], "importance_kind": kind, "class": c,
+            "class_name": m.class_name(c), "active": active}
 
 
 def concept_map_result(found: dict) -> Result:
@@ -140,4 +160,5 @@ def concept_map_result(found: dict) -> Result:
     return Result(images=images, labels=labels, figure=figure, objective="concepts",
                   scores=torch.tensor([float(found["importance"][k]) for k in active]) if active else None,
                   info={"class": found["class"], "class_name": found["class_name"], "active": active,
-                        "importance": [float(v) for v in found["importance"]]})
+                        "importance": [float(v) for v in found["importance"]],
+                        "importance_kind": found.get("importance_kind", "gradient")})

@@ -8,7 +8,7 @@ torch module trained streaming; a one-line summary) and a builder; a new method 
 function::
 
     @register_dictionary("mine", kind="sae", summary="...")
-    def mine(channels, concepts, k, points):
+    def mine(channels, concepts, k, points, hyper):   # hyper: a synthviz.concepts.hyper.SAEHyper
         return MySAE(channels, concepts, k)      # encode(x) -> (pre, z); decode(z); dictionary()
 """
 
@@ -23,7 +23,7 @@ from ..registry import Registry
 @dataclass(frozen=True)
 class DictionaryMethod:
     """A registered method: its ``name``, ``kind``, one-line ``summary`` and ``fn``: for ``sae``,
-    ``build(channels, concepts, k, points)`` -> its torch module; for ``nmf``,
+    ``build(channels, concepts, k, points, hyper=SAEHyper)`` -> its torch module; for ``nmf``,
     ``fit(x (S, C), concepts, seed)`` -> (atoms (K, C), facts)."""
 
     name: str

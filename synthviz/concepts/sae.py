@@ -12,6 +12,9 @@ of unit-norm atoms. They differ in how codes become sparse:
   a rectangle kernel, and an L0 penalty (Rajamanoharan et al. 2024);
 * ``archetypal``: RA-TopK (Fel et al. 2025): TopK codes; atoms are convex combinations of data
   points (k-means centroids), plus a relaxation of norm at most δ, times a learnt scale.
+
+Their hyper-parameters (penalty weights, the JumpReLU kernel, δ, ...) come from the
+:class:`~synthviz.concepts.hyper.SAEHyper` each module is built with (:data:`SAE_DEFAULTS` unless set).
 """
 
 from __future__ import annotations
@@ -22,20 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hyper import SAE_DEFAULTS, SAEHyper
 from .registry import register_dictionary
-
-L1 = 0.3  # the ReLU SAE's L1 weight (inputs are scaled to unit RMS)
-L0 = 1.0  # JumpReLU's L0 weight
-BANDWIDTH = 0.5  # JumpReLU's straight-through kernel width (codes are O(1): inputs at unit RMS)
-DELTA = 1.0  # archetypal relaxation bound
 
 
 class SAE(nn.Module):
     """ReLU sparse autoencoder: ``z = relu(E(x - b))``, ``x̂ = z @ D + b``; loss MSE + L1·|z|."""
 
-    def __init__(self, channels: int, concepts: int, k: int | None = None):
+    def __init__(self, channels: int, concepts: int, k: int | None = None, hyper: SAEHyper = SAE_DEFAULTS):
         super().__init__()
-        self.k = k
+        self.k, self.hyper = k, hyper
         d = F.normalize(torch.randn(concepts, channels), dim=1)
         self.atoms = nn.Parameter(d.clone())
         self.encoder = nn.Linear(channels, concepts)
@@ -60,7 +59,7 @@ class SAE(nn.Module):
         return z @ self.dictionary() + self.bias
 
     def penalty(self, pre: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return L1 * z.abs().sum(1).mean()
+        return self.hyper.l1_weight * z.abs().sum(1).mean()
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, codes) of a batch ``x`` (n, C)."""
@@ -89,10 +88,10 @@ class TopKSAE(SAE):
 
 
 class BatchTopKSAE(TopKSAE):
-    """Top k·B over a batch of B while training; a running threshold (momentum 0.9) afterwards."""
+    """Top k·B over a batch of B while training; a running threshold (``threshold_momentum``) afterwards."""
 
-    def __init__(self, channels, concepts, k=None):
-        super().__init__(channels, concepts, k)
+    def __init__(self, channels, concepts, k=None, hyper: SAEHyper = SAE_DEFAULTS):
+        super().__init__(channels, concepts, k, hyper)
         self.register_buffer("threshold", torch.zeros(()))
 
     def activate(self, pre):
@@ -101,7 +100,8 @@ class BatchTopKSAE(TopKSAE):
             flat = codes.flatten()
             cut = torch.topk(flat, min(self.k * len(codes), flat.numel())).values[-1].detach()
             with torch.no_grad():
-                self.threshold.copy_(cut if self.threshold == 0 else 0.9 * self.threshold + 0.1 * cut)
+                m = self.hyper.threshold_momentum
+                self.threshold.copy_(cut if self.threshold == 0 else m * self.threshold + (1 - m) * cut)
         else:
             cut = self.threshold
         return codes * (codes >= cut).to(codes)
@@ -111,49 +111,53 @@ class _JumpReLU(torch.autograd.Function):
     """z = x·H(x - θ); ∂z/∂x = H(x - θ); ∂z/∂θ = -(θ/ε)·K((x - θ)/ε) (rectangle kernel K)."""
 
     @staticmethod
-    def forward(ctx, x, theta):
+    def forward(ctx, x, theta, bandwidth):
         ctx.save_for_backward(x, theta)
+        ctx.bandwidth = bandwidth
         return x * (x > theta).to(x)
 
     @staticmethod
     def backward(ctx, grad):
         x, theta = ctx.saved_tensors
-        kernel = ((x - theta).abs() < BANDWIDTH / 2).to(x) / BANDWIDTH
-        return grad * (x > theta).to(x), (-theta * kernel * grad).sum(0)
+        kernel = ((x - theta).abs() < ctx.bandwidth / 2).to(x) / ctx.bandwidth
+        return grad * (x > theta).to(x), (-theta * kernel * grad).sum(0), None
 
 
 class _Step(torch.autograd.Function):
     """H(x - θ) with ∂/∂θ = -K((x - θ)/ε)/ε: the L0 penalty's straight-through gradient."""
 
     @staticmethod
-    def forward(ctx, x, theta):
+    def forward(ctx, x, theta, bandwidth):
         ctx.save_for_backward(x, theta)
+        ctx.bandwidth = bandwidth
         return (x > theta).to(x)
 
     @staticmethod
     def backward(ctx, grad):
         x, theta = ctx.saved_tensors
-        kernel = ((x - theta).abs() < BANDWIDTH / 2).to(x) / BANDWIDTH
-        return None, (-kernel * grad).sum(0)
+        kernel = ((x - theta).abs() < ctx.bandwidth / 2).to(x) / ctx.bandwidth
+        return None, (-kernel * grad).sum(0), None
 
 
 class JumpReLUSAE(SAE):
-    def __init__(self, channels, concepts, k=None):
-        super().__init__(channels, concepts, k)
-        self.log_threshold = nn.Parameter(torch.full((concepts,), math.log(0.5)))
+    def __init__(self, channels, concepts, k=None, hyper: SAEHyper = SAE_DEFAULTS):
+        super().__init__(channels, concepts, k, hyper)
+        self.log_threshold = nn.Parameter(torch.full((concepts,), math.log(hyper.jump_threshold_start)))
 
     def activate(self, pre):
-        return _JumpReLU.apply(F.relu(pre), self.log_threshold.exp())
+        return _JumpReLU.apply(F.relu(pre), self.log_threshold.exp(), self.hyper.jump_bandwidth)
 
     def penalty(self, pre, z):
-        return L0 * _Step.apply(F.relu(pre), self.log_threshold.exp()).sum(1).mean()
+        step = _Step.apply(F.relu(pre), self.log_threshold.exp(), self.hyper.jump_bandwidth)
+        return self.hyper.l0_weight * step.sum(1).mean()
 
 
 class ArchetypalSAE(TopKSAE):
     """RA-TopK: atoms = (row-stochastic W) @ points + relaxation (norm ≤ δ), times exp(m)."""
 
-    def __init__(self, channels, concepts, k=None, points: torch.Tensor | None = None):
-        super().__init__(channels, concepts, k)
+    def __init__(self, channels, concepts, k=None, points: torch.Tensor | None = None,
+                 hyper: SAEHyper = SAE_DEFAULTS):
+        super().__init__(channels, concepts, k, hyper)
         points = torch.randn(concepts, channels) if points is None else points
         self.register_buffer("points", points.float().clone())
         mix = torch.rand(concepts, len(points)) * 0.01
@@ -169,7 +173,7 @@ class ArchetypalSAE(TopKSAE):
         mix = F.relu(self.mix)
         mix = mix / (mix.sum(1, keepdim=True) + 1e-8)
         norm = self.relax.norm(dim=1, keepdim=True)
-        relax = self.relax * torch.clamp(DELTA / (norm + 1e-12), max=1.0)
+        relax = self.relax * torch.clamp(self.hyper.archetypal_delta / (norm + 1e-12), max=1.0)
         return (mix @ self.points + relax) * self.log_scale.exp()
 
     def start_from(self, x):
@@ -178,26 +182,31 @@ class ArchetypalSAE(TopKSAE):
 
 
 @register_dictionary("sae", kind="sae", summary="ReLU sparse autoencoder with an L1 penalty")
-def build_sae(channels: int, concepts: int, k: int | None = None, points=None) -> SAE:
-    return SAE(channels, concepts, k)
+def build_sae(channels: int, concepts: int, k: int | None = None, points=None,
+              hyper: SAEHyper = SAE_DEFAULTS) -> SAE:
+    return SAE(channels, concepts, k, hyper)
 
 
 @register_dictionary("topk", kind="sae", summary="TopK sparse autoencoder: the k largest codes of each sample")
-def build_topk(channels: int, concepts: int, k: int | None = None, points=None) -> SAE:
-    return TopKSAE(channels, concepts, k)
+def build_topk(channels: int, concepts: int, k: int | None = None, points=None,
+               hyper: SAEHyper = SAE_DEFAULTS) -> SAE:
+    return TopKSAE(channels, concepts, k, hyper)
 
 
 @register_dictionary("batchtopk", kind="sae", summary="BatchTopK: the k·B largest codes of a batch of B")
-def build_batchtopk(channels: int, concepts: int, k: int | None = None, points=None) -> SAE:
-    return BatchTopKSAE(channels, concepts, k)
+def build_batchtopk(channels: int, concepts: int, k: int | None = None, points=None,
+                    hyper: SAEHyper = SAE_DEFAULTS) -> SAE:
+    return BatchTopKSAE(channels, concepts, k, hyper)
 
 
 @register_dictionary("jumprelu", kind="sae", summary="JumpReLU: learned thresholds (straight-through), L0 penalty")
-def build_jumprelu(channels: int, concepts: int, k: int | None = None, points=None) -> SAE:
-    return JumpReLUSAE(channels, concepts, k)
+def build_jumprelu(channels: int, concepts: int, k: int | None = None, points=None,
+                   hyper: SAEHyper = SAE_DEFAULTS) -> SAE:
+    return JumpReLUSAE(channels, concepts, k, hyper)
 
 
 @register_dictionary("archetypal", kind="sae", needs_points=True,
                      summary="Archetypal SAE (RA-TopK): atoms in the convex hull of k-means centroids, relaxed by δ")
-def build_archetypal(channels: int, concepts: int, k: int | None = None, points=None) -> SAE:
-    return ArchetypalSAE(channels, concepts, k, points)
+def build_archetypal(channels: int, concepts: int, k: int | None = None, points=None,
+                      hyper: SAEHyper = SAE_DEFAULTS) -> SAE:
+    return ArchetypalSAE(channels, concepts, k, points, hyper)

@@ -13,10 +13,17 @@ small JSON of the batches done and the images skipped, so Ctrl-C and the same ca
   positions (N, K), and gradient × coefficient: concept k's share of the predicted class's score,
   ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K) (or CRAFT's total Sobol indices,
   :mod:`synthviz.concepts.sobol`), and the predicted class (N,).
+
+With ``ray`` (``auto``, ``local`` or a cluster address) both passes run on Ray Data through the
+dataset pass's :func:`synthviz.dataset.distributed.ray_map` (the same fixed batches, merged in
+batch order into the same :class:`Stream`): the workers run :class:`ActivationRows` and
+:class:`EncodeRows`, whose per-batch computation is the local pass's own (:func:`layer_positions`,
+:func:`encode_batch`), so the arrays are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -25,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..dataset.distributed import RowWorker, ray_map, row_indices
 from ..dataset.forward import index_tap
 from ..dataset.index import default_workers, drive
 from ..dataset.sources import Source, batch_loader
@@ -98,10 +106,42 @@ def positions(act: torch.Tensor) -> torch.Tensor:
     return act.flatten(2).transpose(1, 2) if act.dim() > 2 else act[:, None]
 
 
+def layer_positions(model: Model, tap: Tap, layer: str, images: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, S, S) through an :func:`~synthviz.dataset.forward.index_tap` of ``layer`` (hooked):
+    the layer's view at every position, (B, h·w, C) float32 on the CPU."""
+    with torch.inference_mode():
+        raw = tap(images.to(model.device))[layer]
+        return positions(view_of(model, layer, raw, model.input_hw(images))).float().cpu()
+
+
+class ActivationRows(RowWorker):
+    """:func:`collect` on a Ray worker: column ``a``, each batch's (kept, h·w, C) float32 as raw bytes."""
+
+    def __init__(self, model: Model, size: int, threads: int, layer: str):
+        super().__init__(model, size, threads)
+        self.layer, self.tap = layer, index_tap(self.model, [layer])
+
+    def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
+        acts = torch.empty(0)
+        if kept:
+            with self.model.evaluating(), self.tap:
+                acts = layer_positions(self.model, self.tap, self.layer, images)
+        out.setdefault("a", []).append(acts.numpy().astype(np.float32).tobytes())
+
+
+def _on_ray(state: Stream, model: Model, worker: type[RowWorker], kwargs: dict, decode_row, address: str,
+            progress: bool, checkpoint_every: float, on_batch, description: str) -> None:
+    """Drive ``state``'s remaining batches through :func:`ray_map` (the dataset pass on Ray Data)."""
+    batches = ray_map(state, model, worker, kwargs, decode_row, state.batch_size, address)
+    with contextlib.closing(batches):
+        drive(state, batches, len(state.source), progress, checkpoint_every, on_batch, lambda item: item, description)
+
+
 def collect(out: Path, source: Source, model: Model, layer: str, shape: tuple[int, int], *, size: int,
             batch_size: int, workers: int | None, fresh: bool, progress: bool, checkpoint_every: float,
-            on_batch=None) -> Stream:
-    """Pass 1: every position's activation into ``activations.npy``. ``shape``: (h·w, C)."""
+            on_batch=None, ray: str | None = None) -> Stream:
+    """Pass 1: every position's activation into ``activations.npy``. ``shape``: (h·w, C). ``ray``:
+    run it on Ray Data (``auto``, ``local`` or an address) instead of local DataLoader ``workers``."""
     hw, channels = shape
 
     def consume(arrays, kept, acts):
@@ -110,6 +150,15 @@ def collect(out: Path, source: Source, model: Model, layer: str, shape: tuple[in
 
     state = Stream(out, "collect", source, batch_size, {"activations": ((len(source) * hw, channels), np.float32, np.nan)},
                    consume, fresh)
+    if ray is not None:
+        def decode(row):
+            first, kept, failed = row_indices(row)
+            acts = np.frombuffer(row["a"], dtype=np.float32).reshape(len(kept), hw, channels)
+            return first, kept, failed, torch.from_numpy(acts.copy()) if kept else None
+
+        _on_ray(state, model, ActivationRows, {"size": size, "layer": layer}, decode, ray, progress,
+                checkpoint_every, on_batch, "concepts: activations")
+        return state
     loader = _loader(source, model, size, batch_size, workers, state.batches_done)
     with model.evaluating(), index_tap(model, [layer]) as tap:
 
@@ -117,10 +166,7 @@ def collect(out: Path, source: Source, model: Model, layer: str, shape: tuple[in
             first, images, kept, failed = item
             if not len(kept):
                 return first, kept, failed, None
-            with torch.inference_mode():
-                raw = tap(images.to(model.device))[layer]
-                acts = positions(view_of(model, layer, raw, model.input_hw(images))).float().cpu()
-            return first, kept, failed, acts
+            return first, kept, failed, layer_positions(model, tap, layer, images)
 
         drive(state, loader, len(source), progress, checkpoint_every, on_batch, step, "concepts: activations")
     return state
@@ -144,12 +190,43 @@ def gradient_step(model: Model, tap: Tap, layer: str, dictionary: Dictionary, im
     return z, share, classes.cpu(), grid
 
 
+def encode_batch(model: Model, dictionary: Dictionary, images: torch.Tensor, tap: Tap | None, importance: str,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One batch (B, 3, S, S) of :func:`encode`: (largest coefficient (B, K), importance (B, K),
+    classes (B,)); ``tap``: a hooked ``Tap(model, [layer, LOGITS], grad="leaf")`` (None for sobol)."""
+    if importance == "sobol":
+        z, share, classes, _ = sobol_step(model, dictionary, images, seed=seed)
+    else:
+        z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
+    return z.amax(1).numpy(), share.numpy(), classes.numpy()
+
+
+class EncodeRows(RowWorker):
+    """:func:`encode` on a Ray worker: columns ``best``, ``share`` ((kept, K) float32) and ``classes``
+    ((kept,) int64) as raw bytes."""
+
+    def __init__(self, model: Model, size: int, threads: int, dictionary: Dictionary, importance: str, seed: int):
+        super().__init__(model, size, threads)
+        self.dictionary, self.importance, self.seed = dictionary, importance, seed
+
+    def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
+        k = self.dictionary.concepts
+        found = (np.zeros((0, k), np.float32), np.zeros((0, k), np.float32), np.zeros(0, np.int64))
+        if kept:
+            sobol = self.importance == "sobol"
+            grad = nullcontext() if sobol else Tap(self.model, [self.dictionary.layer, LOGITS], grad="leaf")
+            with self.model.evaluating(), grad as tap:
+                found = encode_batch(self.model, self.dictionary, images, tap, self.importance, self.seed)
+        for key, value, dtype in zip(("best", "share", "classes"), found, (np.float32, np.float32, np.int64)):
+            out.setdefault(key, []).append(np.asarray(value, dtype=dtype).tobytes())
+
+
 def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, size: int, batch_size: int,
            workers: int | None, fresh: bool, progress: bool, checkpoint_every: float, on_batch=None,
-           importance: str = "gradient", seed: int = 0) -> Stream:
+           importance: str = "gradient", seed: int = 0, ray: str | None = None) -> Stream:
     """Pass 2: each image's largest coefficient per concept, its importance per concept (gradient ×
     coefficient, or CRAFT's total Sobol indices with ``importance="sobol"``, see
-    :mod:`synthviz.concepts.sobol`), predicted class."""
+    :mod:`synthviz.concepts.sobol`), predicted class. ``ray``: on Ray Data, as :func:`collect`."""
     n, k = len(source), dictionary.concepts
 
     def consume(arrays, kept, results):
@@ -159,6 +236,18 @@ def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, s
 
     arrays = {"best": ((n, k), np.float32, np.nan), "share": ((n, k), np.float32, np.nan), "classes": ((n,), np.int64, -1)}
     state = Stream(out, "encode", source, batch_size, arrays, consume, fresh)
+    if ray is not None:
+        def decode(row):
+            first, kept, failed = row_indices(row)
+            shapes = {"best": ((len(kept), k), np.float32), "share": ((len(kept), k), np.float32),
+                      "classes": ((len(kept),), np.int64)}
+            found = tuple(np.frombuffer(row[key], dtype=dtype).reshape(shape).copy() for key, (shape, dtype) in shapes.items())
+            return first, kept, failed, found if kept else None
+
+        _on_ray(state, model, EncodeRows, {"size": size, "dictionary": dictionary, "importance": importance,
+                                           "seed": seed}, decode, ray, progress, checkpoint_every, on_batch,
+                "concepts: encode")
+        return state
     loader = _loader(source, model, size, batch_size, workers, state.batches_done)
     sobol = importance == "sobol"  # (its own passes: no gradient Tap hooked meanwhile)
     with model.evaluating(), nullcontext() if sobol else Tap(model, [dictionary.layer, LOGITS], grad="leaf") as tap:
@@ -167,11 +256,7 @@ def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, s
             first, images, kept, failed = item
             if not len(kept):
                 return first, kept, failed, None
-            if sobol:
-                z, share, classes, _ = sobol_step(model, dictionary, images, seed=seed)
-            else:
-                z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
-            return first, kept, failed, (z.amax(1).numpy(), share.numpy(), classes.numpy())
+            return first, kept, failed, encode_batch(model, dictionary, images, tap, importance, seed)
 
         drive(state, loader, len(source), progress, checkpoint_every, on_batch, step, "concepts: encode")
     return state

@@ -20,9 +20,10 @@ import torch
 from ..errors import SynthvizError
 from ..io import atomic_write, deferred_interrupt, state_bytes
 from ..progress import progress as progress_bar
+from .hyper import SAE_DEFAULTS, SAEHyper
 from .registry import DictionaryMethod
 
-SAMPLE = 20_000  # rows read to set the scale, the start and the archetypes
+SAMPLE = SAE_DEFAULTS.scale_sample  # rows read to set the scale, the start and the archetypes
 
 
 def sample_rows(data: np.ndarray, rows: np.ndarray, n: int = SAMPLE) -> torch.Tensor:
@@ -31,26 +32,29 @@ def sample_rows(data: np.ndarray, rows: np.ndarray, n: int = SAMPLE) -> torch.Te
     return torch.from_numpy(np.asarray(data[np.unique(pick)], dtype=np.float32))
 
 
-def archetypes(x: torch.Tensor, concepts: int, seed: int) -> torch.Tensor:
-    """Candidate archetypes: k-means centroids (4 per concept, at most one per sample) of ``x`` (n, C)."""
+def archetypes(x: torch.Tensor, concepts: int, seed: int, per_concept: int = SAE_DEFAULTS.archetypes_per_concept
+               ) -> torch.Tensor:
+    """Candidate archetypes: k-means centroids (``per_concept`` per concept, at most one per sample) of ``x`` (n, C)."""
     try:
         from sklearn.cluster import KMeans
     except ImportError:
         raise SynthvizError('the archetypal SAE needs scikit-learn: pip install "synthviz[concepts]"') from None
-    n = min(len(x), 4 * concepts)
+    n = min(len(x), per_concept * concepts)
     km = KMeans(n_clusters=n, n_init=1, random_state=seed, max_iter=100).fit(x.numpy())
     return torch.from_numpy(km.cluster_centers_).float()
 
 
 def build(method: DictionaryMethod, channels: int, concepts: int, k: int | None, start: torch.Tensor,
-          seed: int) -> tuple[torch.nn.Module, dict]:
+          seed: int, hyper: SAEHyper = SAE_DEFAULTS) -> tuple[torch.nn.Module, dict]:
     """The module of ``method`` started from ``start`` (n, C) scaled samples, and its facts."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        points = archetypes(start, concepts, seed) if method.needs_points else None
-        net = method.fn(channels, concepts, k, points)
+        points = archetypes(start, concepts, seed, hyper.archetypes_per_concept) if method.needs_points else None
+        net = method.fn(channels, concepts, k, points, hyper=hyper)
         net.start_from(start)
     facts = {"channels": channels, "concepts": concepts, "k": k}
+    if hyper.changed():
+        facts["hyper"] = hyper.changed()
     if points is not None:
         facts["candidates"] = len(points)
     return net, facts
@@ -70,13 +74,17 @@ def _load(path: Path) -> dict | None:
 
 
 def train_sae(method: DictionaryMethod, data: np.ndarray, rows: np.ndarray, concepts: int, k: int | None, *,
-              epochs: int = 20, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+              epochs: int | None = None, batch_size: int = 256, lr: float | None = None, seed: int = 0,
               checkpoint: Path | None = None, checkpoint_every: float = 30.0, progress: bool = True,
-              on_step: Callable[[int], None] | None = None) -> tuple[torch.nn.Module, float, dict]:
-    """Train ``method`` on rows ``rows`` of ``data`` (S, C). Returns (module in eval mode, scale, facts)."""
-    sample = sample_rows(data, rows)
+              on_step: Callable[[int], None] | None = None,
+              hyper: SAEHyper = SAE_DEFAULTS) -> tuple[torch.nn.Module, float, dict]:
+    """Train ``method`` on rows ``rows`` of ``data`` (S, C) in batches of ``batch_size`` positions.
+    ``epochs``, ``lr``: None for ``hyper``'s. Returns (module in eval mode, scale, facts)."""
+    hyper = hyper.with_values(epochs=epochs, learning_rate=lr)
+    epochs, lr = hyper.epochs, hyper.learning_rate
+    sample = sample_rows(data, rows, hyper.scale_sample)
     scale = float(sample.pow(2).mean().sqrt().clamp_min(1e-12))
-    net, facts = build(method, data.shape[1], concepts, k, sample / scale, seed)
+    net, facts = build(method, data.shape[1], concepts, k, sample / scale, seed, hyper)
     optim = torch.optim.Adam(net.parameters(), lr=lr)
     steps = -(-len(rows) // batch_size)
     done = 0

@@ -8,14 +8,15 @@ class: their image is predicted as that class and the sampled position adds to i
   cosine neighbours the paper uses; t-SNE (openTSNE) when umap-learn is absent, or ``pca``. The
   functions are :mod:`synthviz.dataset.embedding`'s.
 * Grid: each axis clipped at its 1st and 99th percentile, then cut into ``grid`` bins; cells with
-  fewer than ``min_count`` samples are dropped.
+  fewer than ``min_count`` samples are dropped (default :data:`MIN_COUNT`, 6: Lucid's activation
+  atlases keep the cells of more than 5 samples; a sparse cell's mean is noise, its icon misleading).
 * Icons: the objective of each cell is :func:`synthviz.objectives.direction` with ``cossim_pow=2``
   (dot × cosine² with the cell's mean, averaged over all positions of the layer; Lucid's icons use
   the central position), optionally with the mean whitened by the samples' covariance; rendered
   ``batch`` cells at a time by the ``lucid`` recipe.
 
     lay = layout(run, "_blocks.5", method="tsne")
-    cells = grid_cells(lay, grid=20, min_count=4)
+    cells = grid_cells(lay, grid=20)                      # cells of at least MIN_COUNT (6) samples
     icons = render_icons(model, "_blocks.5", cells.means, size=64, steps=64)   # (cells, 3, 64, 64)
 """
 
@@ -34,6 +35,7 @@ from ..models import Model
 from .run import Run
 
 METHODS = ("umap", "tsne", "pca")
+MIN_COUNT = 6  # cells with fewer samples are dropped: Lucid's atlases keep cells of more than 5 (threshold=5)
 
 
 @dataclass
@@ -121,7 +123,7 @@ def to_grid(coords: np.ndarray, grid: int) -> np.ndarray:
     return np.minimum((unit * grid).astype(np.int64), grid - 1)
 
 
-def grid_cells(lay: Layout, grid: int = 20, min_count: int = 1, rows: np.ndarray | None = None,
+def grid_cells(lay: Layout, grid: int = 20, min_count: int = MIN_COUNT, rows: np.ndarray | None = None,
                xy: np.ndarray | None = None) -> Cells:
     """Bin a layout on a ``grid`` x ``grid`` grid (only its samples ``rows`` when given; ``xy``: the
     samples' cells when already known, from :func:`to_grid`); cells with fewer than ``min_count``

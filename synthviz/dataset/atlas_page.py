@@ -27,7 +27,7 @@ from ..html import escape as _e
 from ..html import href as _href
 from ..html import page
 from ..io import atomic_write, csv_text, encode_image, resize, write_file
-from .atlas import Cells, Layout, grid_cells, render_icons, to_grid, top_classes, whitener
+from .atlas import MIN_COUNT, Cells, Layout, grid_cells, render_icons, to_grid, top_classes, whitener
 from .dissect import read_labels
 from .run import Run
 
@@ -125,7 +125,7 @@ def write_page(out: Path, sides: list[tuple[str, str, list[dict]]], grid: int, t
 
 
 def write_atlas(run: Run, model, out: Path, layer: str, lay: Layout, sides: list[tuple[str, np.ndarray]], *,
-                grid: int = 20, min_count: int = 1, size: int = 64, steps: int = 128, batch: int = 16,
+                grid: int = 20, min_count: int = MIN_COUNT, size: int = 64, steps: int = 128, batch: int = 16,
                 whiten: bool = False, examples: int = 6, seed: int = 0, progress: bool = False,
                 ray: str | None = None) -> dict:
     """Bin, render and write an atlas of ``lay``: ``sides`` is [(title, sample rows)]: one (the whole

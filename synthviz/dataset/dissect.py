@@ -176,6 +176,17 @@ def write_labels(run: str | os.PathLike | Run, rows: list[dict], overwrite: bool
     return write_file(path, text, overwrite=True)
 
 
+def label_source(run: str | os.PathLike | Run) -> str:
+    """What made ``RUN/labels.csv``: ``Network Dissection`` (an ``iou`` column), ``CLIP-Dissect``
+    (``score``); "" when there is none."""
+    path = open_run(run).path / "labels.csv"
+    if not path.exists():
+        return ""
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    return "CLIP-Dissect" if "score" in header else "Network Dissection"
+
+
 def read_labels(run: str | os.PathLike | Run) -> dict[tuple[str, int], str]:
     """``RUN/labels.csv`` as {(layer, unit): label} (units without a label left out; none: {})."""
     path = open_run(run).path / "labels.csv"

@@ -13,6 +13,11 @@ Why the files are identical to a local pass, whatever order the workers finish i
 - results are merged in batch order (Ray Data keeps the order, and the driver re-orders anything
   that comes early), so the running mean/std accumulate in the same order; top-k / bottom-k
   are ordered by (value, image index) and do not depend on the order at all.
+
+:func:`ray_map` is the one pass over images on Ray: a :class:`RowWorker` subclass says what each
+worker computes per batch (:class:`BatchForward` here for the index; the concepts passes of
+:mod:`synthviz.concepts.stream` have theirs), and the caller decodes the rows and drives its own
+state with :func:`synthviz.dataset.index.drive`.
 """
 
 from __future__ import annotations
@@ -36,44 +41,68 @@ def batch_rows(paths: list[str], batch_size: int, start_batch: int = 0) -> list[
             for b, first in enumerate(starts)]
 
 
-class BatchForward:
-    """The ``map_batches`` callable: holds the model (built once per worker) and turns rows of
-    image paths into reduced activations. Each row is one batch of the pass; its output row holds
-    ``kept`` (indices read), ``failed``/``reasons`` (indices and why not), and per layer the
-    values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C) raw bytes."""
+class RowWorker:
+    """The base of a ``map_batches`` callable of a pass over images: holds the model (built once per
+    worker, one torch thread per CPU it has) and turns rows of image paths (:func:`batch_rows`) into
+    result rows: ``batch``, ``kept`` (indices read), ``failed``/``reasons`` (indices and why not),
+    and what :meth:`compute` adds. A pass on Ray is a subclass (:class:`BatchForward` for the index;
+    the concepts passes, :mod:`synthviz.concepts.stream`) run by :func:`ray_map`."""
 
-    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int, samples: int = 0):
+    def __init__(self, model: Model, size: int, threads: int):
         from ..models import resolve_device
 
         torch.set_num_threads(threads)
         self.model = model.to(resolve_device(None))
-        self.names, self.size, self.reduce, self.samples = names, size, reduce, samples
-        self.tap = index_tap(self.model, names)
+        self.size = size
+
+    def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
+        """Append this batch's results (images (n, 3, S, S) of the indices ``kept``, possibly none) to
+        ``out``'s columns, one item per column and batch (raw bytes travel best)."""
+        raise NotImplementedError
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from .sources import load_batch
 
         out: dict[str, list] = {"batch": [], "kept": [], "failed": [], "reasons": []}
-        for name in self.names:
-            out[f"v:{name}"], out[f"p:{name}"] = [], []
         for batch, first, paths in zip(rows["batch"], rows["first"], rows["paths"]):
             # the same size rule as a local pass: images below the model's minimum side are skipped
             _, images, kept, failed = load_batch([str(p) for p in paths], int(first), self.size, self.model.min_size)
-            results = {}
-            if kept:
-                with self.model.evaluating(), self.tap:
-                    results = forward_batch(self.model, self.tap, images, self.reduce)
-            if self.samples:
-                self._add_samples(out, images, kept)
             out["batch"].append(int(batch))
             out["kept"].append(np.asarray(kept, dtype=np.int64))
             out["failed"].append(np.asarray([i for i, _ in failed], dtype=np.int64))
             out["reasons"].append([r for _, r in failed])
-            for name in self.names:
-                v, p = results.get(name, (torch.empty(0), torch.empty(0, dtype=torch.long)))
-                out[f"v:{name}"].append(v.numpy().astype(np.float32).tobytes())
-                out[f"p:{name}"].append(p.numpy().astype(np.int64).tobytes())
+            self.compute(images, kept, out)
         return out
+
+
+def row_indices(row: dict) -> tuple[int, list[int], list[tuple[int, str]]]:
+    """A result row's ``(first, kept, failed)``: the batch's first image, the indices read, (index, reason)."""
+    kept = [int(i) for i in np.asarray(row["kept"]).reshape(-1)]
+    failed = [(int(i), str(r)) for i, r in zip(np.asarray(row["failed"]).reshape(-1), list(row["reasons"]))]
+    return min(kept + [i for i, _ in failed]), kept, failed
+
+
+class BatchForward(RowWorker):
+    """The index's ``map_batches`` callable: turns rows of image paths into reduced activations;
+    per layer the values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C)
+    raw bytes (and the activation samples with ``samples``)."""
+
+    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int, samples: int = 0):
+        super().__init__(model, size, threads)
+        self.names, self.reduce, self.samples = names, reduce, samples
+        self.tap = index_tap(self.model, names)
+
+    def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
+        results = {}
+        if kept:
+            with self.model.evaluating(), self.tap:
+                results = forward_batch(self.model, self.tap, images, self.reduce)
+        if self.samples:
+            self._add_samples(out, images, kept)
+        for name in self.names:
+            v, p = results.get(name, (torch.empty(0), torch.empty(0, dtype=torch.long)))
+            out.setdefault(f"v:{name}", []).append(v.numpy().astype(np.float32).tobytes())
+            out.setdefault(f"p:{name}", []).append(p.numpy().astype(np.int64).tobytes())
 
     def _add_samples(self, out: dict[str, list], images: torch.Tensor, kept: list[int]) -> None:
         """The batch's activation samples as raw bytes: ``s:pred`` and per layer ``s:v:``, ``s:p:``, ``s:a:``."""
@@ -106,14 +135,12 @@ def in_order(rows: Iterator[dict], start: int) -> Iterator[dict]:
 def decode(row: dict, channels: dict[str, int], samples: int = 0):
     """A result row back to ``(first, kept, failed, {layer: (values (n, C), positions (n, C))})``,
     and the batch's activation samples when ``samples`` (see :func:`synthviz.dataset.samples.sample_batch`)."""
-    kept = [int(i) for i in np.asarray(row["kept"]).reshape(-1)]
-    failed = [(int(i), str(r)) for i, r in zip(np.asarray(row["failed"]).reshape(-1), list(row["reasons"]))]
+    first, kept, failed = row_indices(row)
     results = {}
     for name, c in channels.items():
         v = np.frombuffer(row[f"v:{name}"], dtype=np.float32).reshape(len(kept), c)
         p = np.frombuffer(row[f"p:{name}"], dtype=np.int64).reshape(len(kept), c)
         results[name] = (torch.from_numpy(v.copy()), torch.from_numpy(p.copy()))
-    first = min(kept + [i for i, _ in failed])
     if not samples:
         return first, kept, failed, results
     n = len(kept)
@@ -127,11 +154,23 @@ def decode(row: dict, channels: dict[str, int], samples: int = 0):
 
 def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
                 cpus_per_worker: int = 1, samples: int = 0) -> Iterator[tuple]:
-    """Run the pass's remaining batches on Ray Data (``address``: ``auto``, ``local`` or
-    ``ray://HOST:PORT``; a Ray session already started in this process is used as it is), yielding
-    each batch's ``(first, kept, failed, {layer: (values, positions)})`` in batch order for the
-    pass's driver (:func:`synthviz.dataset.index.drive`). Close the generator when done
+    """Run the index pass's remaining batches on Ray Data (:func:`ray_map` with :class:`BatchForward`),
+    yielding each batch's ``(first, kept, failed, {layer: (values, positions)})`` in batch order for
+    the pass's driver (:func:`synthviz.dataset.index.drive`). Close the generator when done
     (``contextlib.closing``): that restores Ray Data's settings and stops a session it started."""
+    channels = {n: state.layers[n]["channels"] for n in names}
+    yield from ray_map(state, model, BatchForward, {"names": names, "size": size, "reduce": reduce, "samples": samples},
+                       lambda row: decode(row, channels, samples), batch_size, address, cpus_per_worker)
+
+
+def ray_map(state, model: Model, worker: type[RowWorker], kwargs: dict, decode_row, batch_size: int, address: str,
+            cpus_per_worker: int = 1) -> Iterator:
+    """THE pass over images on Ray Data: the remaining batches of ``state`` (``state.source.paths``
+    from ``state.batches_done`` on, fixed slices of ``batch_size``) become rows of a Ray dataset,
+    ``map_batches`` runs ``worker(model=..., threads=..., **kwargs)`` on every worker (one per CPU,
+    or per GPU when the cluster has GPUs) and each result row, in batch order, is yielded as
+    ``decode_row(row)``. ``address``: ``auto``, ``local`` or ``ray://HOST:PORT``; a Ray session
+    already started in this process is used as it is. Close the generator when done."""
     started = start_ray(address, data=True)
     ray = import_ray(data=True)
     try:
@@ -152,14 +191,10 @@ def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, b
             # small blocks (at most 4 batches): results stream back batch by batch, every worker gets work
             blocks = max(min(len(rows), 4 * workers), -(-len(rows) // 4))
             data = ray.data.from_items(rows, override_num_blocks=blocks)
-            results = data.map_batches(BatchForward, batch_size=1, concurrency=workers, **resource,
-                                       fn_constructor_kwargs={"model": shipped, "names": names, "size": size,
-                                                              "reduce": reduce, "threads": cpus_per_worker,
-                                                              "samples": samples})
-            channels = {n: state.layers[n]["channels"] for n in names}
-            stream = in_order(results.iter_rows(), state.batches_done)
-            for row in stream:
-                yield decode(row, channels, samples)
+            results = data.map_batches(worker, batch_size=1, concurrency=workers, **resource,
+                                       fn_constructor_kwargs={"model": shipped, "threads": cpus_per_worker, **kwargs})
+            for row in in_order(results.iter_rows(), state.batches_done):
+                yield decode_row(row)
         finally:
             context.execution_options.preserve_order, context.enable_progress_bars = saved
     finally:

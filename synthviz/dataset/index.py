@@ -17,6 +17,8 @@ The run folder holds (see :mod:`synthviz.dataset.run` to read it back)::
     state.npz              top/bottom-k values, image indices, positions; running mean and m2
     topk.csv, bottomk.csv  layer,unit,rank,path,value,x,y (rank 1 = highest / lowest)
     units.csv              layer,unit,mean,std,min,max
+    relmax.csv             with ``relevance=CLASS``: each unit's top images by its CRP relevance for the
+                           class (RelMax, :mod:`.relevance`), the columns of topk.csv
     skipped.txt            path<TAB>reason of every image that could not be read, or is below
                            the model's minimum side (:func:`synthviz.io.size_problem`)
 
@@ -47,6 +49,7 @@ from ..progress import progress as progress_bar
 from .forward import forward_batch, index_tap
 from .outputs import write_outputs, write_skipped
 from .receptive import receptive_field
+from .relevance import relevance_batch, relevance_key, write_relmax
 from .sources import batch_loader, find_images
 from .state import Pass, check_out, load_state, prepare, read_manifest
 from .stats import REDUCTIONS
@@ -54,11 +57,14 @@ from .stats import REDUCTIONS
 FORMAT = 1
 
 
-def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size, samples: int = 0) -> dict:
+def _settings(model: Model, weights, layers, size, reduce, top_k, batch_size, samples: int = 0,
+              relevance: int | None = None) -> dict:
     settings = {"format": FORMAT, "model": model.name, "weights": str(weights), "layers": list(layers), "size": size,
                 "reduce": reduce, "top_k": top_k, "batch_size": batch_size}
     if samples:  # only when asked, so runs made without samples resume as they were
         settings["samples_per_image"] = samples
+    if relevance is not None:  # (likewise)
+        settings["relevance"] = relevance
     return settings
 
 
@@ -97,7 +103,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
           batch_size: int = 32, workers: int | None = None, device: str | None = None,
           ray: str | None = None, overwrite: bool = False, progress: bool = True,
           checkpoint_every: float = 30.0, on_batch: Callable[[int], None] | None = None,
-          samples_per_image: int = 0) -> Path:
+          samples_per_image: int = 0, relevance: int | str | None = None) -> Path:
     """Index ``dataset`` (a folder, a glob or a .txt/.csv list) into the folder ``out``.
 
     Args:
@@ -112,6 +118,9 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         samples_per_image: also keep, per image and layer, the activation vector at this many random
             positions and its attribution to the predicted class (:mod:`synthviz.dataset.samples`;
             one more forward and backward per layer and batch), the material of an activation atlas.
+        relevance: a class (index or name): also rank each unit's images by its CRP relevance for that
+            class (RelMax, :mod:`synthviz.dataset.relevance`; one LRP forward and backward per batch)
+            into ``relmax.csv``, beside the ActMax images of ``topk.csv``. Not with ``ray``.
 
     Returns the run folder. Re-running the same call resumes; a finished run is left as it is.
     Images that cannot be used are skipped and listed; when none can, it raises
@@ -126,7 +135,10 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     check_size(m, size)
     names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else list(layers or [])
     names = [n for n in names if n] or [default_layer(m, "mid")]
-    settings = _settings(m, weights, names, size, reduce, top_k, batch_size, samples_per_image)
+    target = None if relevance is None else m.class_index(relevance)
+    if target is not None and ray is not None:
+        raise BadValue("--relevance runs on one machine; drop --ray (or index twice: with --ray, then --relevance)")
+    settings = _settings(m, weights, names, size, reduce, top_k, batch_size, samples_per_image, target)
     fresh = prepare(out, settings, source, overwrite)
     if not fresh and read_manifest(out).get("status") == "complete":
         return out
@@ -138,8 +150,11 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     info = _layer_info(m, names, size)
     manifest = {"settings": settings, "dataset": source.root, "count": len(source), "layers": info,
                 "status": "partial"}
+    if target is not None:
+        manifest["relevance"] = {"class": target, "name": m.class_name(target)}
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    state = Pass(out, source, info, top_k, batch_size, fresh, _sample_files(out, info, len(source), samples_per_image))
+    kept = {**info, **({relevance_key(n): info[n] for n in names} if target is not None else {})}
+    state = Pass(out, source, kept, top_k, batch_size, fresh, _sample_files(out, info, len(source), samples_per_image))
     if ray is not None:
         from .distributed import ray_batches
 
@@ -147,9 +162,11 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
                                             samples=samples_per_image)) as batches:
             drive(state, batches, len(state.source), progress, checkpoint_every, on_batch, lambda batch: batch)
     else:
-        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch, samples_per_image)
+        _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch, samples_per_image, target)
     _refuse_empty(state, dataset)
-    write_outputs(out, source, state.stats, state.features, info, state.skipped)
+    write_outputs(out, source, {n: state.stats[n] for n in info}, state.features, info, state.skipped)
+    if target is not None:
+        write_relmax(out, source, state.stats, info)
     manifest.update(status="complete", skipped=len(state.skipped))
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return out
@@ -210,14 +227,17 @@ def _sample_files(out: Path, info: dict, images: int, samples: int):
 
 
 def _run_local(state: Pass, model: Model, names, reduce, loader, progress, checkpoint_every, on_batch,
-               samples: int = 0) -> None:
-    """The pass in this process: ``loader`` yields the batches from ``state.batches_done`` on."""
+               samples: int = 0, relevance: int | None = None) -> None:
+    """The pass in this process: ``loader`` yields the batches from ``state.batches_done`` on;
+    ``relevance``: the class whose CRP relevance per unit is kept too (RelMax)."""
     tap = index_tap(model, names)  # hooked per batch: the samples' own Tap must not meet its hooks
 
     def step(item):
         first, images, kept, failed = item
         with tap:
             results = forward_batch(model, tap, images, reduce) if len(kept) else state.empty()
+        if relevance is not None and len(kept):
+            results.update(relevance_batch(model, images, names, relevance))
         if not samples:
             return first, kept, failed, results
         from .samples import sample_batch

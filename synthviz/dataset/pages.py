@@ -22,7 +22,7 @@ from ..io import encode_image, resize, write_file
 from ..layers import parse_units
 from ..models import load_model
 from ..recipes import visualize
-from .dissect import read_labels
+from .dissect import label_source, read_labels
 from .maps import overlay, unit_maps
 from .run import Run, open_run
 
@@ -101,7 +101,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
     out = Path(out)
     m = load_model(model if model is not None else run.model, run.settings["weights"])
     links: list[dict] = [{"layer": None, "unit": None, "href": "units/index.html"}]
-    labels = read_labels(run)  # Network Dissection labels (`synthviz label`), when the run has them
+    labels, source = read_labels(run), label_source(run)  # `synthviz label`'s labels, when the run has them
     listing: list[str] = []
     for layer in layers or run.layers:
         layer = run.check_layer(layer)
@@ -125,7 +125,8 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
         listing.append(f"<h2>{_e(layer)}</h2><div class=\"grid\">")
         for unit in chosen:
             label = labels.get((layer, unit), "")
-            _unit_page(run, m, layer, unit, folder, np.asarray(feats[:, unit]), stats, thumb, viz_steps > 0, label)
+            _unit_page(run, m, layer, unit, folder, np.asarray(feats[:, unit]), stats, thumb, viz_steps > 0, label,
+                       source)
             links.append({"layer": layer, "unit": unit, "href": f"units/{layer}/{unit}.html"})
             img = f'<img src="{_href(f"{layer}/{unit}/viz.png")}" width="{thumb}" height="{thumb}" alt="">' \
                 if (folder / str(unit) / "viz.png").exists() else \
@@ -142,7 +143,7 @@ def write_unit_pages(run: str | os.PathLike | Run, out: str | os.PathLike, *, la
 
 
 def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.ndarray, stats, thumb: int,
-               with_viz: bool, label: str = "") -> None:
+               with_viz: bool, label: str = "", source: str = "Network Dissection") -> None:
     pics = folder / str(unit)
     pics.mkdir(parents=True, exist_ok=True)
     examples = run.top_examples(layer, unit)
@@ -169,7 +170,7 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
     std = float(stats.std[unit])
     body = [
         f'<p><a href="../index.html">all units</a></p><h1>{_e(layer)} unit {unit}</h1>',
-        f'<p class="label">label: <b>{_e(label)}</b> (Network Dissection)</p>' if label else "",
+        f'<p class="label">label: <b>{_e(label)}</b> ({_e(source)})</p>' if label else "",
         f'<p class="meta">mean {float(stats.mean[unit]):.4g} · std {std:.4g} · max {float(stats.top_v[unit, 0]):.4g} '
         f'over {int(stats.count)} images ({_e(run.settings["reduce"])} over positions)</p>',
         '<div class="row">', f'<div class="col"><h2>Feature visualization</h2>{viz}</div>',
@@ -177,8 +178,29 @@ def _unit_page(run: Run, model, layer: str, unit: int, folder: Path, values: np.
         + histogram_svg(values, [e.value for e in examples]) + "</div></div>",
         f"<h2>Top patches ({_e(PATCH_HEADINGS[_kind(run, layer)])})</h2>", '<div class="grid">', *patches, "</div>",
         "<h2>Activation maps over the top images</h2>", '<div class="grid">', *overlays, "</div>",
+        *_relmax_section(run, layer, unit, pics, thumb),
     ]
     write_file(folder / f"{unit}.html", _page(f"{layer} unit {unit}", body), overwrite=True)
+
+
+def _relmax_section(run: Run, layer: str, unit: int, pics: Path, thumb: int) -> list[str]:
+    """The unit's RelMax images (``synthviz index --relevance CLASS``): its top images by its CRP
+    relevance for the class, beside the ActMax patches above; nothing for a run without relevances."""
+    if run.relevance is None:
+        return []
+    figures = []
+    for rank, e in enumerate(run.top_examples(layer, unit, relevance=True), 1):
+        top, left, bottom, right = e.box
+        image = run.image(e.index)[None, :, top:bottom, left:right]
+        _write_png(pics / f"relmax-{rank}.png", resize(image, (thumb, thumb))[0])
+        caption = f"#{rank} {e.value:.3g} {Path(e.path).name}"
+        figures.append(f'<figure><img src="{_href(f"{unit}/relmax-{rank}.png")}" width="{thumb}" height="{thumb}" '
+                       f'alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>')
+    name = run.relevance.get("name") or str(run.relevance["class"])
+    return [f"<h2>Top patches by relevance for {_e(name)} (RelMax)</h2>",
+            '<p class="meta">ranked by the unit\'s share of the class\'s CRP relevance at the layer, not by its '
+            "activation: an image it fires on without feeding the class ranks low here</p>",
+            '<div class="grid">', *figures, "</div>"]
 
 
 def link_from_page(page: str | os.PathLike, links: list[dict], title: str = "Units") -> None:

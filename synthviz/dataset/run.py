@@ -141,8 +141,25 @@ class Run:
             raise damaged(self.path, "state.npz is missing", REMAKE)
         return state
 
-    def stats(self, layer: str | None = None) -> UnitStats:
-        return UnitStats.from_state(self._state, f"{self.check_layer(layer)}::")
+    def stats(self, layer: str | None = None, relevance: bool = False) -> UnitStats:
+        """The unit statistics of ``layer`` (``relevance``: of its RelMax relevances, see :attr:`relevance`)."""
+        name = self.check_layer(layer)
+        if relevance:
+            from .relevance import relevance_key
+
+            if self.relevance is None:
+                raise SynthvizError(f"the index in {self.path} holds no relevances; make it with "
+                                    "`synthviz index ... --relevance CLASS` (a new --out, or --overwrite)")
+            name = relevance_key(name)
+        try:
+            return UnitStats.from_state(self._state, f"{name}::")
+        except KeyError:
+            raise damaged(self.path, f"state.npz holds no statistics of {name}", REMAKE) from None
+
+    @property
+    def relevance(self) -> dict | None:
+        """``{"class": index, "name": ...}``: the class RelMax ranked images for (``--relevance``), or None."""
+        return self.manifest.get("relevance")
 
     def receptive_field(self, layer: str | None = None) -> ReceptiveField:
         return ReceptiveField(**self.manifest["layers"][self.check_layer(layer)]["receptive_field"])
@@ -155,12 +172,15 @@ class Run:
         lines = (self.path / "skipped.txt").read_text(encoding="utf-8").splitlines()
         return [tuple(line.split("\t", 1)) for line in lines if line]
 
-    def top_examples(self, layer: str | None, unit: int, k: int | None = None, bottom: bool = False) -> list[Example]:
-        """The images that excite ``unit`` of ``layer`` most (``bottom``: least), best first."""
+    def top_examples(self, layer: str | None, unit: int, k: int | None = None, bottom: bool = False,
+                     relevance: bool = False) -> list[Example]:
+        """The images that excite ``unit`` of ``layer`` most (``bottom``: least), best first (ActMax);
+        ``relevance``: those where it carries most relevance for the run's class (RelMax; the value is
+        its share of the image's relevance at the layer, the box around its most relevant position)."""
         layer = self.check_layer(layer)
         if not 0 <= unit < self.channels(layer):
             raise SynthvizError(f"unit {unit} is out of range for layer '{layer}' ({self.channels(layer)} channels)")
-        s = self.stats(layer)
+        s = self.stats(layer, relevance)
         values, images, positions = (s.bot_v, s.bot_i, s.bot_p) if bottom else (s.top_v, s.top_i, s.top_p)
         info = self.manifest["layers"][layer]
         out = []

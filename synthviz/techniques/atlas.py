@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dataset.atlas import MIN_COUNT
 from ..errors import SynthvizError
 from ..models import load_model
 from ..result import Result
@@ -37,18 +38,18 @@ def _sides(m, lay, cls, versus) -> list[tuple[str, np.ndarray]]:
 
 
 @register_technique("atlas", example={"images": SMALL, "layer": "_blocks.3", "grid": 3, "size": 32, "steps": 2,
-                                      "method": "pca", "samples_per_image": 4, "index_size": 64})
+                                      "method": "pca", "samples_per_image": 4, "index_size": 64, "min_count": 2})
 def atlas(model: ModelArg = None, *, run: str | None = None, images: Images = None, layer: str | None = None,
           out: str | None = None, grid: int = 20, target: int | str | None = None, versus: int | str | None = None,
-          min_count: int = 1, method: str = "umap", max_samples: int = 100_000, whiten: bool = False,
+          min_count: int = MIN_COUNT, method: str = "umap", max_samples: int = 100_000, whiten: bool = False,
           size: int = 64, steps: int = 128, batch: int = 16, examples: int = 6, samples_per_image: int = 4,
           index_size: int = 128, seed: int = 0, overwrite: bool = False, progress: bool | str = False,
           ray: str | None = None) -> Result:
     """An activation atlas of ``layer``: the samples of the index ``run`` (made with
     ``--samples-per-image``; or ``images``, indexed on the fly at ``index_size`` with
     ``samples_per_image``) laid out by ``method`` (umap, else tsne; pca), binned on a ``grid`` x
-    ``grid`` grid (cells with fewer than ``min_count`` samples dropped), each cell's mean activation
-    rendered (``size`` px, ``steps`` steps, ``batch`` cells at a time; ``whiten``: by the samples'
+    ``grid`` grid (cells with fewer than ``min_count`` samples dropped; 6, as Lucid's atlases), each
+    cell's mean activation rendered (``size`` px, ``steps`` steps, ``batch`` cells at a time; ``whiten``: by the samples'
     covariance). ``target``: a class atlas (samples whose attribution favours the class); with
     ``versus``, two class atlases side by side on one layout. Files go to the folder ``out``
     (atlas.png, icons/, cells.csv, cells.npy, samples.csv, index.html; None: nowhere). ``ray``: the

@@ -53,14 +53,16 @@ def _out(out: str | None):
 @register_technique("learn_concepts", example={"dataset": SMALL, "layer": "_blocks.3", "concepts": 3, "size": 64})
 def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = None, *, out: str | None = None,
                    layer: str | None = None, method: str = "nmf", concepts: int = 8, k: int | None = None,
-                   size: int = 224, epochs: int = 20, top: int = 16, render: bool = False,
+                   size: int = 224, epochs: int = 20, lr: float = 3e-3, l1: float = 0.3, l0: float = 1.0,
+                   delta: float = 1.0, top: int = 16, render: bool = False,
                    render_steps: int | None = None, seed: int = 0, overwrite: bool = False,
                    progress: bool = False, importance: str = "gradient") -> Result:
     """Learn a dictionary of ``concepts`` concepts of ``layer`` over ``dataset`` (``method``: nmf, sae,
     topk, batchtopk, jumprelu, archetypal) into the run folder ``out`` (None: a temporary one).
     The result shows each concept's top image with the concept's heatmap over it (its render with
     ``render=True``); ``info`` holds the metrics, each concept's top images and the run folder.
-    ``importance``: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices)."""
+    ``importance``: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices).
+    ``epochs``, ``lr``, ``l1``, ``l0``, ``delta``: SAE training (see :class:`synthviz.concepts.hyper.SAEHyper`)."""
     import json
 
     from ..concepts import learn
@@ -71,7 +73,7 @@ def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = N
         raise BadValue("learn_concepts needs a dataset: a folder, a glob, a .txt/.csv list or a list of images")
     with _dataset(dataset, size) as data, _out(out) as run:
         learn(data, run, model=model, layer=layer, method=method, concepts=concepts, k=k, size=size, epochs=epochs,
-              top=top, render=render, render_steps=render_steps, seed=seed, overwrite=overwrite, progress=progress,
+              lr=lr, l1=l1, l0=l0, delta=delta, top=top, render=render, render_steps=render_steps, seed=seed, overwrite=overwrite, progress=progress,
               importance=importance,
               workers=0 if not isinstance(dataset, (str, os.PathLike)) else None)
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -105,12 +107,14 @@ def _pictures(run: Path, model, tops: dict, render: bool) -> torch.Tensor:
 def concept_map(model: ModelLike | None = None, image: ImageLike | None = None, *, run: str | None = None,
                 images: list[ImageLike] | None = None, layer: str | None = None, method: str = "nmf",
                 concepts: int = 8, size: int = 224, target: int | str | None = None,
-                threshold: float = 0.05) -> Result:
+                threshold: float = 0.05, importance: str | None = None) -> Result:
     """``image`` decomposed into the concepts of the run ``run`` (made by ``learn_concepts`` or
     ``synthviz concepts``; or, without a run, a dictionary learnt on the fly over ``images`` with
     ``layer``, ``method``, ``concepts`` and ``size``): one heatmap per active concept (largest
-    coefficient at least ``threshold`` of the largest), captioned with its importance (gradient ×
-    coefficient) for the predicted class (or ``target``). ``model``: None for the run's own."""
+    coefficient at least ``threshold`` of the largest), captioned with its importance for the predicted
+    class (or ``target``): ``importance`` ``sobol`` (CRAFT's total Sobol indices) or ``gradient``
+    (gradient × coefficient); None: sobol for an NMF dictionary, gradient for an SAE.
+    ``model``: None for the run's own."""
     from ..concepts import learn
     from ..concepts.pictures import concept_map as decompose, concept_map_result
     from ..errors import BadValue
@@ -120,8 +124,10 @@ def concept_map(model: ModelLike | None = None, image: ImageLike | None = None, 
     if run is None and not images:
         raise BadValue("concept_map needs run=RUN (made by `synthviz concepts` or learn_concepts(out=...)) or images=[...]")
     if run is not None:
-        return concept_map_result(decompose(run, image, model=model, target=target, threshold=threshold))
+        return concept_map_result(decompose(run, image, model=model, target=target, threshold=threshold,
+                                                    importance=importance))
     with _dataset(images, size) as data, _out(None) as tmp:
         learn(data, tmp, model=DEFAULT_MODEL if model is None else model, layer=layer, method=method,
               concepts=concepts, size=size, progress=False, workers=0)
-        return concept_map_result(decompose(tmp, image, model=model, target=target, threshold=threshold))
+        return concept_map_result(decompose(tmp, image, model=model, target=target, threshold=threshold,
+                                                    importance=importance))

@@ -20,8 +20,9 @@ ARGS = ["--layer", "_blocks.5", "--concepts", "4", "--size", "64", "--workers", 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def unfused():
-    """Models loaded by these commands run unfused: no fused twin to build for a dozen 64-px images."""
+def unfused(embedded):
+    """Models loaded by these commands run unfused: no fused twin to build for a dozen 64-px images.
+    (The session's ``embedded`` is made first, outside the patch: later modules get it fused.)"""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNTHVIZ_FUSE", "0")
         yield
@@ -79,6 +80,12 @@ def test_concept_map_and_render(finished, embedded, tmp_path):
     assert result.exit_code == 0, result.output
     maps = np.load(tmp_path / "map-concepts.npy")
     assert maps.shape == (4, 48, 64) and (maps >= 0).all() and maps.max() > 0
+    assert "importance: sobol" in result.output  # an NMF run: CRAFT's Sobol indices by default
+    again = run("concept-map", photo, "--run", finished, "--out", tmp_path / "g.png", "--importance", "gradient")
+    assert again.exit_code == 0 and "importance: gradient" in again.output, again.output
+    assert np.array_equal(np.load(tmp_path / "g-concepts.npy"), maps)
+    one_line_error(run("concept-map", photo, "--run", finished, "--out", tmp_path / "x.png", "--importance", "shap"),
+                   "gradient")
     rendered = render_concepts(finished, "0-1", model=embedded, steps=1, size=64)  # the command's library calls
     write_pages(finished, model=embedded)
     assert rendered.images.shape == (2, 3, 64, 64)
@@ -109,7 +116,7 @@ def test_an_interrupted_run_resumes_to_the_same_results(data, finished, tmp_path
 def test_bad_input_is_one_line(data, tmp_path):
     one_line_error(run("concepts", data, "--method", "pca", "--out", tmp_path / "x"), "pca", "nmf")
     one_line_error(run("concepts", data, "--concepts", "4", "--k", "9", "--out", tmp_path / "x"), "--k")
-    one_line_error(run("concepts", data, "--ray", "auto", "--out", tmp_path / "x"), "--ray")
+    one_line_error(run("concepts", data, "--ray", " ", "--out", tmp_path / "x"), "--ray needs auto")
     (tmp_path / "empty").mkdir()
     one_line_error(run("concepts", tmp_path / "empty", "--out", tmp_path / "x"), "no images")
     one_line_error(run("concept-map", data, "--run", tmp_path / "empty", "--out", tmp_path / "m.png"), "concepts run")

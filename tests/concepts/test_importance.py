@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import torch
 
 import synthviz
@@ -93,3 +95,41 @@ def test_sobol_total_indices_are_the_variance_shares_of_a_linear_head(tmp_path):
     assert (run / "importance.csv").read_text().splitlines()[0] == "class,concept,importance"
     values = torch.tensor([v for row in read_importance(run).values() for v in row])
     assert len(values) and bool(((values > -1e-6) & (values < 1.5)).all())
+
+
+def test_concept_map_importance_follows_the_method_sobol_for_nmf_gradient_for_saes(tmp_path):
+    """The rule of issue 28: CRAFT's Sobol indices for an NMF dictionary, gradient × coefficient for
+    an SAE, ``importance=`` overriding it. TinyNet's class score is linear in the concept masks, so
+    the known answers are a_k = scale · mean_pos(u_k) · <w_k, fc row> (gradient × coefficient) and
+    a_k² / Σ a_j² (total Sobol index), computed here from the head itself."""
+    from synthviz.concepts import concept_map, learn
+    from synthviz.errors import BadValue
+    from synthviz.io import save_image
+
+    torch.manual_seed(0)
+    model = synthviz.load_model(TinyNet())
+    images = torch.rand(6, 3, 32, 32)
+    for i, image in enumerate(images):
+        save_image(image, tmp_path / "data" / f"{i}.png")
+    photo = synthviz.load_image(tmp_path / "data" / "0.png")  # (1, 3, 32, 32): the run's own size, no resize
+    common = dict(model=model, layer="relu3", concepts=3, size=32, batch_size=3, workers=0, progress=False,
+                  pages=False)
+    for method, default in (("nmf", "sobol"), ("topk", "gradient")):
+        run = learn(tmp_path / "data", tmp_path / method, method=method, k=2, epochs=2, **common)
+        d = Dictionary.load(run / "dictionary.pt")
+        with torch.no_grad():
+            act = capture(model, photo, ["relu3"])["relu3"]
+            u = d.encode(positions(act).reshape(-1, 16))  # (64, K)
+            found = concept_map(run, photo, model=model, target=2, importance="gradient")
+            a = d.scale * u.mean(0) * (d.atoms @ model.net.fc.weight[2])  # (K,)
+        torch.testing.assert_close(found["importance"], a, rtol=1e-3, atol=1e-5)
+        sobol = concept_map(run, photo, model=model, target=2, importance="sobol")
+        share = a ** 2 / (a ** 2).sum()  # (32 quasi-random designs: the estimate is within ~20 %)
+        torch.testing.assert_close(sobol["importance"], share, rtol=0.2, atol=0.01)
+        assert torch.equal(sobol["importance"].argsort(), share.argsort())
+        torch.testing.assert_close(sobol["maps"], found["maps"])  # the same coefficients either way
+        chosen = concept_map(run, photo, model=model, target=2)  # the rule
+        assert chosen["importance_kind"] == default, method
+        torch.testing.assert_close(chosen["importance"], (sobol if default == "sobol" else found)["importance"])
+    with pytest.raises(BadValue, match="importance"):
+        concept_map(run, photo, model=model, importance="shap")

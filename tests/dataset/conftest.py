@@ -15,7 +15,7 @@ ATLAS_LAYER, ATLAS_SIZE, ATLAS_SAMPLES = "_blocks.5", 64, 4
 
 @pytest.fixture(scope="session")
 def planted_set(tmp_path_factory) -> Path:
-    """10 images of each pattern at 64 px (ImageFolder layout, masks/, labels.csv)."""
+    """10 images of each pattern at 64 px (images/: an ImageFolder with labels.csv; masks/ beside it)."""
     return write_planted(tmp_path_factory.mktemp("planted") / "planted", per_pattern=10, size=ATLAS_SIZE, fill=True)
 
 
@@ -23,5 +23,5 @@ def planted_set(tmp_path_factory) -> Path:
 def planted_run(planted_set, embedded, tmp_path_factory) -> Path:
     """Their index at ``_blocks.5`` of the embedded model with 4 activation samples per image."""
     out = tmp_path_factory.mktemp("run") / "run"
-    return index(planted_set / "labels.csv", out, model=embedded, layers=ATLAS_LAYER, size=ATLAS_SIZE, top_k=8,
+    return index(planted_set / "images" / "labels.csv", out, model=embedded, layers=ATLAS_LAYER, size=ATLAS_SIZE, top_k=8,
                  batch_size=12, workers=0, progress=False, samples_per_image=ATLAS_SAMPLES)

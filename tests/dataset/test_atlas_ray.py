@@ -21,7 +21,7 @@ def test_samples_and_icons_on_ray(embedded, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, the same bits
     try:
-        local = index(planted / "labels.csv", tmp_path / "local", **options)
+        local = index(planted / "images" / "labels.csv", tmp_path / "local", **options)
         icons = render_icons(embedded, "_blocks.5", torch.rand(3, 80).numpy(), size=32, steps=2, batch=2)
     finally:
         torch.set_num_threads(threads)
@@ -30,7 +30,7 @@ def test_samples_and_icons_on_ray(embedded, tmp_path):
     except Exception as e:  # noqa: BLE001 - no Ray here (sandbox, ports): nothing to test
         pytest.skip(f"a local Ray cluster could not start: {e}")
     try:
-        remote = index(planted / "labels.csv", tmp_path / "ray", ray="auto", **options)
+        remote = index(planted / "images" / "labels.csv", tmp_path / "ray", ray="auto", **options)
         for f in sorted((local / "samples").iterdir()):
             assert f.read_bytes() == (remote / "samples" / f.name).read_bytes(), f.name
         torch.manual_seed(0)

@@ -56,5 +56,12 @@ def test_label_clip_command(planted_run, tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["layer", "unit", "label", "score"] and len(rows) == 80
     assert {r["label"] for r in rows} <= {"stripes", "red disk", "checkerboard", "noise"}
-    (planted_run / "labels.csv").unlink()
+    from synthviz.dataset import write_unit_pages  # the unit page names the label's source
+
+    try:
+        write_unit_pages(planted_run, tmp_path / "pages", units=[0], viz_steps=0)
+    finally:
+        (planted_run / "labels.csv").unlink()
+    page = (tmp_path / "pages" / "units" / rows[0]["layer"] / "0.html").read_text()
+    assert f"label: <b>{rows[0]['label']}</b> (CLIP-Dissect)" in page
     one_line_error(cli("label", planted_run, "--clip", f"open_clip:{TINY}"), "--clip with --words")

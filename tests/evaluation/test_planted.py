@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -23,12 +25,28 @@ def test_patterns_are_where_their_masks_say():
     assert full.min() == 1
 
 
+def test_counts_per_pattern():
+    images, labels, masks = planted_images((1, 2, 0, 3), 16, fill=True)
+    assert images.shape == (6, 3, 16, 16) and labels.tolist() == [0, 1, 1, 3, 3, 3]
+    assert masks[0].min() == 1 and masks[3:].sum() == 0
+    same = planted_images(2, 16, seed=3)  # an int is that count for every pattern
+    torch.testing.assert_close(same[0], planted_images((2, 2, 2, 2), 16, seed=3)[0])
+
+
 def test_written_masks_read_back_as_class_ids(tmp_path):
+    from synthviz.dataset.sources import find_images
+
     folder = write_planted(tmp_path / "planted", per_pattern=2, size=32)
-    lines = (folder / "labels.csv").read_text().splitlines()
-    assert lines[0] == "path,pattern" and len(lines) == 1 + 2 * len(PATTERNS)
+    lines = (folder / "images" / "labels.csv").read_text().splitlines()
+    assert lines[0] == "path,label" and len(lines) == 1 + 2 * len(PATTERNS)
     path, pattern = lines[3].split(",")
-    assert pattern == "red disk" and (folder / path).exists()
+    assert pattern == "red disk" and (folder / "images" / path).exists()
     ids = np.unique(np.asarray(__import__("imageio").v3.imread(folder / "masks" / path)))
     assert set(ids.tolist()) == {0, PATTERNS.index("red disk") + 1}
     assert read_mask(folder / "masks" / path).shape[-2:] == torch.Size([32, 32])
+    # the masks are beside the image folder, not in it: indexing the folder finds the images only,
+    # with their pattern as the ImageFolder label
+    found = find_images(folder / "images")
+    assert len(found) == 2 * len(PATTERNS) and all(Path(p).parent.parent == folder / "images" for p in found.paths)
+    assert sorted(set(found.labels)) == sorted(p.replace(" ", "_") for p in PATTERNS)
+    assert find_images(folder / "images" / "labels.csv").labels == [p for p in PATTERNS for _ in range(2)]
