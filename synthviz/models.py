@@ -223,6 +223,7 @@ class Model:
         """The same model facts (preprocessing, size, classes, layers) around another network."""
         twin = copy.copy(self)
         twin.net, twin._evaluating, twin._twin = net, 0, (None, Twin(None))
+        twin.__dict__.pop("_randomised", None)  # randomised copies of the other network (metrics' MPRT)
         return twin
 
     def copy(self) -> "Model":

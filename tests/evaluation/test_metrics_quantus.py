@@ -511,6 +511,22 @@ def test_smooth_and_efficient_mprt_equal_quantus(setup):
                            theirs, atol=1e-3)  # other maps given: they are read
 
 
+def test_the_randomised_copy_is_made_once_per_network_and_again_when_its_weights_change(setup):
+    from synthviz.evaluation.metrics.randomisation import fully_randomised
+
+    net, model, x, y, a, s = setup
+    mine = model.copy()
+    before = [p.detach().clone() for p in mine.net.parameters()]
+    first = fully_randomised(mine, "bottom_up", 42)
+    assert fully_randomised(mine, "bottom_up", 42) is first  # batch after batch: re-initialised once
+    assert fully_randomised(mine, "top_down", 42) is not first
+    assert all(torch.equal(p, q) for p, q in zip(before, mine.net.parameters()))  # the model itself untouched
+    assert mine.copy().__dict__.get("_randomised") is None  # a copy is another network
+    with torch.no_grad():
+        next(mine.net.parameters()).add_(1.0)  # the user trains on: the kept copy is stale
+    assert fully_randomised(mine, "bottom_up", 42) is not first
+
+
 def test_random_logit_equals_quantus(setup):
     net, model, x, y, a, s = setup
     ours = score(model, x, a, y, metric="random_logit", explain=ours_explain, num_classes=10, normalise=False)

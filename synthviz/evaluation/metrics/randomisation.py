@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ...checks import choice
 from ...errors import BadValue
+from ...fusion import fingerprint
 from ._common import prepared, spearman
 from .registry import MetricData, register_metric
 from .robustness import explained, second_moment
@@ -51,6 +52,23 @@ def randomised_models(model, order: str = "top_down", seed: int = 42) -> Iterato
         yield name, work
 
 
+def fully_randomised(model, order: str = "top_down", seed: int = 42):
+    """The last step of :func:`randomised_models` (every layer re-initialised in a cascade; the last
+    layer alone for ``"independent"``). Kept on ``model`` per order and seed, so scoring batch after
+    batch re-initialises once; made again when the network's weights or modules change."""
+    memo = model.__dict__.setdefault("_randomised", {})
+    now = fingerprint(model.net)
+    kept = memo.get((order, seed))
+    if kept is not None and now is not None and kept[0] == now:
+        return kept[1]
+    work = None
+    for _, work in randomised_models(model, order, seed):
+        pass
+    if now is not None:
+        memo[order, seed] = (now, work)
+    return work
+
+
 def _compare(data: MetricData, explain: Callable, similarity: Callable, order: str, seed: int, last_only: bool,
              average: bool) -> torch.Tensor:
     """Similarity of the given maps to ``explain(model)``'s for each randomised layer: the last
@@ -58,14 +76,10 @@ def _compare(data: MetricData, explain: Callable, similarity: Callable, order: s
     ``last_only`` (Quantus's ``skip_layers``) says: the steps before it would be discarded."""
     if average and last_only:
         raise BadValue("return_average_correlation needs every layer: set skip_layers=False")
-    last_only = not average
-    n_layers = sum(hasattr(m, "reset_parameters") for m in data.model.net.modules())
-    values = []
-    for i, (_, model) in enumerate(randomised_models(data.model, order, seed)):
-        if last_only and i + 1 < n_layers:
-            continue
-        values.append(similarity(explain(model)))
-    return torch.stack(values, 1).mean(1) if average else values[-1]
+    if not average:  # only the last step is drawn
+        return similarity(explain(fully_randomised(data.model, order, seed)))
+    values = [similarity(explain(model)) for _, model in randomised_models(data.model, order, seed)]
+    return torch.stack(values, 1).mean(1)
 
 
 def _flat_similarity(similarity_func, a: torch.Tensor) -> Callable:
@@ -144,9 +158,7 @@ def efficient_mprt(data: MetricData, n_bins: int = 100, layer_order: str = "bott
         return discrete_entropy(prepared(maps, abs, normalise), n_bins)
 
     before = entropy(None if original == "maps" else data.model)
-    for _, model in randomised_models(data.model, layer_order, seed):
-        pass
-    return (entropy(model) - before) / before
+    return (entropy(fully_randomised(data.model, layer_order, seed)) - before) / before
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, win_size: int = 7) -> torch.Tensor:
