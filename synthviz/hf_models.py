@@ -23,11 +23,10 @@ import torch
 from torch import nn
 
 from .checkpoints import from_checkpoint, reachable, seeded_init
-from .errors import BadModel, BadValue, SynthvizError
+from .errors import BadModel, SynthvizError
+from .model_outputs import DEFAULT_OUTPUTS, Adopted, OutputField, pick_output
 from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_source, register_wrapper
 
-# The fields a structured output is reduced to when ``output`` is not given, first present wins.
-DEFAULT_OUTPUTS = ("logits", "image_embeds", "pooler_output", "last_hidden_state")
 # Leading non-patch tokens per model type, when not 1 (+ the config's register tokens).
 PREFIX_TOKENS = {"deit": 2, "siglip": 0, "siglip_vision_model": 0, "siglip2_vision_model": 0,
                  "swin": 0, "swinv2": 0, "donut-swin": 0, "levit": 0}
@@ -43,61 +42,6 @@ def _transformers():
     if int(transformers.__version__.split(".")[0]) < 5:  # set_attn_implementation, vit.layers names, ...
         raise SynthvizError(f"hf: models need transformers>=5, not {transformers.__version__}; pip install -U 'synthviz[hf]'")
     return transformers
-
-
-def pick_output(out, output: str | int | None = None) -> torch.Tensor:
-    """One tensor of a model's output: a tensor as is; a ``ModelOutput``/dict field named ``output``
-    (default: the first of :data:`DEFAULT_OUTPUTS` present); a tuple/list position ``output``."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(output, int) or (isinstance(output, str) and output.lstrip("-").isdigit()):
-        seq = out.to_tuple() if hasattr(out, "to_tuple") else out
-        if not isinstance(seq, (tuple, list)) or not -len(seq) <= int(output) < len(seq):
-            raise BadValue(f"output position {output} does not exist; the output has {len(seq)} elements")
-        return seq[int(output)]
-    if isinstance(out, dict):
-        fields = [k for k, v in out.items() if v is not None]
-        name = output if output is not None else next((f for f in DEFAULT_OUTPUTS if f in fields), None)
-        if name not in fields:
-            raise BadValue(f"the model's output has no field {name!r}; pick one with --output (output=): "
-                           f"{', '.join(fields)}")
-        return out[name]
-    if isinstance(out, (tuple, list)) and output is None:
-        return out[0]
-    raise BadValue(f"cannot read a tensor from an output of type {type(out).__name__}; pass --output (output=)")
-
-
-class Adopted(nn.Module):
-    """A module that runs another network (kept as the attribute named ``INNER``, outside its
-    modules) and adopts that network's children, parameters and buffers as its own, so
-    ``named_modules()`` keeps the network's names (``vit.layers.1.layernorm_before``)."""
-
-    INNER = "inner"
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        object.__setattr__(self, self.INNER, net)  # not a submodule: its children are ours
-        for name, child in net.named_children():
-            self.add_module(name, child)
-        for name, p in net.named_parameters(recurse=False):
-            self.register_parameter(name, p)
-        for name, b in net.named_buffers(recurse=False):
-            self.register_buffer(name, b)
-
-    @property
-    def training(self) -> bool:
-        """The inner network's own flag (it is not among our modules, yet eval/train and restoring a
-        user's mode must reach it)."""
-        inner = self.__dict__.get(self.INNER)
-        return inner.training if inner is not None else self.__dict__.get("_training", True)
-
-    @training.setter
-    def training(self, mode: bool) -> None:
-        inner = self.__dict__.get(self.INNER)
-        if inner is None:  # nn.Module.__init__, before the network is attached
-            self.__dict__["_training"] = mode
-        else:
-            inner.training = mode
 
 
 class HFOutput(Adopted):
@@ -135,22 +79,6 @@ class HFOutput(Adopted):
         device = next(self.hf.parameters()).device
         out = self.hf.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
         return pick_output(out, "pooler_output" if not isinstance(out, torch.Tensor) else None).float()
-
-
-class OutputField(Adopted):
-    """Any network whose output is structured (a dict, a dataclass, a tuple) reduced to the field or
-    position ``output`` (:func:`pick_output`); its names are the network's."""
-
-    def __init__(self, net: nn.Module, output: str | int):
-        super().__init__(net)
-        self.output = output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x)
-        if isinstance(out, torch.Tensor):
-            raise BadValue(f"the model's output is one tensor {tuple(out.shape)}, not a structure with fields; "
-                           "drop --output (use --output-index for an element)")
-        return pick_output(out, self.output)
 
 
 def with_output(model: Model, output: str | int | None) -> Model:

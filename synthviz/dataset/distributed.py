@@ -22,6 +22,7 @@ state with :func:`synthviz.dataset.index.drive`.
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Iterator
 
@@ -41,7 +42,7 @@ def batch_rows(paths: list[str], batch_size: int, start_batch: int = 0) -> list[
             for b, first in enumerate(starts)]
 
 
-class RowWorker:
+class RowWorker(abc.ABC):
     """The base of a ``map_batches`` callable of a pass over images: holds the model (built once per
     worker, one torch thread per CPU it has) and turns rows of image paths (:func:`batch_rows`) into
     result rows: ``batch``, ``kept`` (indices read), ``failed``/``reasons`` (indices and why not),
@@ -55,10 +56,10 @@ class RowWorker:
         self.model = model.to(resolve_device(None))
         self.size = size
 
+    @abc.abstractmethod
     def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
         """Append this batch's results (images (n, 3, S, S) of the indices ``kept``, possibly none) to
-        ``out``'s columns, one item per column and batch (raw bytes travel best)."""
-        raise NotImplementedError
+        ``out``'s columns, one item per column and batch (raw bytes travel best); every pass says what."""
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from .sources import load_batch
