@@ -3,6 +3,7 @@ and the paper's known answer on planted patterns.
 
     python benchmarks/atlas.py [--per-pattern 64] [--size 64] [--layer _blocks.5] [--per-image 4]
                                [--grid 8] [--icon 64] [--steps 128] [--samples 10000,100000] [--method umap]
+                               [--dissect 8,8,8,104]
 
 Stages, on planted patterns that fill the frame (``synthviz.evaluation.planted``) and the embedded
 model, in one process, after untimed warm-ups (kernels, numba's compilation of UMAP): the index pass
@@ -18,7 +19,15 @@ the process's peak resident memory (``resource``: before the work and at its end
 the allocations Python and NumPy report (``tracemalloc``; UMAP's compiled code allocates through
 NumPy). The known answer: cell purity (each sample labelled by the mask under its position) and
 whether each icon, passed through the model, is nearest (cosine of mean activations) to a cell of
-its own pattern.
+its own pattern, with the icons' two attempts (``ICON_SPECTRA``: 1/f and 1/f^1.5, the better
+objective kept) and, untimed, with each spectrum alone.
+
+``--per-pattern`` is one count for every pattern or one per pattern (stripes, red disk,
+checkerboard, noise: ``16,16,16,208``). ``--dissect COUNTS`` (one per pattern; ``''`` for none):
+Network Dissection at the paper's settings (top 0.5 %, IoU >= 0.04) on a planted set of those
+counts whose patterns fill the frame, indexed without samples: how many of the units whose two top
+images are stripes are labelled stripes, and the bound on any unit's IoU with each pattern,
+0.005 / (the pattern's share of all pixels).
 """
 
 from __future__ import annotations
@@ -117,12 +126,12 @@ def stages(args) -> Path:
     """The stages on planted patterns; returns the index with samples (for the scale runs)."""
     import synthviz
     from synthviz.dataset import index, open_run
-    from synthviz.dataset.atlas import embed_vectors, grid_cells, icon_activations, layout, render_icons
+    from synthviz.dataset.atlas import ICON_SPECTRA, embed_vectors, grid_cells, icon_activations, layout, render_icons
     from synthviz.dataset.atlas_page import write_atlas
     from synthviz.evaluation.planted import write_planted
 
     tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
-    planted = write_planted(tmp / "planted", per_pattern=args.per_pattern, size=args.size, fill=True)
+    planted = write_planted(tmp / "planted", per_pattern=counts(args.per_pattern), size=args.size, fill=True)
     model = synthviz.load_model("efficientnet_lite0")
     timings = {}
     # warm-ups, untimed: oneDNN kernels and the receptive-field measurement, numba's compilation of UMAP
@@ -149,6 +158,8 @@ def stages(args) -> Path:
     t = time.perf_counter()
     icons = render_icons(model, args.layer, cells.means, size=args.icon, steps=args.steps)
     timings["icons"] = time.perf_counter() - t
+    alone = {f"1/f^{d:g}": render_icons(model, args.layer, cells.means, size=args.icon, steps=args.steps, spectra=(d,))
+             for d in ICON_SPECTRA}  # untimed
     t = time.perf_counter()
     write_atlas(run, model, tmp / "atlas", args.layer, lays["umap"], [("all", np.arange(n))], grid=args.grid,
                 min_count=2, size=args.icon, steps=1)
@@ -163,11 +174,48 @@ def stages(args) -> Path:
     labels = labels_of(run, args.layer, planted, args.per_image)
     purity = np.mean([collections.Counter(labels[j] for j in m).most_common(1)[0][1] / len(m) for m in cells.members])
     pattern = [collections.Counter(labels[j] for j in m).most_common(1)[0][0] for m in cells.members]
-    acts = torch.nn.functional.normalize(icon_activations(model, args.layer, icons), dim=1)
-    nearest = (acts @ torch.nn.functional.normalize(torch.from_numpy(cells.means), dim=1).T).argmax(1).tolist()
-    own = np.mean([pattern[k] == p for k, p in zip(nearest, pattern)])
-    print(f"cell purity (mean over cells): {purity:.3f}; icons nearest a cell of their own pattern: {own:.2f}")
+    means = torch.nn.functional.normalize(torch.from_numpy(cells.means), dim=1)
+    own = {}
+    for name, images in {"both spectra": icons, **alone}.items():
+        acts = torch.nn.functional.normalize(icon_activations(model, args.layer, images), dim=1)
+        own[name] = np.mean([pattern[k] == p for k, p in zip((acts @ means.T).argmax(1).tolist(), pattern)])
+    print(f"cell purity (mean over cells): {purity:.3f}; icons nearest a cell of their own pattern: "
+          + ", ".join(f"{v:.2f} ({k})" for k, v in own.items()))
     return tmp / "index-with-samples-0"
+
+
+def counts(text: str) -> int | list[int]:
+    """``64`` -> 64 (every pattern), ``4,4,4,52`` -> one count per pattern."""
+    values = [int(v) for v in str(text).split(",") if v]
+    return values[0] if len(values) == 1 else values
+
+
+def dissection(args) -> None:
+    """Network Dissection at the paper's settings on a sparse frame-filling planted set."""
+    import synthviz
+    from synthviz.dataset import index, open_run
+    from synthviz.dataset.dissect import dissect
+    from synthviz.evaluation.planted import PATTERNS, planted_images, write_planted
+
+    per, tmp = counts(args.dissect), Path(tempfile.mkdtemp(prefix="dissect-bench-"))
+    model = synthviz.load_model("efficientnet_lite0")
+    planted = write_planted(tmp / "planted", per_pattern=per, size=args.size, fill=True)
+    _, labels, masks = planted_images(per, args.size, fill=True)
+    shares = {p: float(masks[labels == k].sum() / masks.numel()) for k, p in enumerate(PATTERNS)}
+    t = time.perf_counter()
+    run = open_run(index(planted / "images" / "labels.csv", tmp / "run", model=model, layers=args.layer,
+                         size=args.size, top_k=8, workers=0, progress=False))
+    rows = dissect(run, planted / "masks", list(PATTERNS), model=model)
+    seconds = time.perf_counter() - t
+    units = [u for u in range(run.channels(args.layer))
+             if [e.path.split("/")[-2] for e in run.top_examples(args.layer, u, 2)] == ["stripes", "stripes"]]
+    named = sum(rows[u]["label"] == "stripes" for u in units)
+    other = sum(r["label"] == "stripes" and u not in units for u, r in enumerate(rows))
+    print(f"# Network Dissection (top 0.5 %, IoU >= 0.04; {machine()}): {len(run.paths)} frame-filling images "
+          f"({args.dissect}), index + dissection {seconds:.1f} s")
+    print(f"units whose two top images are stripes labelled stripes: {named} of {len(units)}; other units labelled "
+          f"stripes: {other}; units labelled: {sum(bool(r['label']) for r in rows)} of {len(rows)}")
+    print("IoU bound 0.005 / share: " + ", ".join(f"{p} {0.005 / v:.3f} (share {v:.3f})" for p, v in shares.items() if v))
 
 
 def scale(args, run: Path) -> None:
@@ -187,7 +235,7 @@ def scale(args, run: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--per-pattern", type=int, default=64)
+    p.add_argument("--per-pattern", default="64", help="images per pattern: one count, or one per pattern")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--layer", default="_blocks.5")
     p.add_argument("--per-image", type=int, default=4, help="activation samples per image of the index")
@@ -196,12 +244,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=128)
     p.add_argument("--samples", default="10000,100000", help="sample counts of the scale runs ('' for none)")
     p.add_argument("--method", default="umap", help="layout of the scale runs")
+    p.add_argument("--dissect", default="8,8,8,104", help="Network Dissection's planted set ('' for none)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
         print(json.dumps(scaled_child(args.child, args.layer, args.method, args.grid)))
         return
     run = stages(args)
+    if args.dissect:
+        dissection(args)
     scale(args, run)
 
 

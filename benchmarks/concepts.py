@@ -11,7 +11,12 @@ through the embedded EfficientNet-Lite0 to ``_blocks.5``; every position is a sa
 2. synthviz ``topk`` against overcomplete 0.3 ``TopKSAE`` (its linear encoder, l2-normalised
    dictionary, its ``train_sae``): the same inputs (divided by the same scale), dictionary size, k,
    batch size, Adam learning rate and epochs; R² over every position and seconds per epoch, the
-   two interleaved ``--repeat`` times (best time kept); then the machine and its load.
+   two interleaved ``--repeat`` times (best time kept);
+3. the cost of a run's importance.csv on the same images and an NMF (K = 8): CRAFT's total Sobol
+   indices on at most ``--sobol-images`` images per predicted class (32 · (K + 2) perturbed copies
+   each, in head passes) against gradient × coefficient on every image, and the head passes against
+   full passes (the network below the layer run for every copy) on one image;
+then the machine and its load.
 """
 
 from __future__ import annotations
@@ -136,6 +141,46 @@ def side_by_side(x: torch.Tensor, args) -> None:
     print(f"| ratio synthviz / overcomplete | {ours[-1][0] / max(theirs[-1][0], 1e-9):.2f} | {best_ours / best_theirs:.2f} |")
 
 
+def importance_cost(per_pattern: int, size: int, per_class: int) -> None:
+    """One row: the seconds of the Sobol importance (capped per class) and of gradient × coefficient."""
+    from synthviz.concepts import Dictionary
+    from synthviz.concepts import sobol
+    from synthviz.concepts.importance import class_sobol, sobol_selection
+    from synthviz.concepts.pictures import maps_and_importance
+
+    images, _, _ = planted_images(per_pattern, size)
+    model = load_model("efficientnet_lite0")
+    with torch.no_grad():
+        act = torch.cat([capture(model, part, [LAYER])[LAYER] for part in images.split(32)])
+    atoms, _ = fit_nmf(act.permute(0, 2, 3, 1).reshape(-1, act.shape[1]), 8)
+    d = Dictionary("nmf", LAYER, model.name, atoms, torch.zeros(act.shape[1]))
+    start = time.perf_counter()
+    classes = torch.cat([maps_and_importance(model, d, part)[2] for part in images.split(32)])
+    gradient = time.perf_counter() - start
+    chosen = sobol_selection(classes.numpy(), per_class)
+    start = time.perf_counter()
+    for part in np.array_split(chosen, max(1, -(-len(chosen) // 32))):
+        class_sobol(model, d, images[part], classes[part].numpy(), seed=0)
+    seconds = time.perf_counter() - start
+    one = images[chosen[:1]]
+    start = time.perf_counter()
+    class_sobol(model, d, one, classes[chosen[:1]].numpy(), seed=0)
+    head = time.perf_counter() - start
+    scores, sobol._scores = sobol._scores, lambda *a, head: scores(*a, head=False)  # full passes only
+    try:
+        start = time.perf_counter()
+        class_sobol(model, d, one, classes[chosen[:1]].numpy(), seed=0)
+        full = time.perf_counter() - start
+    finally:
+        sobol._scores = scores
+    print(f"\nimportance.csv of an NMF (K = 8) over {len(images)} images, {len(set(classes.tolist()))} predicted "
+          f"classes:\n")
+    print("| Sobol images (≤ per class) | Sobol s | gradient × coefficient s (every image) | ratio | "
+          "head / full passes, one image |\n|---|---|---|---|---|")
+    print(f"| {len(chosen)} (≤ {per_class}) | {seconds:.1f} | {gradient:.1f} | {seconds / max(gradient, 1e-9):.1f} | "
+          f"{head:.2f} / {full:.2f} s ({full / max(head, 1e-9):.1f}x) |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--per-pattern", type=int, default=20)
@@ -147,6 +192,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sobol-images", type=int, default=16)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
@@ -155,6 +201,7 @@ def main() -> None:
           f"{len(x)} positions\n")
     known_answers(x, labels, per_image, args)
     side_by_side(x, args)
+    importance_cost(args.per_pattern, args.size, args.sobol_images)
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
 

@@ -29,7 +29,8 @@ CLASSES = ["goldfish", "flamingo", "monarch", "jellyfish", "Egyptian cat",
 JUDGES = ("lite1", "lite2")
 # the style-offline render as it was before issue 17 (for a same-run time comparison)
 STYLE_BEFORE = {"optimizer": "lbfgs", "param": "pixel", "pool": "max", "tv_weight": 1.0, "steps": 200,
-                "style_weight": 3.0, "content_weight": 1.0, "scales": None}
+                "style_weight": 3.0, "content_weight": 1.0, "scales": None, "checker_weight": 0.0,
+                "content_layer": "_blocks.8"}  # (the last two: what changed in 0.5)
 
 
 def render_classes(model, recipe: str, classes: list[int], size: int, steps=None, batched: bool = True,

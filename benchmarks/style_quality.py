@@ -8,6 +8,8 @@ Methods (``--methods``, comma-separated):
 * ``softmax`` or ``softmax:T``: SWAG's softmax smoothing at temperature T (``--smooth softmax``);
   any ``style`` option may follow as ``:key=value`` (``softmax:10:tv_weight=20``, ``none:style_weight=6``);
 * ``default``: ``synthviz.style`` as it is called with no option;
+* ``0.4``: ``style``'s default before 0.5 (content at ``_blocks.8``, style weight 3, TV 200, no
+  checkerboard penalty, no jitter, 200 steps); ``0.2``: the one before 0.3 (L-BFGS on pixels, TV 1);
 * ``adain:NET.pt``: one pass of an AdaIN network (``synthviz.stylize(..., style_images=...)``).
 
     python benchmarks/style_quality.py                         # 4 x 4 at 256 px (slow on a CPU)
@@ -28,6 +30,11 @@ import warnings
 import torch
 
 CONTENTS = ("chelsea", "astronaut", "coffee", "rocket")
+# style's earlier defaults, spelled out (the options that changed since)
+BEFORE = {"0.4": dict(content_layer="_blocks.8", style_weight=3.0, tv_weight=200.0, checker_weight=0.0, jitter=0,
+                      steps=200),
+          "0.2": dict(content_layer="_blocks.8", style_weight=3.0, tv_weight=1.0, checker_weight=0.0,
+                      optimizer="lbfgs", param="pixel", steps=200)}
 STYLES = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")
 
 
@@ -52,11 +59,13 @@ def render(method: str, content: torch.Tensor, style: torch.Tensor, size: int, s
     if method.startswith("adain:"):
         return synthviz.stylize(image=content, net=method.split(":", 1)[1], style_images=[style], size=size).images
     name, *rest = method.split(":")
-    options = {} if name == "default" else {"smooth": name}
+    options = {} if name == "default" else dict(BEFORE[name]) if name in BEFORE else {"smooth": name}
     for part in rest:  # softmax:T, and any style option as key=value (softmax:10:tv_weight=20)
         key, _, value = part.rpartition("=")
-        options[key or "temperature"] = float(value)
-    return synthviz.style("efficientnet_lite0", content, style, size=size, steps=steps, scales=scales, **options).images
+        options[key or "temperature"] = value if key.endswith("layer") else int(value) if key == "jitter" else float(value)
+    if steps is not None:  # --steps overrides a recipe's own
+        options["steps"] = steps
+    return synthviz.style("efficientnet_lite0", content, style, size=size, scales=scales, **options).images
 
 
 def measure(methods, contents, styles, size, steps, scales, save: str = "") -> dict:

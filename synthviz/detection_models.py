@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoints import from_checkpoint, seeded_init
-from .errors import BadModel, SynthvizError
+from .errors import SynthvizError
 from .models import IMAGENET_MEAN, IMAGENET_STD, Model, register_model, register_wrapper
 
 DETECTION_PREFIXES = ("fasterrcnn_", "retinanet_", "fcos_", "ssd", "maskrcnn_", "keypointrcnn_")
@@ -57,14 +57,6 @@ def segmentation_names() -> list[str]:
 def task_of(model) -> str | None:
     """``"detection"``, ``"segmentation"`` or None (a classifier, an embedder...)."""
     return getattr(model, "task", None)
-
-
-def refuse_detector(model, what: str) -> None:
-    """One line (:class:`~synthviz.errors.BadModel`) when ``model`` is a detector: ``what`` (a
-    technique that explains a class) cannot take it; the line names the command that can."""
-    if task_of(model) == "detection":
-        raise BadModel(f"{what} explains a classifier's class, not a detector's boxes; explain a detection with "
-                       f"synthviz saliency IMAGE --model {model.name} --box x1,y1,x2,y2 --class K (or targets.box)")
 
 
 def keep_scores_from(model: Model, min_score: float) -> None:

@@ -231,13 +231,21 @@ def score_views(objective: Objective, image: torch.Tensor, acts: dict) -> torch.
     row j·B + i is view j of image i), the objective scores each group of B views and the k
     values of an image are averaged, so batch-indexed objectives keep pointing at their image."""
     b = image.shape[0]
-    n = next((len(t) for t in map(_first_tensor, acts.values()) if t is not None), b)
+    n = next((c for c in map(_batch_of, acts.values()) if c is not None), b)
     if n == b:
         return objective(Context(image, acts))
     if n % b:
         raise ValueError(f"the transforms made {n} images from {b}; a transform returns k views per image (k·B)")
     k = n // b
     return sum(objective(Context(image, _rows(acts, slice(j * b, (j + 1) * b)))) for j in range(k)) / k
+
+
+def _batch_of(value) -> int | None:
+    """The images in one recorded output: a detector's list of per-image dicts counts its dicts."""
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, dict) for v in value):
+        return len(value)
+    t = _first_tensor(value)
+    return None if t is None else len(t)
 
 
 def _first_tensor(value) -> torch.Tensor | None:

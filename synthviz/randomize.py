@@ -21,7 +21,10 @@ def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
 
     Containers (``Sequential``, ``ModuleList``, ``ModuleDict``) are opened, other modules are
     blocks: EfficientNet-Lite0 gives ``_conv_stem, _bn0, _blocks.0 .. _blocks.15, _conv_head,
-    _bn1, _fc``; VGG its convolutions and linears; ResNet ``conv1, bn1, layer1.0, ..., fc``.
+    _bn1, _fc``; VGG its convolutions and linears; ResNet ``conv1, bn1, layer1.0, ..., fc``. A block
+    whose output is not a tensor is opened into its children: a torchvision Faster R-CNN gives its
+    backbone's stages, the FPN's convolutions, the RPN head's, then ``roi_heads.box_head``,
+    ``roi_heads.box_predictor.cls_score`` and ``.bbox_pred``.
     """
     def units(prefix: str, module: nn.Module):
         for name, child in module.named_children():
@@ -32,8 +35,15 @@ def randomization_blocks(model: Model, images: torch.Tensor) -> list[str]:
                 yield full, child
 
     candidates = dict(units("", model.net))
-    with torch.no_grad(), Tap(model, candidates, truncate=False, strict=False) as tap:
-        order = list(tap(images[:1].to(model.device)))  # the blocks that ran, in forward order
+    for _ in range(8):  # a block whose output is no tensor (a detector's backbone, RPN, ROI heads) is opened
+        with torch.no_grad(), Tap(model, candidates, truncate=False, strict=False) as tap:
+            order = list(tap(images[:1].to(model.device)))  # the blocks that ran, in forward order
+        silent = [name for name in candidates if name not in order and any(
+            True for child in candidates[name].children() for _ in child.parameters())]
+        if not silent:
+            break
+        candidates = {k: v for name, module in candidates.items()
+                      for k, v in (units(name, module) if name in silent else [(name, module)])}
     if not order:
         raise SynthvizError(f"{model.name} has no layers with parameters to randomize")
     return order

@@ -133,7 +133,7 @@ def check_options(steps: int | None = None, lr: float | None = None, batch: int 
 def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int = 128, recipe: str = "lucid",
               steps: int | None = None, lr: float | None = None, seed: int | None = 0, device=None,
               progress: bool | str = False, frame_every: int = 0, snapshots=(), init=None,
-              canvas: int | None = None, crops: int | None = 1) -> Result:
+              canvas: int | None = None, crops: int | None = 1, param_options: dict | None = None) -> Result:
     """Render ``objective`` with a named recipe (``lucid``, ``classic`` or ``maco``). A model with a fixed
     input size (ViT: 224) renders at that size, whatever ``size`` says (``info["size"]``).
 
@@ -142,7 +142,8 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
     the images are the whole canvas (``info["canvas"]``). With the other recipes ``crops`` > 1 views
     each image through that many random crops (70–100 % of the area) with random flips per step
     (:func:`crop_views`) and maximises the mean; None: the recipe's ``class_crops``. Each step costs
-    ``crops`` forward/backward passes."""
+    ``crops`` forward/backward passes. ``param_options`` override the recipe's options of its
+    parameterization (e.g. ``{"decay": 1.5}``: a Fourier spectrum falling as 1/f^1.5)."""
     r = RECIPES[choice("recipe", recipe, RECIPES)]
     check_options(None, lr, batch, size, recipe, canvas, crops)
     crops = r.class_crops if crops is None else crops
@@ -161,7 +162,8 @@ def visualize(model: Model, objective: Objective, *, batch: int = 1, size: int =
         transforms = r.views(hw, shape, crops)
     elif crops > 1:
         transforms = compose(transforms, crop_views(hw, crops))
-    result = render(model, total, lambda: make_param(r.param, batch=batch, size=shape, **r.param_options, **start),
+    options = {**r.param_options, **(param_options or {}), **start}
+    result = render(model, total, lambda: make_param(r.param, batch=batch, size=shape, **options),
                     transforms=transforms, step_ops=r.step_ops(steps), optimizer=r.optimizer,
                     lr=r.lr if lr is None else lr, steps=steps, schedule=r.schedule(steps) if r.schedule else None,
                     seed=seed, device=device, progress=progress, frame_every=frame_every, snapshots=snapshots)

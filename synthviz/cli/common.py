@@ -124,6 +124,48 @@ class OptionSet:
 
 
 FOUNDATION_OPTIONS = OptionSet("foundation", **FOUNDATION_OPTIONS_ARGS)
+# A detector's box target alone (with --class): the commands that explain one target (sanity, evaluate, attack-map).
+DETECTION_OPTIONS = OptionSet("detection", **{k: FOUNDATION_OPTIONS_ARGS[k] for k in ("box", "min_score")})
+
+
+def wants_detection(model, detection: dict) -> bool:
+    """True when a command explains a box target: --box or --min-score given, or ``model`` names a
+    torchvision detector (then the command loads it to find its detections; other models load in
+    the library, after its checks)."""
+    from ..detection_models import DETECTION_PREFIXES
+
+    return any(v is not None for v in detection.values()) or (
+        isinstance(model, str) and model.startswith(DETECTION_PREFIXES))
+
+
+def detection_targets(model, image, size: int, cls, detection: dict, others=()) -> list | None:
+    """The box targets a command explains on IMAGE (a path or tensor, at longer side ``size``) from
+    --box, --class and --min-score (``detection``: {"box", "min_score"}), best first: the one on
+    --box, else each detection scoring at least --min-score (0.5; the detector's own threshold is
+    lowered to it). None when ``model`` is no detector and neither --box nor --min-score is given.
+    ``others``: the other target flags given (refused in one line). None qualifies: one line."""
+    from .. import targets
+    from ..detection_models import keep_scores_from, task_of
+    from ..io import as_image
+
+    box, min_score = detection.get("box"), detection.get("min_score")
+    task = task_of(model)
+    if box is None and min_score is None and task != "detection":
+        return None
+    if others:
+        raise SynthvizError(f"a detector's target is --box and/or --class (and --min-score); drop {others[0]}")
+    index = model.class_index(cls) if cls is not None else None
+    if min_score is not None and task == "detection":
+        keep_scores_from(model, min_score)
+    photo = as_image(image, size, batch=True)[:1]
+    return targets.detections(model, photo, box, index, 0.5 if min_score is None else min_score)
+
+
+def best_detection(found: list):
+    """The first of :func:`detection_targets` (best first), for a command that explains one: says which."""
+    if len(found) > 1:
+        say(f"{len(found)} detections qualify; explaining the best: {found[0].name}")
+    return found[0]
 
 
 def prepare_outputs(out: Path, video: Path | None = None, inputs=()) -> None:

@@ -41,7 +41,8 @@ def concepts_cmd(
     render: Annotated[bool, typer.Option(help="Also render every concept for the pages (feature visualization of its direction).")] = False,
     render_steps: Annotated[Optional[int], typer.Option(help="Steps of each render (default: the recipe's).")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run the activation and encoding passes on Ray Data (one model worker per CPU or GPU), as `synthviz index --ray`: auto, local, or an address.")] = None,
-    importance: Annotated[str, typer.Option(help="Concept importance in importance.csv: gradient (gradient × coefficient) or sobol (CRAFT's total Sobol indices; 32·(K+2) forward passes per image).")] = "gradient",
+    importance: Annotated[Optional[str], typer.Option(help="Concept importance in importance.csv: sobol (CRAFT's total Sobol indices, on --sobol-images images per predicted class; 32·(K+2) forward passes each) or gradient (gradient × coefficient, every image). Default: sobol for nmf, gradient for the SAEs.")] = None,
+    sobol_images: Annotated[Optional[int], typer.Option("--sobol-images", help="With sobol importance: images per predicted class the Sobol indices are estimated on (default 16; 0: every image of the class).")] = None,
     model: ModelOpt = DEFAULT_MODEL, weights: WeightsOpt = "default", device: DeviceOpt = "auto",
     seed: SeedOpt = 0, overwrite: OverwriteOpt = False,
 ) -> None:
@@ -54,7 +55,7 @@ def concepts_cmd(
         run = learn(dataset, out, model=model, weights=weights, layer=layer, method=method, concepts=concepts, k=k,
                     size=size, epochs=epochs, lr=lr, l1=l1, l0=l0, delta=delta, top=top, batch_size=batch_size, workers=workers, device=device,
                     ray=ray, seed=seed, overwrite=overwrite, render=render, render_steps=render_steps,
-                    importance=importance)
+                    importance=importance, sobol_images=sobol_images)
     except KeyboardInterrupt:
         if (out / "manifest.json").exists():
             say(f"interrupted: progress is kept in {out}; run the same command to resume")
@@ -64,7 +65,8 @@ def concepts_cmd(
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     skipped = [line for line in (run / "skipped.txt").read_text(encoding="utf-8").splitlines() if line]
     say(f"{metrics['concepts']} concepts of {metrics['layer']} ({method}) in {run}: R² {metrics['r2']:.3f}, "
-        f"dead {metrics['dead_fraction']:.2f}, L0 {metrics['l0']:.2f}; open {run / 'index.html'}"
+        f"dead {metrics['dead_fraction']:.2f}, L0 {metrics['l0']:.2f}; importance: {metrics['importance']}; "
+        f"open {run / 'index.html'}"
         + (f"; {len(skipped)} images skipped, listed in {run / 'skipped.txt'}" if skipped else ""))
 
 

@@ -19,8 +19,10 @@ from ..models import load_model
 from ..presets import parse_set
 from ..techniques.sanity import sanity
 from .app import app
-from .common import (DEFAULTS, FOUNDATION_OPTIONS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt, OptionSet, OutOpt,
-                     OutputIndexOpt, OverwriteOpt, SimilarOpt, TextOpt, WeightsOpt, command, prepare_outputs, say)
+from .common import (DEFAULTS, DETECTION_OPTIONS, FOUNDATION_OPTIONS, ClassesOpt, ClassOpt, DeviceOpt, MaskOpt, ModelOpt,
+                     OptionSet, OutOpt, OutputIndexOpt, OverwriteOpt, SimilarOpt, TextOpt, WeightsOpt, best_detection,
+                     command, detection_targets, prepare_outputs, say,
+                     wants_detection)
 
 D = option_defaults()
 
@@ -106,24 +108,16 @@ def saliency_cmd(
 def _jobs(model, image: Path, size: int, out: Path, flags: dict, foundation: dict) -> list[tuple]:
     """(target, figure path) for each explanation: one, except a detector without --box (each detection
     above --min-score: OUT-STEM-detN.png); a segmenter's --class alone is the class where it is predicted."""
-    from ..detection_models import keep_scores_from, task_of
+    from ..detection_models import task_of
     from ..io import as_image
 
-    box, min_score = foundation.get("box"), foundation.get("min_score")
-    task = task_of(model)
-    if box is not None or min_score is not None or task == "detection":
-        others = _other_flags(flags)
-        if others:
-            raise SynthvizError(f"a detector's target is --box and/or --class (and --min-score); drop {others[0]}")
-        cls = model.class_index(flags["cls"]) if flags["cls"] is not None else None
-        if min_score is not None and task == "detection":
-            keep_scores_from(model, min_score)
-        photo = as_image(image, size, batch=True)[:1]
-        found = targets.detections(model, photo, box, cls, 0.5 if min_score is None else min_score)
+    found = detection_targets(model, image, size, flags["cls"], foundation, _other_flags(flags))
+    if found is not None:
         if len(found) == 1:
             return [(found[0], out)]
         say(f"{len(found)} detections to explain")
         return [(t, out.with_name(f"{out.stem}-det{i + 1}{out.suffix}")) for i, t in enumerate(found)]
+    task = task_of(model)
     if task == "segmentation" and flags["cls"] is not None and not _other_flags(flags):
         photo = as_image(image, size, batch=True)[:1]
         return [(targets.segment(model, photo, model.class_index(flags["cls"])), out)]
@@ -166,19 +160,25 @@ def _explain_one(model, image: Path, methods: str, target, out: Path, overwrite:
 
 @command(app, "sanity")
 @METHOD_OPTIONS
+@DETECTION_OPTIONS
 def sanity_cmd(
     image: ImageArg,
     method: Annotated[str, typer.Option(help="The saliency method to check (see `synthviz saliency --help`).")] = "gradient",
-    target: ClassOpt = None,
+    target: ClassOpt = None, detection: dict = DETECTION_OPTIONS.default,
     model: ModelOpt = DEFAULTS["model"], weights: WeightsOpt = "default", size: SizeOpt = 224,
     tile: Annotated[int, typer.Option(help="Height of each map in the figure.")] = 112,
     depth: Annotated[Optional[int], typer.Option(help="Randomize only the top DEPTH blocks (default: all).")] = None,
     options: dict = METHOD_OPTIONS.default, device: DeviceOpt = "auto", out: OutOpt = Path("sanity.png"), overwrite: OverwriteOpt = False,
 ) -> None:
     """Adebayo et al.'s sanity check: re-initialise the layers from the top down, recompute the map
-    at each step, and plot its Spearman rank correlation with the original (figure + OUT-STEM.csv)."""
+    at each step, and plot its Spearman rank correlation with the original (figure + OUT-STEM.csv).
+    A detector explains the detection on --box (of --class), else the best one scoring --min-score."""
     options = _options(options)
     prepare_outputs(out, inputs=[image])
+    if wants_detection(model, detection):
+        model = load_model(model, weights, device)
+        found = detection_targets(model, image, size, target, detection)
+        target = best_detection(found) if found is not None else target
     try:
         result = sanity(model, image, method=method, target=target, weights=weights, size=size, device=device,
                         depth=depth, tile=tile, progress=True, **options)
@@ -190,7 +190,8 @@ def sanity_cmd(
         raise typer.Exit(130) from None
     info = result.info
     corrs = info["correlations"]
-    say(f"{info['model']} class {info['cls']} '{info['label']}', {info['method']}: "
+    what = f"class {info['cls']} '{info['label']}'" if info["cls"] is not None else info["target"]
+    say(f"{info['model']} {what}, {info['method']}: "
         f"rank correlation {corrs[1]:+.3f} after the top block, {corrs[-1]:+.3f} with every block randomized")
     say(f"saved {save_image(result.figure, out, overwrite)}")
     say(f"saved {_write_table(info, out, overwrite)}")

@@ -20,12 +20,17 @@ LayerWeightsOpt = Annotated[Optional[str], typer.Option(help="One weight per sty
 ScalesOpt = Annotated[Optional[int], typer.Option(help="Sizes in the coarse-to-fine ladder, each twice the previous (default: from 128 px up; 1 = full size only).")]
 ParamOpt = Annotated[str, typer.Option(help="Parameterization: pixel or fourier.")]
 OptimizerOpt = Annotated[str, typer.Option(help="lbfgs (lr 1) or adam.")]
-LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarsest scale; each finer scale gets half (default 200).")]
+LadderStepsOpt = Annotated[Optional[int], typer.Option(help="Steps at the coarsest scale; each finer scale gets half (default: texture 200, style 100).")]
 PoolOpt = Annotated[str, typer.Option(help="max, or avg to swap the model's max-pooling for average pooling during the render.")]
 SmoothOpt = Annotated[str, typer.Option(help="softmax: match statistics of each layer's features through a softmax over its C·H·W values per image (SWAG, Wang et al. 2021; stronger style on networks other than VGG); none: the raw features.")]
 TemperatureOpt = Annotated[float, typer.Option(help="With --smooth softmax: features are divided by this first (higher = smoother).")]
 TileOpt = Annotated[Optional[int], typer.Option(help="Prints (4096 px and more): scales larger than this many px are painted tile by tile with the whole image's statistics; memory bounded by a tile.")]
 BitDepthOpt = Annotated[int, typer.Option(help="8, or 16 for a 16-bit PNG or TIFF --out (prints).")]
+
+
+def given(**options) -> dict:
+    """The options given on the command line: the library's own defaults stand for the rest."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def is_video(content: Path, out: Path) -> bool:
@@ -66,9 +71,11 @@ def style_cmd(
     content: Annotated[Path, typer.Argument(help="Content image.")],
     styles: Annotated[list[Path], typer.Argument(help="One or more style images.")],
     size: Annotated[int, typer.Option(help="Output's longer side in pixels.")] = 512,
-    content_weight: Annotated[float, typer.Option(help="Weight of the (relative) content error.")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="Weight of the (relative) style error.")] = 3.0,
-    tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0 = off).")] = 200.0,
+    content_weight: Annotated[Optional[float], typer.Option(help="Weight of the (relative) content error (default 1).")] = None,
+    style_weight: Annotated[Optional[float], typer.Option(help="Weight of the (relative) style error (default 15; a video: 3).")] = None,
+    tv_weight: Annotated[Optional[float], typer.Option(help="Total-variation weight (default 0 = off; a video: 1).")] = None,
+    checker_weight: Annotated[Optional[float], typer.Option(help="Weight of the checkerboard penalty (default 1300; 0 = off). An image only.")] = None,
+    jitter: Annotated[Optional[int], typer.Option(help="Roll the image by up to this many pixels each step (default 1; 0 = off). An image only.")] = None,
     blend: Annotated[Optional[str], typer.Option(help="One weight per style image, e.g. 0.7,0.3 (default equal).")] = None,
     style_scale: Annotated[float, typer.Option(help="Style images' size as a fraction of the output's.")] = 1.0,
     content_layer: Annotated[Optional[str], typer.Option(help="Content layer (default: the model's preset).")] = None,
@@ -94,8 +101,10 @@ def style_cmd(
         if mask:
             raise SynthvizError("--mask works on an image CONTENT, not a video; drop --mask, or style a frame "
                                 "saved as an image")
+        if checker_weight is not None or jitter is not None:
+            raise SynthvizError("--checker-weight and --jitter work on an image CONTENT, not a video; drop them")
         result = style_video_file(model, content, [str(s) for s in styles], out, size=size, steps=steps or 100,
-                                  content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                                  **given(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight),
                                   temporal_weight=temporal_weight, blend=blend, stat=stat, weights=weights,
                                   seed=seed, device=device, overwrite=overwrite, progress=True)
         say(f"{result.info['report']}\nsaved {result.info['path']}")
@@ -105,11 +114,12 @@ def style_cmd(
         raise SynthvizError(f"unknown --color-method '{color_method}'; use luminance or match")
     result = run_render(style, out, video, overwrite, bit_depth=bit_depth, smooth=smooth, temperature=temperature,
                         content=content, styles=styles, size=size,
-                        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, blend=blend,
+                        **given(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                                checker_weight=checker_weight, jitter=jitter), blend=blend,
                         style_scale=style_scale, content_layer=content_layer, style_layers=style_layers,
                         layer_weights=layer_weights, stat=stat, init=init,
                         preserve_colors=color_method if preserve_colors else False, scales=scales, param=param,
                         optimizer=optimizer, steps=steps, lr=lr, pool=pool, model=model, weights=weights, seed=seed,
-                        device=device, progress=True, frame_every=frame_every(video, steps, 200),
+                        device=device, progress=True, frame_every=frame_every(video, steps, 100),
                         masks=[str(m) for m in mask] if mask else None, tile=tile, average=average)
     say(result.info["report"])

@@ -25,6 +25,12 @@ def get_method(name: str) -> DictionaryMethod:
     return METHODS.get(name)
 
 
+def importance_rule(method: str) -> str:
+    """The concept importance the issue's rule gives a method: CRAFT's total Sobol indices
+    (``sobol``) for an NMF, gradient × coefficient (``gradient``) for a sparse autoencoder."""
+    return "sobol" if get_method(method).kind == "nmf" else "gradient"
+
+
 @dataclass
 class Dictionary:
     """A learnt dictionary of a layer: ``atoms`` (K, C), ``bias`` (C,) and ``scale`` (see the

@@ -6,8 +6,9 @@ The run folder, resumed by the same call until it is complete::
     images.csv         index,path,label: row i of every array is image i
     dictionary.pt      weights only: method, layer, model name, dictionary (K, C), encoder
     concepts.csv       concept,rank,path,value: each concept's top images (value: the largest coefficient)
-    importance.csv     class,concept,importance: mean gradient × coefficient (or, importance="sobol", CRAFT's total
-                       Sobol index, :mod:`synthviz.concepts.sobol`) over the images predicted as the class
+    importance.csv     class,concept,importance: CRAFT's total Sobol index (NMF; :mod:`synthviz.concepts.importance`)
+                       on up to ``sobol_images`` images predicted as the class, or gradient × coefficient (SAEs)
+                       over every image predicted as the class; the mean over those images
     metrics.json       r2 (of the reconstruction, over every position), dead_fraction, l0 (codes used per position)
     skipped.txt        path<TAB>reason of each image that could not be read
     index.html         a page per concept (pages/concept-<k>.html): top images with its heatmap, its render, importance
@@ -33,8 +34,9 @@ from ..errors import BadImage, BadValue, SynthvizError
 from ..io import atomic_write, claim_folder, skipped_note
 from ..layers import capture, default_layer, view_of
 from ..models import DEFAULT_MODEL, Model, load_model
-from .dictionary import Dictionary, get_method, method_names
+from .dictionary import Dictionary, get_method, importance_rule, method_names
 from .hyper import SAE_DEFAULTS, TUNED, SAEHyper
+from .importance import SOBOL_IMAGES, sobol_pass
 from .outputs import write_outputs
 from .stream import collect, encode, positions
 from .train import sample_rows, train_sae
@@ -73,8 +75,9 @@ def _start(out: Path, settings: dict, source, overwrite: bool) -> dict:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise SynthvizError(f"{path} cannot be read; pass --overwrite to start the run again") from None
-        if old.get("settings") != settings:
-            diff = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
+        recorded = _comparable(old.get("settings"))
+        if recorded != settings:
+            diff = [k for k in settings if (recorded or {}).get(k) != settings[k]]
             raise SynthvizError(f"{out} holds a concepts run made with other settings ({', '.join(diff) or 'format'}); "
                                 "choose another --out or pass --overwrite")
         if (out / "images.csv").read_text(encoding="utf-8") != images_csv(source):
@@ -82,7 +85,7 @@ def _start(out: Path, settings: dict, source, overwrite: bool) -> dict:
         return old
     if not overwrite and any(p.name != ".claim" and not p.name.startswith(".") for p in out.iterdir()):
         raise SynthvizError(f"{out} exists and is not a concepts run; choose another --out or pass --overwrite")
-    for name in [*RESULTS, "train.pt", "collect.state.json", "encode.state.json", "skipped.txt"]:
+    for name in [*RESULTS, "train.pt", "collect.state.json", "encode.state.json", "sobol.state.json", "skipped.txt"]:
         (out / name).unlink(missing_ok=True)
     for folder in ("pages", "renders"):  # pictures of the run replaced
         shutil.rmtree(out / folder, ignore_errors=True)
@@ -132,7 +135,7 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
           device: str | None = None, ray: str | None = None, overwrite: bool = False, progress: bool = True,
           render: bool = False, render_steps: int | None = None, render_size: int = 128,
           keep_activations: bool = False, pages: bool = True, checkpoint_every: float = 30.0, on_batch=None,
-          on_step=None, importance: str = "gradient") -> Path:
+          on_step=None, importance: str | None = None, sobol_images: int | None = None) -> Path:
     """Learn ``concepts`` concepts of ``layer`` over ``dataset`` with ``method`` into the folder ``out``.
 
     Args:
@@ -148,20 +151,25 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         render: also render every concept (feature visualization of its direction) for the pages.
         keep_activations: keep ``collect-activations.npy`` (N·h·w, C) after the run.
         pages: write ``index.html`` and the concept pages (False: the plain files only).
-        ray: run the activation and encoding passes on Ray Data (``"auto"``, ``"local"`` or a cluster
-            address), as :func:`synthviz.dataset.index` does; the same arrays as a local pass. ``workers``
-            is then unused.
+        ray: run the activation, encoding (and Sobol) passes on Ray Data (``"auto"``, ``"local"`` or a
+            cluster address), as :func:`synthviz.dataset.index` does; the same arrays as a local pass.
+            ``workers`` is then unused.
         on_batch, on_step: called after each image batch / training step (tests use them to interrupt).
-        importance: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices of
-            the class score over the concept coefficients; 32 · (K + 2) forward passes per image).
+        importance: ``sobol`` (CRAFT's total Sobol indices of the class score over the concept
+            coefficients, estimated per class on the images predicted as it:
+            :mod:`synthviz.concepts.importance`) or ``gradient`` (gradient × coefficient, every image).
+            None: the method's rule (sobol for NMF, gradient for SAEs), or, resuming an unfinished run,
+            what the run recorded (gradient for runs made before the option).
+        sobol_images: with sobol, the images per predicted class it is estimated on (default 16; 0:
+            every image of the class); each costs 32 · (K + 2) forward passes.
 
     Returns the run folder. Re-running the same call resumes an unfinished run; a finished one is
     refused unless ``overwrite``. Unreadable images are skipped and listed in ``skipped.txt``.
     """
     k = check_options(method, concepts, k, size, epochs, batch_size, top, ray)
-    choice("importance", importance, IMPORTANCE)
-    hyper = _hyper(sae, epochs=epochs, lr=lr, l1=l1, l0=l0, delta=delta)
     out = Path(out)
+    importance, sobol_images = _importance(out, overwrite, method, importance, sobol_images)
+    hyper = _hyper(sae, epochs=epochs, lr=lr, l1=l1, l0=l0, delta=delta)
     source = find_images(dataset)
     with claim_folder(out, holds=["concepts.csv"], overwrite=overwrite, what="a finished concepts run"):
         m = load_model(model, weights, device)
@@ -170,16 +178,11 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
         settings = {"format": FORMAT, "model": m.name, "weights": str(weights), "layer": layer, "method": method,
                     "concepts": concepts, "k": k, "size": size, "batch_size": batch_size,
                     "epochs": hyper.epochs, "lr": hyper.learning_rate, "seed": seed}
-        extra = {key: v for key, v in hyper.changed().items() if key not in ("epochs", "learning_rate")}
-        if extra:  # (absent at the defaults: runs made before these options still resume)
-            settings["sae"] = extra
-        if importance != "gradient":  # (absent for gradient: runs made before the option still resume)
-            settings["importance"] = importance
-        manifest = _start(out, settings, source, overwrite)
+        manifest = _start(out, _recorded(settings, hyper, importance, sobol_images), source, overwrite)
         shape = layer_samples(m, layer, size)
         common = {"size": size, "batch_size": batch_size, "workers": workers, "progress": progress,
                   "checkpoint_every": checkpoint_every, "on_batch": on_batch, "ray": ray}
-        with _ray(ray):  # one Ray session (cluster.ray_session) for both passes
+        with _ray(ray):  # one Ray session (cluster.ray_session) for every pass
             gathered = collect(out, source, m, layer, shape, fresh=False, **common)
             _refuse_empty(gathered, source, dataset)
             acts = gathered.arrays["activations"]
@@ -195,8 +198,15 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
                 _stage(out, manifest, "encode")
             dictionary = Dictionary.load(out / "dictionary.pt")
             coded = encode(out, source, m, dictionary, fresh=False, importance=importance, seed=seed, **common)
+            passes, arrays = [gathered, coded], dict(coded.arrays)
+            if importance == "sobol":  # CRAFT's indices on up to sobol_images images of each predicted class
+                scored = sobol_pass(out, source, m, dictionary, np.asarray(coded.arrays["classes"]),
+                                    per_class=sobol_images, fresh=False, seed=seed, **common)
+                passes.append(scored)
+                arrays["share"] = scored.arrays["share"]
         write_skipped(out, source, sorted(set(gathered.skipped) | set(coded.skipped)))
-        write_outputs(out, source, m, dictionary, acts, rows, coded.arrays, top=top, importance=importance)
+        write_outputs(out, source, m, dictionary, acts, rows, arrays, top=top, importance=importance,
+                      sobol_images=sobol_images)
         if render:
             from .pictures import render_concepts
 
@@ -206,18 +216,63 @@ def learn(dataset: str | os.PathLike, out: str | os.PathLike = "concepts", *,
 
             write_pages(out, model=m)
         _stage(out, manifest, "complete")
-        for state in (gathered, coded):
+        for state in passes:
             state.finish()
         (out / "train.pt").unlink(missing_ok=True)
         if not keep_activations:
-            del acts, gathered
-            for name in ("collect-activations.npy", "encode-share.npy", "encode-classes.npy", "encode-best.npy"):
+            del acts, gathered, arrays, passes
+            for name in ("collect-activations.npy", "encode-share.npy", "encode-classes.npy", "encode-best.npy",
+                         "sobol-share.npy"):
                 (out / name).unlink(missing_ok=True)
     return out
 
 
+def _recorded(settings: dict, hyper: SAEHyper, importance: str, sobol_images: int | None) -> dict:
+    """``settings`` with the SAE values that differ from the defaults (absent at the defaults: runs
+    made before these options still resume) and the importance (runs made before it: see :func:`_comparable`)."""
+    extra = {key: v for key, v in hyper.changed().items() if key not in ("epochs", "learning_rate")}
+    if extra:
+        settings["sae"] = extra
+    settings["importance"] = importance
+    if importance == "sobol":
+        settings["sobol_images"] = sobol_images
+    return settings
+
+
+def _importance(out: Path, overwrite: bool, method: str, importance: str | None,
+                sobol_images: int | None) -> tuple[str, int | None]:
+    """The importance of a run and, for sobol, its images per class: those given, else what an
+    unfinished run in ``out`` recorded (resumed as it was made), else the method's rule and 16."""
+    from ..checks import non_negative
+
+    recorded = None
+    if not overwrite and (out / "manifest.json").exists() and not (out / "concepts.csv").exists():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            recorded = _comparable(json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("settings"))
+    if importance is None:
+        importance = recorded["importance"] if recorded else importance_rule(method)
+    choice("importance", importance, IMPORTANCE)
+    if importance != "sobol":
+        return importance, None
+    if sobol_images is None:
+        same = recorded and recorded.get("importance") == "sobol"
+        sobol_images = recorded["sobol_images"] if same else SOBOL_IMAGES
+    return importance, non_negative("sobol_images", sobol_images, integer=True)
+
+
+def _comparable(settings: dict | None) -> dict | None:
+    """Recorded settings in today's form: a run made before ``importance`` was recorded used gradient;
+    a sobol run made before ``sobol_images`` estimated on every image (0)."""
+    if not isinstance(settings, dict):
+        return settings
+    settings = {**settings, "importance": settings.get("importance", "gradient")}
+    if settings["importance"] == "sobol":
+        settings.setdefault("sobol_images", 0)
+    return settings
+
+
 def _ray(address: str | None):
-    """The Ray session both passes share (:func:`synthviz.cluster.ray_session`), or nothing without ``address``."""
+    """The Ray session every pass shares (:func:`synthviz.cluster.ray_session`), or nothing without ``address``."""
     if address is None:
         return contextlib.nullcontext()
     from ..cluster import ray_session

@@ -54,21 +54,29 @@ def metrics(dictionary: Dictionary, acts: np.ndarray, rows: np.ndarray, chunk: i
 
 
 def write_outputs(out: Path, source: Source, model: Model, dictionary: Dictionary, acts: np.ndarray,
-                  rows: np.ndarray, arrays: dict, top: int, importance: str = "gradient") -> None:
+                  rows: np.ndarray, arrays: dict, top: int, importance: str = "gradient",
+                  sobol_images: int | None = None) -> None:
     """``concepts.csv``, ``importance.csv`` and ``metrics.json`` from the encoding pass's ``arrays``
-    (``importance``: how their ``share`` was computed, ``gradient`` or ``sobol``)."""
+    (``importance``: how their ``share`` was computed, ``gradient`` or ``sobol``; a class's importance
+    is the mean over the images predicted as it whose ``share`` is known, NaN rows left out:
+    with sobol, the up to ``sobol_images`` images of the class it was estimated on)."""
     best, share, classes = (np.asarray(arrays[k]) for k in ("best", "share", "classes"))
     lines = [[k, rank, source.paths[i], _f(best[i, k])]
              for k, images in enumerate(top_images(best, top)) for rank, i in enumerate(images, 1)]
     atomic_write(out / "concepts.csv", csv_text(["concept", "rank", "path", "value"], lines))
     rows_out = []
+    known = ~np.isnan(share).any(1)
     for c in sorted(set(int(c) for c in classes if c >= 0)):
-        mean = share[classes == c].mean(0)
+        if not (known & (classes == c)).any():
+            continue
+        mean = share[known & (classes == c)].mean(0)
         rows_out += [[model.class_name(c), k, _f(v)] for k, v in enumerate(mean)]
     atomic_write(out / "importance.csv", csv_text(["class", "concept", "importance"], rows_out))
     found = metrics(dictionary, acts, rows)
     found.update(method=dictionary.method, layer=dictionary.layer, concepts=dictionary.concepts,
                  importance="sobol total index" if importance == "sobol" else "gradient x coefficient")
+    if importance == "sobol":
+        found["sobol_images"] = sobol_images  # per predicted class (0: every image of the class)
     atomic_write(out / "metrics.json", json.dumps(found, indent=2) + "\n")
 
 

@@ -106,10 +106,11 @@ def render_concepts(run: str | os.PathLike, concepts: str | list[int] | None = N
 
 def default_importance(dictionary: Dictionary) -> str:
     """The importance the issue's rule gives a dictionary: CRAFT's total Sobol indices (``sobol``)
-    for an NMF, gradient × coefficient (``gradient``) for a sparse autoencoder."""
-    from .dictionary import get_method
+    for an NMF, gradient × coefficient (``gradient``) for a sparse autoencoder
+    (:func:`~synthviz.concepts.dictionary.importance_rule`)."""
+    from .dictionary import importance_rule
 
-    return "sobol" if get_method(dictionary.method).kind == "nmf" else "gradient"
+    return importance_rule(dictionary.method)
 
 
 def concept_map(run: str | os.PathLike, image, *, model=None, target: int | str | None = None,

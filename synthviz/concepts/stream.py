@@ -11,11 +11,13 @@ small JSON of the batches done and the images skipped, so Ctrl-C and the same ca
   ``i·h·w ...``; rows of skipped images are NaN.
 * :func:`encode`: each image's coefficients against a learnt dictionary, reduced to the largest over
   positions (N, K), and gradient × coefficient: concept k's share of the predicted class's score,
-  ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K) (or CRAFT's total Sobol indices,
-  :mod:`synthviz.concepts.sobol`), and the predicted class (N,).
+  ``Σ_positions z_k · scale · <∂score/∂A, atom_k>`` (N, K) (NaN with ``importance="sobol"``: CRAFT's
+  total Sobol indices are estimated after, on a few images per class, :mod:`synthviz.concepts.importance`),
+  and the predicted class (N,).
 
-With ``ray`` (``auto``, ``local`` or a cluster address) both passes run on Ray Data through the
-dataset pass's :func:`synthviz.dataset.distributed.ray_map` (the same fixed batches, merged in
+With ``ray`` (``auto``, ``local`` or a cluster address) both passes (and, with this module's
+:func:`_loader` and :func:`_on_ray`, the Sobol stage of :mod:`synthviz.concepts.importance`) run
+on Ray Data through the dataset pass's :func:`synthviz.dataset.distributed.ray_map` (the same fixed batches, merged in
 batch order into the same :class:`Stream`): the workers run :class:`ActivationRows` and
 :class:`EncodeRows`, whose per-batch computation is the local pass's own (:func:`layer_positions`,
 :func:`encode_batch`), so the arrays are the same.
@@ -41,7 +43,6 @@ from ..io import atomic_write
 from ..layers import LOGITS, Tap, view_of
 from ..models import Model
 from .dictionary import Dictionary
-from .sobol import sobol_step
 
 
 class Stream:
@@ -190,12 +191,23 @@ def gradient_step(model: Model, tap: Tap, layer: str, dictionary: Dictionary, im
     return z, share, classes.cpu(), grid
 
 
+def code_step(model: Model, dictionary: Dictionary, images: torch.Tensor):
+    """One batch (B, 3, S, S), forward only: (coefficients (B, h·w, K), classes (B,): the predicted ones)."""
+    with torch.no_grad(), Tap(model, [dictionary.layer, LOGITS]) as tap:
+        acts = tap(images.to(model.device))
+    a = positions(acts[dictionary.layer]).float().cpu()
+    z = dictionary.encode(a.reshape(-1, a.shape[-1])).reshape(*a.shape[:2], -1)
+    return z, acts[LOGITS].argmax(1).cpu()
+
+
 def encode_batch(model: Model, dictionary: Dictionary, images: torch.Tensor, tap: Tap | None, importance: str,
-                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One batch (B, 3, S, S) of :func:`encode`: (largest coefficient (B, K), importance (B, K),
-    classes (B,)); ``tap``: a hooked ``Tap(model, [layer, LOGITS], grad="leaf")`` (None for sobol)."""
+    classes (B,)); ``tap``: a hooked ``Tap(model, [layer, LOGITS], grad="leaf")`` (None for sobol,
+    whose importance is NaN here: :mod:`synthviz.concepts.importance` estimates it per class after)."""
     if importance == "sobol":
-        z, share, classes, _ = sobol_step(model, dictionary, images, seed=seed)
+        z, classes = code_step(model, dictionary, images)
+        share = torch.full((len(z), dictionary.concepts), float("nan"))
     else:
         z, share, classes, _ = gradient_step(model, tap, dictionary.layer, dictionary, images)
     return z.amax(1).numpy(), share.numpy(), classes.numpy()
@@ -225,8 +237,8 @@ def encode(out: Path, source: Source, model: Model, dictionary: Dictionary, *, s
            workers: int | None, fresh: bool, progress: bool, checkpoint_every: float, on_batch=None,
            importance: str = "gradient", seed: int = 0, ray: str | None = None) -> Stream:
     """Pass 2: each image's largest coefficient per concept, its importance per concept (gradient ×
-    coefficient, or CRAFT's total Sobol indices with ``importance="sobol"``, see
-    :mod:`synthviz.concepts.sobol`), predicted class. ``ray``: on Ray Data, as :func:`collect`."""
+    coefficient; NaN with ``importance="sobol"``, estimated after by
+    :func:`synthviz.concepts.importance.sobol_pass`), predicted class. ``ray``: on Ray Data, as :func:`collect`."""
     n, k = len(source), dictionary.concepts
 
     def consume(arrays, kept, results):

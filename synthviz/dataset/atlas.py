@@ -13,7 +13,15 @@ class: their image is predicted as that class and the sampled position adds to i
 * Icons: the objective of each cell is :func:`synthviz.objectives.direction` with ``cossim_pow=2``
   (dot × cosine² with the cell's mean, averaged over all positions of the layer; Lucid's icons use
   the central position), optionally with the mean whitened by the samples' covariance; rendered
-  ``batch`` cells at a time by the ``lucid`` recipe.
+  ``batch`` cells at a time by the ``lucid`` recipe, once per Fourier spectrum of
+  :data:`ICON_SPECTRA` (the recipe's 1/f and 1/f^1.5); each cell keeps the render whose final image
+  scores the higher objective (Lucid's icons keep the best of 3 attempts by objective). Adam moves
+  every coefficient by about the learning rate whatever its gradient, so at 1/f each icon is a fine
+  texture and never a region that is flat over the layer's receptive field; a direction the model
+  reads only on flat regions (a plain surface: for ``_blocks.5`` of the embedded model a pixel
+  noise of 1 % already reads as noise) then gets an icon nearer the noise cells than its own. The
+  steeper spectrum gives patches of flat colour in the same steps, and 1/f keeps the fine textures
+  (stripes against checkerboard at deeper layers) that 1/f^1.5 renders less closely.
 
     lay = layout(run, "_blocks.5", method="tsne")
     cells = grid_cells(lay, grid=20)                      # cells of at least MIN_COUNT (6) samples
@@ -36,6 +44,7 @@ from .run import Run
 
 METHODS = ("umap", "tsne", "pca")
 MIN_COUNT = 6  # cells with fewer samples are dropped: Lucid's atlases keep cells of more than 5 (threshold=5)
+ICON_SPECTRA = (1.0, 1.5)  # the icons' attempts, Fourier spectra 1/f^d: fine textures and flat regions (docstring)
 
 
 @dataclass
@@ -161,24 +170,41 @@ def whitener(vectors: np.ndarray, eps: float = 1e-2) -> np.ndarray:
 
 
 def _render_chunk(model: Model, layer: str, chunk: torch.Tensor, size: int, steps: int, lr: float | None,
-                  seed: int, threads: int | None = None) -> torch.Tensor:
-    """One optimization rendering each direction of ``chunk`` (k, C) in its own batch element."""
-    from ..objectives import direction
+                  seed: int, threads: int | None = None, spectra: tuple[float, ...] = ICON_SPECTRA) -> torch.Tensor:
+    """Render each direction of ``chunk`` (k, C) in its own batch element, one optimization per
+    spectrum of ``spectra``; each element keeps the image whose objective (on the image itself, not
+    transformed) is the highest."""
+    from ..layers import capture
+    from ..objectives import Context, direction
     from ..recipes import visualize
 
     if threads is not None:  # a Ray worker: the threads it was given
         torch.set_num_threads(threads)
     objective = sum(direction(layer, v, cossim_pow=2, batch=k) for k, v in enumerate(chunk))
-    return visualize(model, objective, batch=len(chunk), size=size, steps=steps, lr=lr, seed=seed).images
+    best, score = None, None
+    for decay in spectra:
+        images = visualize(model, objective, batch=len(chunk), size=size, steps=steps, lr=lr, seed=seed,
+                           param_options={"decay": decay}).images
+        with torch.no_grad():
+            value = objective(Context(images, capture(model, images, [layer]))).float().cpu()
+        if best is None:
+            best, score = images, value
+        else:
+            better = (value > score).view(-1, 1, 1, 1).to(images.device)
+            best, score = torch.where(better, images, best), torch.maximum(score, value)
+    return best
 
 
 def render_icons(model: Model, layer: str, means: np.ndarray, *, size: int = 64, steps: int = 128, batch: int = 16,
                  whiten: np.ndarray | None = None, seed: int = 0, progress: bool = False,
-                 lr: float | None = None, ray: str | None = None) -> torch.Tensor:
+                 lr: float | None = None, ray: str | None = None,
+                 spectra: tuple[float, ...] = ICON_SPECTRA) -> torch.Tensor:
     """(cells, 3, size, size): one feature visualization per row of ``means`` (cells, C), ``batch``
     at a time, each maximising dot × cos² with its direction (whitened by ``whiten`` (C, C)); the lucid
-    recipe (``lr``: its learning rate, None: the recipe's). ``ray`` (``auto``, ``local`` or an
-    address): the batches as Ray tasks, one CPU (or GPU) each, with the same seeds."""
+    recipe (``lr``: its learning rate, None: the recipe's), once per Fourier spectrum 1/f^d of
+    ``spectra`` (1: the recipe's own), each icon the render of the higher objective. ``ray``
+    (``auto``, ``local`` or an address): the batches as Ray tasks, one CPU (or GPU) each, with the
+    same seeds."""
     from ..progress import progress as progress_bar
 
     positive("batch", batch, integer=True)
@@ -187,15 +213,17 @@ def render_icons(model: Model, layer: str, means: np.ndarray, *, size: int = 64,
     starts = list(range(0, len(directions), batch))
     with progress_bar(len(directions), "icons", unit="icon", enabled=progress) as bar:
         if ray is not None:
-            return torch.cat(list(_ray_chunks(model, layer, directions, starts, batch, size, steps, lr, seed, ray, bar)))
+            return torch.cat(list(_ray_chunks(model, layer, directions, starts, batch, size, steps, lr, seed, ray, bar,
+                                              tuple(spectra))))
         out = []
         for start in starts:
-            out.append(_render_chunk(model, layer, directions[start:start + batch], size, steps, lr, seed + start))
+            out.append(_render_chunk(model, layer, directions[start:start + batch], size, steps, lr, seed + start,
+                                     spectra=tuple(spectra)))
             bar.advance(len(out[-1]))
     return torch.cat(out)
 
 
-def _ray_chunks(model: Model, layer, directions, starts, batch, size, steps, lr, seed, address, bar):
+def _ray_chunks(model: Model, layer, directions, starts, batch, size, steps, lr, seed, address, bar, spectra):
     """The renders of :func:`render_icons` as Ray tasks, yielded in order."""
     import copy
 
@@ -206,7 +234,8 @@ def _ray_chunks(model: Model, layer, directions, starts, batch, size, steps, lr,
         task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=1)(_render_chunk)
         shipped = model if model.device.type == "cpu" else copy.deepcopy(model).to("cpu")
         ref = ray.put(shipped)
-        pending = [task.remote(ref, layer, directions[s:s + batch], size, steps, lr, seed + s, 1) for s in starts]
+        pending = [task.remote(ref, layer, directions[s:s + batch], size, steps, lr, seed + s, 1, spectra)
+                   for s in starts]
         try:
             for item in pending:
                 images = ray.get(item)

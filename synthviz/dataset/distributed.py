@@ -4,7 +4,8 @@ same fixed slices ``[b * batch_size, (b + 1) * batch_size)`` of the image list a
 when the cluster has GPUs) and turns each row into reduced activations: per image and unit the
 pooled value (maximum or mean) and the position of the maximum. The driver streams the results
 back and merges them into the same :class:`~synthviz.dataset.stats.UnitStats`, feature memmaps
-and skipped list as a local pass, so the files are the same.
+and skipped list as a local pass, so the files are the same (RelMax's relevance, ``--relevance``,
+included: the workers compute it too, :mod:`.relevance`).
 
 Why the files are identical to a local pass, whatever order the workers finish in:
 
@@ -33,6 +34,7 @@ from ..cluster import import_ray, start_ray
 from ..errors import SynthvizError
 from ..models import Model
 from .forward import forward_batch, index_tap
+from .relevance import relevance_batch, relevance_key
 
 
 def batch_rows(paths: list[str], batch_size: int, start_batch: int = 0) -> list[dict]:
@@ -86,11 +88,13 @@ def row_indices(row: dict) -> tuple[int, list[int], list[tuple[int, str]]]:
 class BatchForward(RowWorker):
     """The index's ``map_batches`` callable: turns rows of image paths into reduced activations;
     per layer the values ``v:<layer>`` (float32) and positions ``p:<layer>`` (int64) as (kept, C)
-    raw bytes (and the activation samples with ``samples``)."""
+    raw bytes (and the activation samples with ``samples``; with ``relevance``, a class, each
+    unit's CRP relevance for it as the same columns of ``<layer>#relevance``: :mod:`.relevance`)."""
 
-    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int, samples: int = 0):
+    def __init__(self, model: Model, names: list[str], size: int, reduce: str, threads: int, samples: int = 0,
+                 relevance: int | None = None):
         super().__init__(model, size, threads)
-        self.names, self.reduce, self.samples = names, reduce, samples
+        self.names, self.reduce, self.samples, self.relevance = names, reduce, samples, relevance
         self.tap = index_tap(self.model, names)
 
     def compute(self, images: torch.Tensor, kept: list[int], out: dict[str, list]) -> None:
@@ -98,9 +102,12 @@ class BatchForward(RowWorker):
         if kept:
             with self.model.evaluating(), self.tap:
                 results = forward_batch(self.model, self.tap, images, self.reduce)
+            if self.relevance is not None:  # the local pass's own step (index._run_local)
+                results.update(relevance_batch(self.model, images, self.names, self.relevance))
         if self.samples:
             self._add_samples(out, images, kept)
-        for name in self.names:
+        keys = self.names + ([relevance_key(n) for n in self.names] if self.relevance is not None else [])
+        for name in keys:
             v, p = results.get(name, (torch.empty(0), torch.empty(0, dtype=torch.long)))
             out.setdefault(f"v:{name}", []).append(v.numpy().astype(np.float32).tobytes())
             out.setdefault(f"p:{name}", []).append(p.numpy().astype(np.int64).tobytes())
@@ -154,14 +161,19 @@ def decode(row: dict, channels: dict[str, int], samples: int = 0):
 
 
 def ray_batches(state, model: Model, names: list[str], size: int, reduce: str, batch_size: int, address: str,
-                cpus_per_worker: int = 1, samples: int = 0) -> Iterator[tuple]:
+                cpus_per_worker: int = 1, samples: int = 0, relevance: int | None = None) -> Iterator[tuple]:
     """Run the index pass's remaining batches on Ray Data (:func:`ray_map` with :class:`BatchForward`),
     yielding each batch's ``(first, kept, failed, {layer: (values, positions)})`` in batch order for
-    the pass's driver (:func:`synthviz.dataset.index.drive`). Close the generator when done
-    (``contextlib.closing``): that restores Ray Data's settings and stops a session it started."""
+    the pass's driver (:func:`synthviz.dataset.index.drive`); ``relevance``: a class whose CRP
+    relevance per unit comes too, under ``<layer>#relevance`` (RelMax), in the same pass. Close the
+    generator when done (``contextlib.closing``): that restores Ray Data's settings and stops a
+    session it started."""
     channels = {n: state.layers[n]["channels"] for n in names}
-    yield from ray_map(state, model, BatchForward, {"names": names, "size": size, "reduce": reduce, "samples": samples},
-                       lambda row: decode(row, channels, samples), batch_size, address, cpus_per_worker)
+    if relevance is not None:
+        channels.update({relevance_key(n): channels[n] for n in names})
+    kwargs = {"names": names, "size": size, "reduce": reduce, "samples": samples, "relevance": relevance}
+    yield from ray_map(state, model, BatchForward, kwargs, lambda row: decode(row, channels, samples), batch_size,
+                       address, cpus_per_worker)
 
 
 def ray_map(state, model: Model, worker: type[RowWorker], kwargs: dict, decode_row, batch_size: int, address: str,

@@ -120,7 +120,8 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
             one more forward and backward per layer and batch), the material of an activation atlas.
         relevance: a class (index or name): also rank each unit's images by its CRP relevance for that
             class (RelMax, :mod:`synthviz.dataset.relevance`; one LRP forward and backward per batch)
-            into ``relmax.csv``, beside the ActMax images of ``topk.csv``. Not with ``ray``.
+            into ``relmax.csv``, beside the ActMax images of ``topk.csv``; with ``ray`` the workers
+            compute it in the same pass.
 
     Returns the run folder. Re-running the same call resumes; a finished run is left as it is.
     Images that cannot be used are skipped and listed; when none can, it raises
@@ -136,8 +137,6 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
     names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else list(layers or [])
     names = [n for n in names if n] or [default_layer(m, "mid")]
     target = None if relevance is None else m.class_index(relevance)
-    if target is not None and ray is not None:
-        raise BadValue("--relevance runs on one machine; drop --ray (or index twice: with --ray, then --relevance)")
     settings = _settings(m, weights, names, size, reduce, top_k, batch_size, samples_per_image, target)
     fresh = prepare(out, settings, source, overwrite)
     if not fresh and read_manifest(out).get("status") == "complete":
@@ -159,7 +158,7 @@ def index(dataset: str | os.PathLike, out: str | os.PathLike = "run", *,
         from .distributed import ray_batches
 
         with contextlib.closing(ray_batches(state, m, names, size, reduce, batch_size, ray,
-                                            samples=samples_per_image)) as batches:
+                                            samples=samples_per_image, relevance=target)) as batches:
             drive(state, batches, len(state.source), progress, checkpoint_every, on_batch, lambda batch: batch)
     else:
         _run_local(state, m, names, reduce, loader, progress, checkpoint_every, on_batch, samples_per_image, target)

@@ -13,7 +13,8 @@ relevance 0 there: ActMax lists the image, RelMax does not.
 The pass keeps them as one more "layer" of its state per indexed layer (``<layer>#relevance``:
 :class:`~synthviz.dataset.stats.UnitStats` in ``state.npz``, per-image values in
 ``features/<layer>#relevance.npy``), so checkpoints and resume need nothing new, and writes
-``relmax.csv`` (the columns of ``topk.csv``) beside ``topk.csv``.
+``relmax.csv`` (the columns of ``topk.csv``) beside ``topk.csv``. On Ray the index's workers
+(:class:`~synthviz.dataset.distributed.BatchForward`) call :func:`relevance_batch` in the same pass.
 """
 
 from __future__ import annotations

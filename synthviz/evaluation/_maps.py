@@ -45,6 +45,15 @@ def class_targets(model: Model, images: torch.Tensor, target) -> torch.Tensor:
     return resolve_targets(model, images.to(model.device).float(), target).class_ids()
 
 
+def followed(model: Model, images: torch.Tensor, target):
+    """What deletion, insertion and ROAD follow on ``images`` (B, 3, H, W): (B,) long class ids on
+    the CPU (their softmax probability, as :func:`class_targets`), or, for a target that is not one
+    class per image (a detector's box, a text prompt), that :class:`~synthviz.targets.Target` bound
+    to the B images (its score: a box target's IoU + confidence, 0 once the detection is lost)."""
+    t = resolve_targets(model, images.to(model.device).float(), target)
+    return t.class_ids() if t.is_class else t
+
+
 def label(method: str) -> str:
     """A short display name of a method (``"Grad-CAM"``), or the name itself."""
     try:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from ..models import Model
-from ._maps import class_targets
+from ..targets import Target
+from ._maps import followed
 
 
 def blurred(images: torch.Tensor) -> torch.Tensor:
@@ -50,12 +51,24 @@ def masks_in_order(maps: torch.Tensor, fractions: torch.Tensor, seed: int = 0) -
     return (rank[:, None, :] < counts[None, :, None]).view(b, len(fractions), 1, h, w)
 
 
+def repeat_each(targets, k: int):
+    """Each row of ``targets`` ((N,) class ids or a :class:`~synthviz.targets.Target`) ``k`` times in a row."""
+    if isinstance(targets, Target):
+        return targets[torch.arange(len(targets)).repeat_interleave(k)]
+    return targets.repeat_interleave(k)
+
+
 @torch.no_grad()
-def probabilities(model: Model, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Softmax probability of each image's class ``targets`` (N,) long, (N,), in chunks of ``batch_size``."""
+def probabilities(model: Model, images: torch.Tensor, targets, batch_size: int = 32) -> torch.Tensor:
+    """Softmax probability of each image's class ``targets`` (N,) long, or the score of a target that
+    is not one class (a :class:`~synthviz.targets.Target` of N rows: a detector's box target), (N,),
+    in chunks of ``batch_size``."""
     out = []
     for s in range(0, len(images), batch_size):
         x = images[s:s + batch_size].to(model.device)
+        if isinstance(targets, Target):
+            out.append(targets[s:s + batch_size](model(x)).float().cpu())
+            continue
         out.append(model(x).softmax(-1).gather(1, targets[s:s + batch_size, None].to(model.device))[:, 0].cpu())
     return torch.cat(out)
 
@@ -68,20 +81,21 @@ def perturbation_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, t
     Args:
         images: (B, 3, H, W) in [0, 1]; maps: (B, 1, H, W) relevance (larger = more relevant).
         targets: the class whose probability is followed: any class target (an index, a name, (B,)
-            indices, a :class:`~synthviz.targets.Target` of one class per image; None: the prediction).
+            indices, a :class:`~synthviz.targets.Target` of one class per image; None: the prediction);
+            any other Target (a detector's box) is followed by its score.
         mode: ``"deletion"`` (image -> baseline) or ``"insertion"`` (baseline -> image).
         baseline: (B, 3, H, W); default the images blurred (:func:`blurred`).
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError("mode must be 'deletion' or 'insertion'")
-    targets = class_targets(model, images, targets)
+    targets = followed(model, images, targets)
     images = images.float().cpu()
     base = blurred(images) if baseline is None else baseline.float().cpu().expand_as(images)
     fractions = torch.linspace(0, 1, steps + 1)
     masks = masks_in_order(maps.float().cpu(), fractions, seed)  # (B, S+1, 1, H, W)
     start, end = (images, base) if mode == "deletion" else (base, images)
     seq = torch.where(masks, end[:, None], start[:, None])  # (B, S+1, 3, H, W)
-    probs = probabilities(model, seq.flatten(0, 1), targets.repeat_interleave(steps + 1), batch_size)
+    probs = probabilities(model, seq.flatten(0, 1), repeat_each(targets, steps + 1), batch_size)
     return probs.view(len(images), steps + 1)
 
 

@@ -20,6 +20,7 @@ import torch
 from ..layers import LOGITS, Tap
 from ..models import Model
 from ..registry import Registry
+from ..targets import Target
 
 DIFFERENTIABLE: Registry[Callable[..., torch.Tensor]] = Registry(
     "attackable method", "use gradient, grad_x_input, integrated_gradients or gradcam")
@@ -27,8 +28,14 @@ ATTACKS: Registry[Callable[..., Callable[[torch.Tensor], torch.Tensor]]] = Regis
     "attack objective", "use topk, center or region")
 
 
-def _score(model: Model, x: torch.Tensor, cls: int) -> torch.Tensor:
-    return model(x)[:, cls].sum()
+def picked(output, cls) -> torch.Tensor:
+    """(B,) the score explained: class ``cls``'s logit, or a :class:`~synthviz.targets.Target`'s
+    score when ``cls`` is one (a detector's box target on its list of per-image dicts)."""
+    return cls(output) if isinstance(cls, Target) else output[:, cls]
+
+
+def _score(model: Model, x: torch.Tensor, cls) -> torch.Tensor:
+    return picked(model(x), cls).sum()
 
 
 @DIFFERENTIABLE.register("gradient")
@@ -62,10 +69,10 @@ def gradcam_map(model: Model, x: torch.Tensor, cls: int, layer: str | None = Non
     from ..layers import default_layer
 
     layer = layer or default_layer(model, "gradcam")
-    with Tap(model, [layer, LOGITS]) as tap:
+    with Tap(model, [layer, LOGITS], grad="through") as tap:  # the recorded layer on the path to the output
         acts = tap(x)
     act = acts[layer]
-    (g,) = torch.autograd.grad(acts[LOGITS][:, cls].sum(), act, create_graph=True)
+    (g,) = torch.autograd.grad(picked(acts[LOGITS], cls).sum(), act, create_graph=True)
     cam = (g.mean((2, 3), keepdim=True) * act).sum(1, keepdim=True)
     return torch.nn.functional.interpolate(torch.relu(cam), size=x.shape[-2:], mode="bilinear", align_corners=False)
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..models import Model
-from ._maps import class_targets
-from .curves import masks_in_order, probabilities
+from ._maps import followed
+from .curves import masks_in_order, probabilities, repeat_each
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _NEIGHBOURS = [(-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
@@ -84,7 +84,7 @@ def road_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=N
     :func:`~synthviz.evaluation.curves.perturbation_curve`."""
     if order not in ("morf", "lerf"):
         raise ValueError("order must be 'morf' or 'lerf'")
-    targets = class_targets(model, images, targets)
+    targets = followed(model, images, targets)
     images = images.float().cpu()
     f = torch.tensor(fractions, dtype=torch.float32)
     ranking = maps.float().cpu() if order == "morf" else -maps.float().cpu()
@@ -92,12 +92,12 @@ def road_curve(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=N
     gen = torch.Generator().manual_seed(seed)
     filled = torch.stack([torch.stack([linear_impute(images[b], masks[b, k], noise, gen) for k in range(len(f))])
                           for b in range(len(images))])
-    probs = probabilities(model, filled.flatten(0, 1), targets.repeat_interleave(len(f)), batch_size)
+    probs = probabilities(model, filled.flatten(0, 1), repeat_each(targets, len(f)), batch_size)
     return probs.view(len(images), len(f))
 
 
 def road(model: Model, images: torch.Tensor, maps: torch.Tensor, targets=None, **kwargs) -> dict:
     """Mean probability over the fractions, per image: ``{"morf": (B,), "lerf": (B,)}``
     (MoRF low and LeRF high are good)."""
-    targets = class_targets(model, images, targets)  # the prediction read once for both orders
+    targets = followed(model, images, targets)  # the prediction read once for both orders
     return {o: road_curve(model, images, maps, targets, o, **kwargs).mean(1) for o in ("morf", "lerf")}

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..checks import positive
-from ..errors import SynthvizError
-from ..detection_models import refuse_detector
+from ..errors import BadValue, SynthvizError
+from ..detection_models import task_of
+from ..targets import detection_target
 from ..models import Model, load_model
 from ._maps import method_names, randomization_blocks, relevance, relevance_and_grid, resolve_targets
 from .checks import map_problem
@@ -113,13 +114,17 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
                      masks: dict[str, torch.Tensor] | None = None, target=None, curve_steps: int = 16,
                      checks: Sequence[str] = CHECKS, seed: int = 0, sensitivity_samples: int = 3,
                      metrics: str | Sequence[str] = (), metric_options: dict | Sequence[str] | None = None,
-                     say: Callable[[str], None] | None = None, **options) -> Evaluation:
+                     say: Callable[[str], None] | None = None, min_score: float = 0.5, **options) -> Evaluation:
     """Score ``methods`` on ``images`` ({name: (1, 3, H, W) in [0, 1]}).
 
     Args:
         masks: {image name: (1, 1, H, W) ground truth} for the pointing game, IoU and the
             localisation metrics.
-        target: the class explained (default: each image's prediction).
+        target: the class explained (default: each image's prediction), or any
+            :class:`~synthviz.targets.Target`. On a detector a box target (``targets.box(xyxy, K)``);
+            default: each image's best detection scoring at least ``min_score`` (of class ``target``
+            when it is a class). The curves then follow the target's score (IoU + confidence, 0 once
+            the detection is lost); the checks that need a classifier are skipped with a note.
         curve_steps: chunks of the deletion/insertion curves (``curve_steps + 1`` forward passes each).
         checks: which of ``road``, ``randomization``, ``invariance``, ``robustness`` to run
             (deletion/insertion, Gini and the cost always are).
@@ -137,7 +142,7 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
                sensitivity_samples=sensitivity_samples, options=options)
     for i, (image_name, x) in enumerate(images.items()):
         x = x.to(model.device).float()
-        t = resolve_targets(model, x, target)  # the trained model's class, kept for every check
+        t = resolve_targets(model, x, _chosen(model, x, target, min_score, image_name))  # kept for every check
         if i == 0:  # the first pass of a shape builds its kernels: keep that out of the first method's cost
             relevance(model, x, "gradient", t)
         randomized = _randomized(model, x, checks, seed)
@@ -162,6 +167,17 @@ def evaluate_methods(model: Model, images: dict[str, torch.Tensor], methods: str
                 if row["deletion_auc"] is not None else ""
             say(f"{image_name} {method}: " + "; ".join(p for p in (scored, row["notes"]) if p))
     return ev
+
+
+def _chosen(model: Model, x: torch.Tensor, target, min_score: float, image: str):
+    """What is explained on ``x`` (1, 3, H, W): ``target`` (the trained model's class; None: its
+    prediction), or on a detector the box target (:func:`~synthviz.targets.detection_target`)."""
+    if task_of(model) != "detection":
+        return target
+    try:
+        return detection_target(model, x, target, min_score)
+    except BadValue as e:  # a folder: say which photo
+        raise BadValue(f"{image}: {e}") from None
 
 
 def _randomized(model: Model, x: torch.Tensor, checks: Sequence[str], seed: int) -> dict:
@@ -195,7 +211,7 @@ def _score(model: Model, x: torch.Tensor, t, method: str, maps: torch.Tensor, im
     """One row: the metrics of ``maps`` (1 or D draws, 1, H, W) of ``method`` on image ``x`` (1, 3, H, W);
     a random reference's D draws are scored together and averaged (the pointing game: the first draw's)."""
     row = {c: None for c in ev.columns}
-    cls = t.class_ids()[0].item()  # the curves follow a class's probability
+    cls = t.class_ids()[0].item() if t.is_class else t.name  # the curves follow its probability (or score)
     row.update(method=method, image=image, target=cls)
     problem = map_problem(maps[:1])[0]
     ev.maps[(method, image)] = maps[:1]
@@ -222,7 +238,10 @@ def _score(model: Model, x: torch.Tensor, t, method: str, maps: torch.Tensor, im
         _model_checks(model, x, t, method, maps, row, notes, randomized, ctx["checks"], seed,
                       ctx["sensitivity_samples"], options)
         explain = lambda m, z, classes: relevance(m, z.to(m.device), method, classes, **options)  # noqa: E731
-    scores = select.score_metrics(model, xs, maps, cls, ctx["metrics"], mask, explain)
+    chosen = ctx["metrics"] if t.is_class else {}
+    if ctx["metrics"] and not t.is_class:
+        notes.append(f"{', '.join(ctx['metrics'])}: skipped (the registered metrics score a classifier's class)")
+    scores = select.score_metrics(model, xs, maps, cls, chosen, mask, explain)
     row.update({select.column(name, COLUMNS): value for name, value in scores.items()})
     row["notes"] = "; ".join(notes) or None
     return row
@@ -236,7 +255,9 @@ def _model_checks(model, x, t, method, maps, row, notes, randomized, checks, see
         row[f"random_{key}_spearman"], row[f"random_{key}_ssim"] = sim["spearman"], sim["ssim"]
         if key == "all" and stays_similar(sim):
             notes.append("map stays similar with every layer randomized")
-    if "invariance" in checks:
+    if "invariance" in checks and task_of(model) == "detection":
+        notes.append("invariance: skipped (a detector normalises its input inside: no first layer to shift)")
+    elif "invariance" in checks:
         inv = input_invariance(model, x, method, t, **options)
         row["invariance_change"], row["invariance_spearman"] = float(inv["change"][0]), float(inv["spearman"][0])
         if not bool(inv["invariant"][0]):
@@ -267,6 +288,5 @@ def evaluate_images(model="efficientnet_lite0", images=None, methods: str | Sequ
     select.checked(kwargs.get("metrics"), kwargs.get("metric_options"))
     positive("size", size, integer=True)
     m = load_model(model, weights, device)
-    refuse_detector(m, "evaluate")
     photos = load_images(images, size, min_side=m.min_size)  # too small for the model: skipped and listed
     return evaluate_methods(m, photos, methods, masks=load_masks(masks, photos), checks=checks, **kwargs)

@@ -58,7 +58,7 @@ def _render_item(item: dict, device: str | None) -> dict:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = fn(**kwargs)
-        _judge(result)
+        _judge(result, kwargs)
         entry.update(_describe(item, result))
         entry["notes"] = sorted({str(w.message) for w in caught
                                  if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
@@ -97,15 +97,23 @@ def _number(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _judge(result: Result) -> None:
-    """Class visualizations get measured by an independent network (EfficientNet-Lite2) when its
-    weights are installed (the demo extra): the caption then shows both probabilities."""
-    if "cls" not in result.info or "probability" not in result.info:
-        return
+def _judge(result: Result, kwargs: dict) -> None:
+    """Class visualizations and style transfers get measured by an independent network
+    (EfficientNet-Lite2) when its weights are installed (the demo extra): the caption then shows
+    both probabilities, or the style judge's content kept, style gap and checkerboard."""
+    is_class = "cls" in result.info and "probability" in result.info
+    is_style = result.technique == "style" and kwargs.get("content") is not None and kwargs.get("styles") is not None
     try:
-        from ..judge import judge_result
+        from ..judge import judge_result, style_scores
 
-        judge_result(result)
+        if is_class:
+            judge_result(result)
+        elif is_style:
+            from ..io import as_image
+
+            styles = kwargs["styles"] if isinstance(kwargs["styles"], (list, tuple)) else [kwargs["styles"]]
+            scores = style_scores(result.images, as_image(kwargs["content"]), as_image(styles[0]))
+            result.info["judge"] = {k: scores[k] for k in ("judge", "content", "style_gap", "checkerboard")}
     except (ImportError, SynthvizError):  # no judge installed: captions carry the model's own figure
         pass
 
@@ -113,6 +121,9 @@ def _judge(result: Result) -> None:
 def _measured(info: dict, i: int) -> str:
     """``p 0.98 here, 0.71 under efficientnet_lite2`` for image ``i`` of a class visualization."""
     probs, judged = info.get("probability"), info.get("judge") or {}
+    if isinstance(judged, dict) and "style_gap" in judged:
+        return (f"on {judged['judge']}: content kept {judged['content']:.2f}, style gap {judged['style_gap']:.2f}, "
+                f"checkerboard {judged['checkerboard']:.2f}× the photo's")
     if not isinstance(probs, list) or i >= len(probs) or probs[i] is None:
         return ""
     text = f"p {probs[i]:.2f} on {info.get('model', 'the model')}"

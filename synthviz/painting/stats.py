@@ -33,8 +33,10 @@ def style_layers(model: Model, layers: str | Sequence[str] | None = None) -> lis
     return [check_layer(model, n) for n in dict.fromkeys(chosen)]
 
 
-def content_layer(model: Model, layer: str | None = None) -> str:
-    return check_layer(model, layer or default_layer(model, "content"))
+def content_layer(model: Model, layer: str | None = None, role: str = "content") -> str:
+    """The given layer, else the model's preset for ``role`` when it has one (``style_content``:
+    style transfer's own), else its ``content`` preset."""
+    return check_layer(model, layer or default_layer(model, role if role in model.layers else "content"))
 
 
 def layer_weights(weights: float | Sequence[float] | str | None, layers: Sequence[str]) -> list[float]:

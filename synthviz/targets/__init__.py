@@ -28,8 +28,8 @@ per-image class, reference or mask stays with its image.
 from .convert import as_target, from_options
 from .core import Target, class_index, main_output, predicted
 from .kinds import classes, cosine, in_mask, output_index, similar_to
-from .detection import box, detections, segment
+from .detection import box, detection_target, detections, segment
 from .text import text
 
-__all__ = ["Target", "as_target", "box", "class_index", "classes", "cosine", "detections", "from_options", "in_mask",
+__all__ = ["Target", "as_target", "box", "class_index", "classes", "cosine", "detection_target", "detections", "from_options", "in_mask",
            "main_output", "output_index", "predicted", "segment", "similar_to", "text"]

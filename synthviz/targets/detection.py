@@ -7,6 +7,8 @@
   K; here the best detection *of class K* counts). No such detection: 0.
 * :func:`detections`: one :func:`box` target per detection of an image (above a score, of a class),
   each explained in turn; none: one line, :class:`~synthviz.errors.BadValue`.
+* :func:`detection_target`: a technique's one target on a detector: a given target as it is, else
+  the best detection above a score (of a class).
 * :func:`segment`: class K's logits (B, K, H, W) summed over a mask, by default where K is
   predicted on the image (:func:`~synthviz.targets.in_mask` on that region).
 """
@@ -137,6 +139,17 @@ def detections(model, image: torch.Tensor, xyxy=None, cls: int | None = None,
     order = d["scores"][keep].argsort(descending=True)
     boxes, labels = d["boxes"][keep][order], d["labels"][keep][order]
     return [box(bb, int(k)) for bb, k in zip(boxes, labels)]
+
+
+def detection_target(model, image: torch.Tensor, target=None, min_score: float = 0.5) -> Target:
+    """The one box target a single-output technique (sanity, evaluate, attack-map) explains on a
+    detector ``model`` for ``image`` (1, 3, H, W) in [0, 1]: a :class:`Target` (``box(...)``) as it
+    is; else the best detection scoring at least ``min_score`` (of class ``target`` when it is an
+    index or a name), its own box and class. None qualifies: one line, :class:`~synthviz.errors.BadValue`."""
+    if isinstance(target, Target):
+        return target
+    cls = None if target is None else model.class_index(target)
+    return detections(model, image, None, cls, min_score)[0]
 
 
 def predicted_region(model, image: torch.Tensor, cls: int) -> torch.Tensor:

@@ -24,16 +24,18 @@ from ..evaluation.fragility import (
     ATTACKS,
     DIFFERENTIABLE,
     center_of_mass,
+    picked,
     topk_intersection,
 )
 from ..evaluation.smooth import BETA, SmoothActivations
 from ..io import make_grid, quantize, as_image
 from ..layers import LOGITS
-from ..detection_models import refuse_detector
+from ..detection_models import task_of
 from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
 from ..objectives import Objective
 from ..params import PixelImage
 from ..result import Result
+from ..targets import Target, detection_target
 from ..checks import positive
 from ..cost import check_size
 from .common import ImageLike
@@ -63,8 +65,13 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
                *, method: str = "gradient", attack: str = "topk", epsilon: float | str = "8/255", steps: int = 30,
                lr: float | None = None, k: int | None = None, beta: float = BETA, size: int | None = 224,
                layer: str | None = None, weights: str = "default", device: str | None = None, seed: int = 0,
-               progress: bool = False) -> Result:
+               progress: bool = False, target=None) -> Result:
     """Perturb ``image`` within an L∞ ``epsilon`` so that ``method``'s map moves while the label stays.
+
+    A classifier's map explains its predicted class, which must stay predicted. A detector's
+    explains a box target (``target``: ``targets.box(xyxy, K)``; default: the best detection scoring
+    0.5 or more, of class ``target`` when it is a class), whose detection must stay found (score
+    > 0) and whose score (IoU + confidence) a hinge keeps from falling below the photo's.
 
     Args:
         method: ``gradient``, ``grad_x_input``, ``integrated_gradients`` or ``gradcam``.
@@ -92,12 +99,14 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
     if image is None:
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     m = load_model(model, weights, device)
-    refuse_detector(m, "attack-map")
+    if target is not None and task_of(m) != "detection":
+        raise SynthvizError("the map attack on a classifier keeps its predicted class; a target (--class, "
+                            "--box) is for a detector")
     # the photo and the photo at --size must reach the model's minimum: the file, its shape and the fix named
     x0 = quantize(as_image(image, size, min_side=m.min_size).to(m.device))
     check_size(m, min(x0.shape[-2:]))
     _check_k(k, x0[0, 0].numel())  # before the first map is computed
-    target = _map_target(m, x0, fn.__name__.removesuffix("_map"), layer, k)
+    target = _map_target(m, x0, fn.__name__.removesuffix("_map"), layer, k, target)
     objective = _objective(target, fn, make(target.m0.to(m.device), k=target.k), beta, layer,
                            f"{attack}({target.method})")
     param = PixelImage(1, *x0.shape[-2:], init=x0)
@@ -116,19 +125,37 @@ def attack_map(model: ModelLike = DEFAULT_MODEL, image: ImageLike | None = None,
 
 @dataclass
 class _MapTarget:
-    """The photo's class and ``method``'s map of it: what the attack moves and is measured against."""
+    """The photo's class (a detector's box target) and ``method``'s map of it: what the attack moves
+    and is measured against."""
 
     model: Model
     method: str  # gradient, grad_x_input, integrated_gradients or gradcam
     opts: dict
-    cls: int
-    p0: torch.Tensor  # (classes,) the photo's probabilities
+    cls: int | Target
+    p0: torch.Tensor  # (classes,) the photo's probabilities; a box target: (1,) its score
     m0: torch.Tensor  # the photo's map
     k: int  # top-k size
 
     def map_of(self, x: torch.Tensor) -> torch.Tensor:
         """``method``'s map of ``x`` (1, 3, H, W) for the photo's class, on the real model."""
         return relevance(self.model, x, self.method, self.cls, **self.opts)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(classes,) the probabilities of ``x`` (1, 3, H, W); a box target: (1,) its score."""
+        with torch.no_grad():
+            out = self.model(x)
+            return self.cls(out) if isinstance(self.cls, Target) else out.softmax(-1)[0]
+
+    def kept(self, p: torch.Tensor) -> bool:
+        """The class is still predicted (a box target: its detection still found) on scores ``p``."""
+        return bool(p[0] > 0) if isinstance(self.cls, Target) else int(p.argmax()) == self.cls
+
+    def score(self, p: torch.Tensor) -> float:
+        return float(p[0] if isinstance(self.cls, Target) else p[self.cls])
+
+    @property
+    def label(self) -> str:
+        return self.cls.name if isinstance(self.cls, Target) else self.model.class_name(self.cls)
 
 
 def _check_k(k: int | None, pixels: int) -> None:
@@ -137,12 +164,19 @@ def _check_k(k: int | None, pixels: int) -> None:
         raise SynthvizError(f"k must be between 1 and {pixels - 1} pixels, not {k}")
 
 
-def _map_target(m: Model, x0: torch.Tensor, method: str, layer: str | None, k: int | None) -> _MapTarget:
-    """The class predicted for ``x0`` (1, 3, H, W), its map and the top-k size (default 2 % of the pixels)."""
+def _map_target(m: Model, x0: torch.Tensor, method: str, layer: str | None, k: int | None,
+                target=None) -> _MapTarget:
+    """The class predicted for ``x0`` (1, 3, H, W) (a detector: the box target), its map and the
+    top-k size (default 2 % of the pixels)."""
     opts = {"layer": layer} if method == "gradcam" else {"steps": 16} if method == "integrated_gradients" else {}
-    with torch.no_grad():
-        p0 = m(x0).softmax(-1)[0]
-    cls = int(p0.argmax())
+    if task_of(m) == "detection":
+        cls = detection_target(m, x0, target).for_batch(1)
+        with torch.no_grad():
+            p0 = cls(m(x0))
+    else:
+        with torch.no_grad():
+            p0 = m(x0).softmax(-1)[0]
+        cls = int(p0.argmax())
     m0 = relevance(m, x0, method, cls, **opts)
     k = k or max(1, round(0.02 * m0[0].numel()))
     _check_k(k, m0[0].numel())
@@ -155,6 +189,11 @@ def _objective(target: _MapTarget, fn, goal, beta: float, layer: str | None, nam
 
     def objective_fn(ctx) -> torch.Tensor:
         logits = ctx[LOGITS]
+        if isinstance(cls, Target):  # a detection: its score kept at least the photo's
+            hinge = torch.relu(target.p0.to(ctx.image.device) - picked(logits, cls))
+            with SmoothActivations(beta):
+                smooth = fn(m, ctx.image, cls, layer=layer)
+            return goal(smooth) - 10.0 * hinge
         others = logits.clone()
         others[:, cls] = -float("inf")
         hinge = torch.relu(others.amax(1) - logits[:, cls] + MARGIN)
@@ -176,9 +215,8 @@ class _BestImage:
     def __call__(self, info: StepInfo) -> bool:
         t = self.target
         q = torch.maximum(torch.minimum(quantize(info.param.image()), self.param.upper), self.param.lower)
-        with torch.no_grad():
-            if int(t.model(q).argmax()) != t.cls:
-                return False
+        if not t.kept(t.scores(q)):
+            return False
         score = _measure(self.attack, t.m0, t.map_of(q), t.k)
         if score > self.score:
             self.score, self.image, self.step = score, q.clone(), info.step
@@ -190,24 +228,25 @@ def _attack_result(target: _MapTarget, result: Result, best: _BestImage, rnd: to
     """The attacked image, measured on the real model against the original map and beside the
     random perturbation ``rnd`` of the same budget."""
     m, cls, k, method, m0, p0, q = target.model, target.cls, target.k, target.method, target.m0, target.p0, best.image
-    with torch.no_grad():
-        p1, pr = m(q).softmax(-1)[0], m(rnd).softmax(-1)[0]
+    p1, pr = target.scores(q), target.scores(rnd)
     m1, mr = target.map_of(q), target.map_of(rnd)
     attacked, random_ = _stats(m0, m1, k), _stats(m0, mr, k)
-    kept = int(p1.argmax()) == cls
+    kept, boxed = target.kept(p1), isinstance(cls, Target)
     info = {"model": m.name, "method": method, "attack": attack, "epsilon": eps, "k": k, "beta": beta,
-            "steps": result.steps, "best_step": best.step, "class": cls, "label": m.class_name(cls),
-            "probability_before": float(p0[cls]), "probability_after": float(p1[cls]), "label_kept": kept,
+            "steps": result.steps, "best_step": best.step, "class": cls.name if boxed else cls, "label": target.label,
+            "probability_before": target.score(p0), "probability_after": target.score(p1), "label_kept": kept,
             "linf": float((q - x0).abs().max()), "random": random_, "attacked": attacked,
-            "random_label_kept": int(pr.argmax()) == cls}
-    info["report"] = (f"{m.class_name(cls)} ({cls}) {float(p0[cls]):.1%} -> {float(p1[cls]):.1%}"
+            "random_label_kept": target.kept(pr)}
+    before = (f"{target.label}: score {target.score(p0):.3f} -> {target.score(p1):.3f}" if boxed else
+              f"{target.label} ({cls}) {float(p0[cls]):.1%} -> {float(p1[cls]):.1%}")
+    info["report"] = (f"{before}"
                       f"{'' if kept else ' (LABEL CHANGED)'}; {label(method)} top-{k} intersection with the original "
                       f"map: random {random_['topk_intersection']:.2f}, attacked {attacked['topk_intersection']:.2f}; "
                       f"rank correlation: random {random_['rank_correlation']:+.2f}, attacked "
                       f"{attacked['rank_correlation']:+.2f} (L∞ {info['linf'] * 255:.3g}/255)")
     return Result(q.cpu(), history=result.history, objective=result.objective, steps=result.steps,
                   stopped=result.stopped, scores=torch.tensor([attacked["topk_intersection"]]),
-                  labels=[m.class_name(cls)], figure=_figure(x0, q, m0, m1, method, k, attacked), info=info,
+                  labels=[target.label], figure=_figure(x0, q, m0, m1, method, k, attacked), info=info,
                   technique="attack_map")
 
 

@@ -50,18 +50,20 @@ def _out(out: str | None):
         yield Path(tmp) / "run"
 
 
-@register_technique("learn_concepts", example={"dataset": SMALL, "layer": "_blocks.3", "concepts": 3, "size": 64})
+@register_technique("learn_concepts", example={"dataset": SMALL, "layer": "_blocks.3", "concepts": 3, "size": 64,
+                                               "importance": "gradient"})  # (fast: Sobol costs 160 passes an image)
 def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = None, *, out: str | None = None,
                    layer: str | None = None, method: str = "nmf", concepts: int = 8, k: int | None = None,
                    size: int = 224, epochs: int = 20, lr: float = 3e-3, l1: float = 0.3, l0: float = 1.0,
                    delta: float = 1.0, top: int = 16, render: bool = False,
                    render_steps: int | None = None, seed: int = 0, overwrite: bool = False,
-                   progress: bool = False, importance: str = "gradient") -> Result:
+                   progress: bool = False, importance: str | None = None, sobol_images: int | None = None) -> Result:
     """Learn a dictionary of ``concepts`` concepts of ``layer`` over ``dataset`` (``method``: nmf, sae,
     topk, batchtopk, jumprelu, archetypal) into the run folder ``out`` (None: a temporary one).
     The result shows each concept's top image with the concept's heatmap over it (its render with
     ``render=True``); ``info`` holds the metrics, each concept's top images and the run folder.
-    ``importance``: ``gradient`` (gradient × coefficient) or ``sobol`` (CRAFT's total Sobol indices).
+    ``importance``: ``sobol`` (CRAFT's total Sobol indices, on ``sobol_images`` images per predicted
+    class, default 16) or ``gradient`` (gradient × coefficient); None: sobol for nmf, gradient for SAEs.
     ``epochs``, ``lr``, ``l1``, ``l0``, ``delta``: SAE training (see :class:`synthviz.concepts.hyper.SAEHyper`)."""
     import json
 
@@ -74,7 +76,7 @@ def learn_concepts(model: ModelLike = DEFAULT_MODEL, dataset: Dataset | None = N
     with _dataset(dataset, size) as data, _out(out) as run:
         learn(data, run, model=model, layer=layer, method=method, concepts=concepts, k=k, size=size, epochs=epochs,
               lr=lr, l1=l1, l0=l0, delta=delta, top=top, render=render, render_steps=render_steps, seed=seed, overwrite=overwrite, progress=progress,
-              importance=importance,
+              importance=importance, sobol_images=sobol_images,
               workers=0 if not isinstance(dataset, (str, os.PathLike)) else None)
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
         tops = read_concepts(run)
@@ -128,6 +130,6 @@ def concept_map(model: ModelLike | None = None, image: ImageLike | None = None, 
                                                     importance=importance))
     with _dataset(images, size) as data, _out(None) as tmp:
         learn(data, tmp, model=DEFAULT_MODEL if model is None else model, layer=layer, method=method,
-              concepts=concepts, size=size, progress=False, workers=0)
+              concepts=concepts, size=size, progress=False, workers=0, importance="gradient")  # (the map has its own)
         return concept_map_result(decompose(tmp, image, model=model, target=target, threshold=threshold,
                                                     importance=importance))

@@ -26,17 +26,20 @@ DEFAULT_METHODS = "gradient,grad_x_input,integrated_gradients,gradcam"
                                             "curve_steps": 2, "samples": 2})
 def evaluate(model: ModelLike = DEFAULT_MODEL,
              images: torch.Tensor | str | os.PathLike | list | None = None, *, methods: str = DEFAULT_METHODS,
-             masks: torch.Tensor | str | os.PathLike | dict | None = None, target: int | str | None = None,
+             masks: torch.Tensor | str | os.PathLike | dict | None = None, target=None,
              size: int | None = 128, curve_steps: int = 16, checks: str = ",".join(CHECKS), samples: int = 16,
              ig_steps: int = 32, layer: str | None = None, metrics: str | list[str] = "",
              metric_options: dict | list[str] | None = None, weights: str = "default", device: str | None = None,
-             seed: int = 0, progress: bool = False) -> Result:
+             seed: int = 0, progress: bool = False, min_score: float = 0.5) -> Result:
     """Score ``methods`` (a comma list; the ``random`` and ``smoothgrad`` references are always added)
     on ``images`` (a path, a folder, a list of paths or a (B, 3, H, W) tensor in [0, 1]).
 
     Args:
         masks: ground truth for the pointing game and IoU: a folder of masks named like the images,
             a (B, 1, H, W) tensor or {image name: mask}.
+        target: the class explained (default: each image's prediction) or any target; on a detector
+            a box target (``targets.box(xyxy, K)``; default: each image's best detection scoring at
+            least ``min_score``, of class ``target`` when it is a class), whose score the curves follow.
         size: longer side the images are resized to (None: as they are).
         curve_steps: chunks of the deletion/insertion curves.
         checks: comma list of the slower checks to run: road, randomization, invariance, robustness.
@@ -58,7 +61,7 @@ def evaluate(model: ModelLike = DEFAULT_MODEL,
                          target=target, curve_steps=curve_steps, seed=seed,
                          say=(lambda s: print(s, file=__import__("sys").stderr)) if progress else None,
                          samples=samples, steps=ig_steps, layer=layer, metrics=metrics,
-                         metric_options=metric_options)
+                         metric_options=metric_options, min_score=min_score)
     photos = ev.images
     first = ev.methods[0]
     scores = [((r["insertion_auc"] or 0.0) - (r["deletion_auc"] or 0.0)) for r in ev.rows if r["method"] == first]

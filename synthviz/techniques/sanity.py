@@ -19,11 +19,12 @@ from ..cost import check_size
 from ..engine import RenderInterrupted, seeded
 from ..errors import SynthvizError
 from ..io import as_image, make_grid, resize
-from ..detection_models import refuse_detector
 from ..models import DEFAULT_MODEL, Model, load_model
 from ..overlay import overlay
 from ..randomize import randomization_blocks, reinitialize, spearman
 from ..result import Result
+from ..targets import Target, detection_target
+from ..detection_models import task_of
 from .registry import register_technique
 
 
@@ -55,12 +56,14 @@ def line_plot(values: list[float], xs: list[float], width: int, height: int = 20
 @register_technique("sanity", example={"image": "skimage:chelsea", "method": "gradient", "size": 64, "depth": 2},
                     options=option_defaults)
 def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method: str = "gradient",
-           target: int | str | None = None, weights: str = "default", size: int = 224, device: str | None = None,
+           target=None, weights: str = "default", size: int = 224, device: str | None = None,
            depth: int | None = None, tile: int = 112, progress: bool = False, **options) -> Result:
     """Cascading randomization (Adebayo et al. 2018) of ``method`` on ``image``.
 
-    ``target``: the class explained (default: the prediction of the intact model), kept for every
-    step. ``depth``: randomize only the top ``depth`` blocks (default: all, down to the input layer).
+    ``target``: the class explained (default: the prediction of the intact model), or any
+    :class:`~synthviz.targets.Target`, kept for every step; on a detector a box target
+    (``targets.box(xyxy, K)``; default: the best detection scoring 0.5 or more, of class ``target``
+    when it is a class). ``depth``: randomize only the top ``depth`` blocks (default: all, down to the input layer).
     ``tile``: the height of each map in the figure. ``options``: the method's options
     (``seed`` also seeds the re-initialisation). ``progress``: one line per step on stderr.
 
@@ -80,10 +83,9 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     opts = check_options(options)
     photo = as_image(image, size, batch=True)[:1]  # a bad image or size fails before the model loads
     m = load_model(model, weights, device)
-    refuse_detector(m, "sanity")
     check_size(m, min(photo.shape[-2:]))
     x = photo.to(m.device)
-    cls = resolve_targets(m, x, target).class_ids()[0].item()
+    cls = _explained(m, x, target)  # a class index, or a Target (a detector's box, a text prompt...)
     blocks = randomization_blocks(m, x)
     top = list(reversed(blocks))[:depth]
     # a private copy: the user's model keeps its weights whatever happens here
@@ -109,13 +111,25 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
         interrupted = True
     maps_t = torch.cat(maps)
     figure, heat = _figure(photo.cpu(), maps_t, corrs, layers, name, tile, display)
-    info = {"cls": cls, "label": m.class_name(cls), "model": m.name, "method": name, "blocks": blocks,
+    named = isinstance(cls, int)
+    info = {"cls": cls if named else None, "label": m.class_name(cls) if named else cls.name,
+            "target": f"class {cls}" if named else cls.name, "model": m.name, "method": name, "blocks": blocks,
             "correlations": corrs, "layers": layers}
     result = Result(images=heat, scores=torch.tensor(corrs), labels=layers, figure=figure, info=info,
                     objective=f"sanity {name}", technique="sanity", stopped="interrupted" if interrupted else None)
     if interrupted:
         raise RenderInterrupted(result)
     return result
+
+
+def _explained(m: Model, x: torch.Tensor, target) -> int | Target:
+    """What every step explains on ``x`` (1, 3, H, W): a class index (the prediction when ``target``
+    is None); on a detector the box target (a given one, else the best detection scoring 0.5 or
+    more, of class ``target`` when given); any other target that is not one class, as it is."""
+    if task_of(m) == "detection":
+        return detection_target(m, x, target)
+    t = resolve_targets(m, x, target)
+    return t.class_ids()[0].item() if t.is_class else t
 
 
 def _figure(photo: torch.Tensor, maps: torch.Tensor, corrs: list[float], layers: list[str], method: str,

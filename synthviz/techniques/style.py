@@ -1,9 +1,10 @@
 """Neural style transfer (Gatys, Ecker & Bethge 2016): the content's features at one layer,
-the styles' statistics at several, and a little total variation, optimised together.
+the styles' statistics at several, and a checkerboard penalty, optimised together.
 
 Recipe: pixels initialised from the content (or noise), ``content_weight`` × relative feature
-error + ``style_weight`` × relative style error (Gram or mean/covariance) + ``tv_weight`` × TV,
-L-BFGS, over a coarse-to-fine ladder (128 px, then twice as large each scale up to ``size``,
+error + ``style_weight`` × relative style error (Gram or mean/covariance) + ``checker_weight`` ×
+the checkerboard's energy (+ ``tv_weight`` × TV), Adam on a Fourier image shifted by up to
+``jitter`` px each step, over a coarse-to-fine ladder (128 px, then twice as large each scale up to ``size``,
 each starting from the previous result). Several styles blend by their statistics.
 ``preserve_colors``: ``luminance`` transfers on luma only and takes the chroma from the content;
 ``match`` first gives the styles the content's colour mean and covariance.
@@ -25,7 +26,8 @@ from ..layers import capture
 from ..objectives import feature_match
 from ..params import FourierImage, PixelImage, make_param
 from ..models import DEFAULT_MODEL, Model, ModelLike, load_model
-from ..regularizers import total_variation
+from ..regularizers import checkerboard, total_variation
+from ..transforms import roll
 from ..result import Result
 from .registry import register_technique
 from ..checks import non_negative, positive
@@ -60,7 +62,8 @@ def _match_luma(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
           styles: ImageLike | Sequence[ImageLike] | None = None, *,
           size: int = 512, weights: str = "default",
-          content_weight: float = 1.0, style_weight: float = 3.0, tv_weight: float = 200.0,
+          content_weight: float = 1.0, style_weight: float = 15.0, tv_weight: float = 0.0,
+          checker_weight: float = 1300.0, jitter: int | None = None,
           blend: str | Sequence[float] | None = None, style_scale: float = 1.0,
           content_layer: str | None = None, style_layers: str | Sequence[str] | None = None,
           layer_weights: str | Sequence[float] | None = None, stat: str = "gram", init: str = "content",
@@ -73,21 +76,27 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
 
     Args:
         size: the output's longer side (the content's aspect ratio is kept).
-        content_weight, style_weight, tv_weight: weights of the relative content error, the relative
-            style error and total variation (all relative errors, so 1 and 3 are comparable).
+        content_weight, style_weight: weights of the relative content and style errors (relative, so
+            1 and 15 are comparable). checker_weight: weight of the checkerboard's energy
+            (:func:`~synthviz.regularizers.checker_norm`); tv_weight: of total variation, which
+            also smooths away the style's fine texture (0 by default since 0.5).
+        jitter: each step sees the image rolled by up to this many pixels, so the strided
+            convolutions' grid never stays in place (0 = off; default 1 with Adam, 0 with L-BFGS,
+            whose line search needs the same objective at every call).
         blend: one weight per style image (normalised; default equal).
         style_scale: style images are resized to this fraction of the output's longer side.
-        content_layer, style_layers, layer_weights: default to the model's ``content``/``style`` presets.
+        content_layer, style_layers, layer_weights: default to the model's ``style_content`` (else
+            ``content``) and ``style`` presets.
         stat: ``gram`` or ``moments`` (mean and covariance). init: ``content`` or ``noise``.
         preserve_colors: keep the content's colours: ``True``/``"luminance"`` (transfer on luma only)
             or ``"match"`` (match the styles' colours to the content's first).
         scales: ladder sizes (default: start at 128 px, double up to ``size``; 1 = full size only).
         param: ``fourier`` (default) or ``pixel``. optimizer: ``adam`` (default) or ``lbfgs`` (lr 1).
-            The defaults (Adam on a decorrelated Fourier image, ``tv_weight`` 200) paint without the
-            checkerboard that L-BFGS on pixels leaves through the strided convolutions
-            (benchmarks/style_default.py: 1.24× the content's checkerboard statistic against 1.72×,
-            3.3× faster, at 512 px).
-        steps: steps at the coarsest scale; each finer scale gets half (default 200).
+            The defaults (Adam on a decorrelated Fourier image, jittered, with the checkerboard
+            penalty) paint without the checkerboard that L-BFGS on pixels leaves through the strided
+            convolutions, and move more style at equal content than 0.4's total variation did
+            (docs: Quality, benchmarks/style_quality.py).
+        steps: steps at the coarsest scale; each finer scale gets half (default 100; 200 before 0.5).
         pool: ``avg`` swaps max-pooling for average pooling during the render; ``blur`` runs every
             stride-2 convolution anti-aliased (stride 1, binomial blur, subsample: no checkerboard
             from strided gradients, for networks such as EfficientNet that reduce by striding).
@@ -110,8 +119,10 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     """
     mode = _check_options(stat, optimizer, param, init, pool, preserve_colors)
     transform = feature_transform(smooth, temperature)
-    steps = 200 if steps is None else steps
-    _check_numbers(steps, lr, style_scale, size, content_weight, style_weight, tv_weight)
+    steps = 100 if steps is None else steps
+    _check_numbers(steps, lr, style_scale, size, content_weight, style_weight, tv_weight, checker_weight)
+    non_negative("jitter", jitter, integer=True)
+    jitter = (0 if optimizer == "lbfgs" else 1) if jitter is None else jitter
     require(content, "content image")
     style_list = _style_list(styles)
     mix = blend_weights(blend, len(style_list))
@@ -121,7 +132,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     check_prints(m, size, tile, {"--stat moments": stat != "gram", "--mask": masks is not None,
                                  "--smooth": smooth != "none"})
     s_layers = get_style_layers(m, style_layers)
-    c_layer = get_content_layer(m, content_layer)
+    c_layer = get_content_layer(m, content_layer, role="style_content")
     lw = get_layer_weights(layer_weights, s_layers)
 
     base, style_imgs = _read_images(content, style_list)
@@ -129,7 +140,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
     inputs = _ladder_inputs(base, style_imgs, mode, size, scales, masks, m.device, tile)
     lr = default_lr(optimizer, param, lr)
     recipe = _Recipe(m, inputs, c_layer, s_layers, lw, mix, stat, style_scale,
-                     (content_weight, style_weight, tv_weight), init, param, transform, tile)
+                     (content_weight, style_weight, tv_weight, checker_weight), init, param, transform, tile)
 
     with blurred_strides(m.net) if pool == "blur" else pooling(m, pool):
         recipe.build()
@@ -137,6 +148,7 @@ def style(model: ModelLike = DEFAULT_MODEL, content: ImageLike | None = None,
             start_image = recipe.start(*inputs.sizes[0]).image().to(m.device) if init == "noise" else None
         result = run_ladder(m, inputs.sizes, recipe.objective_at, recipe.start, steps=scale_steps(steps, len(inputs.sizes)),
                             optimizer=optimizer, lr=lr, seed=seed, device=device, progress=progress, label="style",
+                            transforms_at=(lambda h, w: roll(jitter)) if jitter else None,
                             frame_every=frame_every, average=average)
         _restore_colors_and_masks(result, inputs, mode)
         losses = recipe.losses(result.images, start_image, mode)
@@ -156,12 +168,13 @@ def _check_options(stat: str, optimizer: str, param: str, init: str, pool: str,
 
 
 def _check_numbers(steps: int, lr: float | None, style_scale: float, size: int, content_weight: float,
-                   style_weight: float, tv_weight: float) -> None:
+                   style_weight: float, tv_weight: float, checker_weight: float) -> None:
     positive("steps", steps, integer=True)
     positive("lr", lr)
     positive("style_scale", style_scale)
     positive("size", size, integer=True)
-    for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
+    for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight),
+                        ("checker_weight", checker_weight)):
         non_negative(name, value)
 
 
@@ -225,7 +238,7 @@ def _ladder_inputs(base: torch.Tensor, style_imgs: list[torch.Tensor], mode: str
 @dataclass
 class _Recipe:
     """The objective at each ladder size, content_weight × content error + style_weight × style
-    error (+ tv_weight × TV), and the image each run starts from."""
+    error (+ the pixel penalties), and the image each run starts from."""
 
     model: Model
     inputs: _Inputs
@@ -235,7 +248,7 @@ class _Recipe:
     blend: list[float]
     stat: str
     style_scale: float
-    weights: tuple[float, float, float]  # content, style, total variation
+    weights: tuple[float, float, float, float]  # content, style, total variation, checkerboard
     init: str
     param: str
     transform: FeatureTransform | None = None  # SWAG's softmax, or None
@@ -265,13 +278,15 @@ class _Recipe:
             self.parts[sh, sw] = (smoothed(content_obj, t), smoothed(style_obj, t))
 
     def objective_at(self, sh: int, sw: int):
-        content_weight, style_weight, tv_weight = self.weights
+        content_weight, style_weight, tv_weight, checker_weight = self.weights
         if isinstance(self.parts[sh, sw], PrintStyle):
             total = self.parts[sh, sw].objective()
-            return total + total_variation(tv_weight) if tv_weight else total
-        content_obj, style_obj = self.parts[sh, sw]
-        total = content_weight * content_obj + style_weight * style_obj
-        return total + total_variation(tv_weight) if tv_weight else total
+        else:
+            content_obj, style_obj = self.parts[sh, sw]
+            total = content_weight * content_obj + style_weight * style_obj
+        if tv_weight:
+            total = total + total_variation(tv_weight)
+        return total + checkerboard(checker_weight) if checker_weight else total
 
     def start(self, sh: int, sw: int):
         if self.init == "noise":
@@ -309,7 +324,7 @@ def _restore_colors_and_masks(result: Result, inputs: _Inputs, mode: str | None)
 def _describe(result: Result, recipe: _Recipe, mode: str | None, losses: dict[str, float]) -> None:
     """The result's score (minus the weighted loss), label and ``info`` with its report line."""
     m, stat, (h, w) = recipe.model, recipe.stat, recipe.inputs.base.shape[-2:]
-    content_weight, style_weight, _ = recipe.weights
+    content_weight, style_weight = recipe.weights[:2]
     result.scores = torch.tensor([-(content_weight * losses["content_loss"] + style_weight * losses["style_loss"])])
     result.labels = [f"style on {m.name} ({stat})"]
     smooth = f"softmax, temperature {recipe.transform.temperature:g}" if recipe.transform is not None else "none"

@@ -16,7 +16,10 @@ from synthviz.io import save_image
 from synthviz.models import load_model
 from tests.clihelp import one_line_error, run
 
-ARGS = ["--layer", "_blocks.5", "--concepts", "4", "--size", "64", "--workers", "0", "--batch-size", "4"]
+# gradient × coefficient: an NMF run's default, Sobol indices, costs 192 passes per image (one per predicted
+# class here: 10 of the 12 images); tests/concepts/test_class_sobol.py tests the default on a tiny model
+ARGS = ["--layer", "_blocks.5", "--concepts", "4", "--size", "64", "--workers", "0", "--batch-size", "4",
+        "--importance", "gradient"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -103,12 +106,13 @@ def test_an_interrupted_run_resumes_to_the_same_results(data, finished, tmp_path
 
     model = load_model("efficientnet_lite0")  # unfused, as the command's (the module's SYNTHVIZ_FUSE=0)
     kwargs = dict(model=model, layer="_blocks.5", concepts=4, size=64, workers=0, batch_size=4, progress=False,
-                  pages=False)
+                  pages=False, importance="gradient")
     with pytest.raises(KeyboardInterrupt):
         learn(data, out, on_batch=stop, **kwargs)
     assert json.loads((out / "collect.state.json").read_text())["batches_done"] == 2
     learn(data, out, **kwargs)
     assert (out / "concepts.csv").read_text() == (finished / "concepts.csv").read_text()
+    assert json.loads((out / "metrics.json").read_text())["importance"] == "gradient x coefficient"
     assert torch.equal(torch.load(out / "dictionary.pt", weights_only=True)["dictionary"],
                        torch.load(finished / "dictionary.pt", weights_only=True)["dictionary"])
 
@@ -117,6 +121,8 @@ def test_bad_input_is_one_line(data, tmp_path):
     one_line_error(run("concepts", data, "--method", "pca", "--out", tmp_path / "x"), "pca", "nmf")
     one_line_error(run("concepts", data, "--concepts", "4", "--k", "9", "--out", tmp_path / "x"), "--k")
     one_line_error(run("concepts", data, "--ray", " ", "--out", tmp_path / "x"), "--ray needs auto")
+    one_line_error(run("concepts", data, "--sobol-images", "-1", "--out", tmp_path / "x"), "sobol_images")
+    one_line_error(run("concepts", data, "--importance", "shap", "--out", tmp_path / "x"), "sobol")
     (tmp_path / "empty").mkdir()
     one_line_error(run("concepts", tmp_path / "empty", "--out", tmp_path / "x"), "no images")
     one_line_error(run("concept-map", data, "--run", tmp_path / "empty", "--out", tmp_path / "m.png"), "concepts run")

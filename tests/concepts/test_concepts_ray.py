@@ -1,6 +1,7 @@
-"""`synthviz concepts --ray local`: both passes run on Ray Data through the dataset pass's `ray_map` (one
-Ray start-up), and the dictionary's inputs (every position's activation), the dictionary and the
-outputs equal a local pass's, a corrupt file skipped the same way."""
+"""`synthviz concepts --ray local`: every pass (activations, encoding, Sobol indices) runs on Ray Data
+through the dataset pass's `ray_map` (one Ray start-up), and the dictionary's inputs (every position's
+activation), the dictionary and the outputs (importance.csv: the Sobol indices) equal a local pass's, a
+corrupt file skipped the same way."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_ray_local_gives_the_local_pass_activations_and_dictionary(embedded, tmp
         save_image(image, tmp_path / "data" / f"{i:02d}.png")
     (tmp_path / "data" / "03-broken.png").write_bytes(b"not a png")
     kwargs = dict(model=embedded, layer="_blocks.3", method="nmf", concepts=3, size=64, batch_size=3, progress=False,
-                  pages=False, keep_activations=True)
+                  pages=False, keep_activations=True, sobol_images=1)  # NMF: a Sobol pass too, one image per class
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, the same bits
     try:
@@ -50,7 +51,7 @@ def test_ray_local_gives_the_local_pass_activations_and_dictionary(embedded, tmp
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    assert calls == ["ActivationRows", "EncodeRows"] and inits == [None]  # one start-up for both passes
+    assert calls == ["ActivationRows", "EncodeRows", "SobolRows"] and inits == [None]  # one start-up, every pass
     assert (local / "collect-activations.npy").read_bytes() == (remote / "collect-activations.npy").read_bytes()
     for name in ("concepts.csv", "importance.csv", "skipped.txt", "images.csv"):
         assert (local / name).read_text() == (remote / name).read_text(), name

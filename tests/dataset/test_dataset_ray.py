@@ -1,5 +1,6 @@
 """The indexing pass on Ray Data with a local Ray cluster (2 CPUs) gives the same files as a local
-pass, also when interrupted and resumed; results that arrive out of order are merged in order."""
+pass, also when interrupted and resumed, RelMax (`--relevance`) included: the workers compute it in the
+same pass; results that arrive out of order are merged in order."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from synthviz.dataset import index
 from test_dataset import LAYERS, SIZE, K, make_dataset
 
 FILES = ["topk.csv", "bottomk.csv", "units.csv", "skipped.txt", "state.npz", "images.csv",
-         "features/_blocks.1.npy", "features/_blocks.3.npy"]
+         "features/_blocks.1.npy", "features/_blocks.3.npy",
+         "relmax.csv", "features/_blocks.1#relevance.npy", "features/_blocks.3#relevance.npy"]
+RELEVANCE = 1  # RelMax for class 1 (goldfish) too, in the same pass
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -30,7 +33,7 @@ def test_ray_data_gives_the_same_files_as_a_local_pass_also_after_a_resume(embed
     torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, the same bits
     try:
         local = index(data, tmp_path / "local", model=embedded, layers=LAYERS, size=SIZE, top_k=K, batch_size=5,
-                      workers=0, progress=False)
+                      workers=0, progress=False, relevance=RELEVANCE)
     finally:
         torch.set_num_threads(threads)
     try:
@@ -53,10 +56,10 @@ def test_ray_data_gives_the_same_files_as_a_local_pass_also_after_a_resume(embed
     try:
         with pytest.raises(KeyboardInterrupt):
             index(data, tmp_path / "ray", model=embedded, layers=LAYERS, size=SIZE, top_k=K, batch_size=5,
-                  ray="auto", progress=False, on_batch=stop)
+                  ray="auto", progress=False, on_batch=stop, relevance=RELEVANCE)
         assert (tmp_path / "ray" / "state.npz").exists() and not (tmp_path / "ray" / "topk.csv").exists()
         remote = index(data, tmp_path / "ray", model=embedded, layers=LAYERS, size=SIZE, top_k=K, batch_size=5,
-                       ray="auto", progress=False)
+                       ray="auto", progress=False, relevance=RELEVANCE)
         assert ray.is_initialized()  # the session started here is used as it is, and left running
     finally:
         ray.shutdown()
@@ -65,6 +68,8 @@ def test_ray_data_gives_the_same_files_as_a_local_pass_also_after_a_resume(embed
     assert "icon.png\t1x1 px, smaller than the 32 px" in (remote / "skipped.txt").read_text()
     for rel in FILES:
         assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
+    relmax = (remote / "relmax.csv").read_text().splitlines()
+    assert relmax[0] == "layer,unit,rank,path,value,x,y" and len(relmax) > 1  # (not an empty table)
 
 
 def test_results_that_arrive_out_of_order_are_merged_in_order():

@@ -103,15 +103,13 @@ def test_relmax_equals_zennit_crp_reference_sampling_on_the_same_relevances(tmp_
         assert xy == [(int(p) % w, int(p) // w) for p in where[:6, unit]]  # the most relevant position
 
 
-def test_relevance_needs_a_class_and_one_machine(tmp_path):
+def test_relevance_needs_a_class(tmp_path):
     from synthviz.errors import SynthvizError
     from tests.clihelp import one_line_error, run
     from tests.tiny import make_tiny_model
 
     save_image(torch.rand(3, 32, 32), tmp_path / "data" / "a.png")
     model = make_tiny_model()
-    with pytest.raises(SynthvizError, match="--relevance runs on one machine"):
-        index(tmp_path / "data", tmp_path / "r", model=model, size=32, ray="local", relevance=3, progress=False)
     with pytest.raises(SynthvizError, match="class"):
         index(tmp_path / "data", tmp_path / "r", model=model, size=32, relevance="no such class", progress=False)
     one_line_error(run("index", tmp_path / "data", "--out", tmp_path / "r", "--size", "32", "--relevance", "no such class"),

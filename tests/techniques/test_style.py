@@ -18,7 +18,8 @@ from synthviz.painting import (chroma, score, style_layers, layer_weights, style
 SIZE = 96
 # Gatys' own recipe (L-BFGS on pixels) converges in the few steps these mechanics tests can afford;
 # the default recipe (Adam on a Fourier image) is checked in test_quality.py
-LBFGS = dict(optimizer="lbfgs", param="pixel", tv_weight=1.0)
+# (its content at the model's `content` layer: at 64-96 px the last block, style's default since 0.5, is 2x3 positions)
+LBFGS = dict(optimizer="lbfgs", param="pixel", tv_weight=1.0, checker_weight=0.0, style_weight=3.0, content_layer="_blocks.8")
 pytestmark = pytest.mark.filterwarnings("ignore:style image .* is greyscale")
 
 

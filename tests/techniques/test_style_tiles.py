@@ -86,12 +86,12 @@ def test_a_tiled_render_equals_the_one_pass_render_so_no_tile_border_shows(embed
     import synthviz
 
     content, style = resize(skimage_image("chelsea"), 256), resize(skimage_image("immunohistochemistry"), 128)
-    kw = dict(content=content, styles=style, size=256, scales=1, steps=3, seed=0)
+    kw = dict(content=content, styles=style, size=256, scales=1, steps=3, seed=0, jitter=0)  # the same steps in both
     tiled = synthviz.style(embedded, tile=96, **kw).images
     whole = synthviz.style(embedded, **kw).images
     moved_tiled, moved_whole = (tiled - content).flatten(), (whole - content).flatten()
     assert float(torch.nn.functional.cosine_similarity(moved_tiled, moved_whole, dim=0)) >= 0.95
-    # measured 0.10 (3 steps, 96 px tiles): context beyond the 64 px margin; a seam would concentrate it on the grid
+    # measured 0.13 (3 steps, 96 px tiles, content at _blocks.15): context beyond the 64 px margin; a seam would concentrate it on the grid
     assert float((tiled - whole).abs().mean()) <= 0.15 * float((whole - content).abs().mean())
 
 
