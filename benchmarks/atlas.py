@@ -210,10 +210,12 @@ def dissection(args) -> None:
     units = [u for u in range(run.channels(args.layer))
              if [e.path.split("/")[-2] for e in run.top_examples(args.layer, u, 2)] == ["stripes", "stripes"]]
     named = sum(rows[u]["label"] == "stripes" for u in units)
+    four = [u for u in units if all(e.path.split("/")[-2] == "stripes" for e in run.top_examples(args.layer, u, 4))]
     other = sum(r["label"] == "stripes" and u not in units for u, r in enumerate(rows))
     print(f"# Network Dissection (top 0.5 %, IoU >= 0.04; {machine()}): {len(run.paths)} frame-filling images "
           f"({args.dissect}), index + dissection {seconds:.1f} s")
-    print(f"units whose two top images are stripes labelled stripes: {named} of {len(units)}; other units labelled "
+    print(f"units whose two top images are stripes labelled stripes: {named} of {len(units)} (four top images: "
+          f"{sum(rows[u]['label'] == 'stripes' for u in four)} of {len(four)}); other units labelled "
           f"stripes: {other}; units labelled: {sum(bool(r['label']) for r in rows)} of {len(rows)}")
     print("IoU bound 0.005 / share: " + ", ".join(f"{p} {0.005 / v:.3f} (share {v:.3f})" for p, v in shares.items() if v))
 
