@@ -24,13 +24,14 @@ import warnings
 
 import torch
 
+from style_quality import BEFORE
+
 CLASSES = ["goldfish", "flamingo", "monarch", "jellyfish", "Egyptian cat",
            "volcano", "daisy", "strawberry", "pizza", "school bus"]
 JUDGES = ("lite1", "lite2")
-# the style-offline render as it was before issue 17 (for a same-run time comparison)
-STYLE_BEFORE = {"optimizer": "lbfgs", "param": "pixel", "pool": "max", "tv_weight": 1.0, "steps": 200,
-                "style_weight": 3.0, "content_weight": 1.0, "scales": None, "checker_weight": 0.0,
-                "content_layer": "_blocks.8"}  # (the last two: what changed in 0.5)
+# the style-offline render as it was before issue 17 (for a same-run time comparison): style's recipe
+# before 0.3, spelled out once in style_quality.BEFORE
+STYLE_BEFORE = {**BEFORE["0.2"], "pool": "max", "content_weight": 1.0, "scales": None}
 
 
 def render_classes(model, recipe: str, classes: list[int], size: int, steps=None, batched: bool = True,
