@@ -32,6 +32,7 @@ from .engine import seeded
 from .errors import SynthvizError
 from .checkpoints import load_checkpoint
 from .models import LITE_MEAN, LITE_STD, Model, imagenet_classes
+from .regularizers import cross_differences
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,7 @@ def _features(judge: Judge, image: torch.Tensor) -> tuple[torch.Tensor, dict[str
 
 def cross_difference(image: torch.Tensor) -> float:
     """The mean |g[i,j] − g[i+1,j] − g[i,j+1] + g[i+1,j+1]| of the channel mean g of (1, 3, H, W)."""
-    g = image.detach().float().mean(-3)
-    return float((g[..., :-1, :-1] - g[..., 1:, :-1] - g[..., :-1, 1:] + g[..., 1:, 1:]).abs().mean())
+    return float(cross_differences(image.detach().float().mean(-3)).abs().mean())
 
 
 def style_scores(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor, judge: str = "lite2") -> dict:

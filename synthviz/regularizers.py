@@ -42,12 +42,16 @@ def tv_norm(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
     return (dx * dx + dy * dy + 1e-8).pow(beta / 2).flatten(1).mean(1)
 
 
+def cross_differences(x: torch.Tensor) -> torch.Tensor:
+    """``x[i,j] − x[i+1,j] − x[i,j+1] + x[i+1,j+1]``: the 2-pixel checkerboard component, zero on a
+    smooth gradient or an edge along an axis. (..., H, W) -> (..., H − 1, W − 1)."""
+    return x[..., :-1, :-1] - x[..., 1:, :-1] - x[..., :-1, 1:] + x[..., 1:, 1:]
+
+
 def checker_norm(x: torch.Tensor) -> torch.Tensor:
-    """Mean squared cross difference ``x[i,j] − x[i+1,j] − x[i,j+1] + x[i+1,j+1]`` of each channel:
-    the energy of the 2-pixel checkerboard that strided convolutions' gradients paint, and
-    nothing of a smooth gradient or an edge along an axis. (B, 3, H, W) -> (B,)."""
-    d = x[..., :-1, :-1] - x[..., 1:, :-1] - x[..., :-1, 1:] + x[..., 1:, 1:]
-    return d.pow(2).flatten(1).mean(1)
+    """Mean squared :func:`cross_differences` of each channel: the energy of the checkerboard that
+    strided convolutions' gradients paint. (B, 3, H, W) -> (B,)."""
+    return cross_differences(x).pow(2).flatten(1).mean(1)
 
 
 @register_objective()
