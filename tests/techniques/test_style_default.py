@@ -72,3 +72,30 @@ def test_the_default_moves_more_style_than_0_4_at_no_less_content(embedded, skim
     old = style_scores(synthviz.style(embedded, content, style, **{**kw, **OLD}).images, content, style)
     assert new["style_gap"] < old["style_gap"] - 0.03, (new, old)
     assert new["content"] >= old["content"] - 0.01, (new, old)
+
+
+def test_the_cli_passes_the_new_options_and_leaves_the_rest_to_the_library(tmp_path, skimage_image, monkeypatch):
+    """`synthviz style --checker-weight 7 --jitter 0` reaches style() with those values; weights not
+    given are not passed, so style()'s own defaults (one place) apply; the render's objective shows it."""
+    import synthviz.cli.style as cli_style
+    from clihelp import run
+    from synthviz.io import save_image
+
+    seen = {}
+    real = cli_style.style
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        result = real(**kwargs)
+        seen["objective"] = str(result.objective)
+        return result
+
+    monkeypatch.setattr(cli_style, "style", spy)
+    content = save_image(resize(skimage_image("chelsea"), 64), tmp_path / "c.png")
+    style = save_image(resize(skimage_image("immunohistochemistry"), 64), tmp_path / "s.png")
+    res = run("style", content, style, "--size", 64, "--steps", 1, "--scales", 1, "--checker-weight", 7, "--jitter", 0,
+              "--out", tmp_path / "o.png")
+    assert res.exit_code == 0, res.output
+    assert seen["checker_weight"] == 7 and seen["jitter"] == 0
+    assert not {"style_weight", "tv_weight", "content_weight"} & set(seen)
+    assert "7*checker" in seen["objective"] and "15 * style" in seen["objective"] and "tv" not in seen["objective"]
