@@ -3,6 +3,8 @@ for tests whose point is mechanics."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,7 +12,15 @@ from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
 from tiny import make_tiny_model
 
-torch.set_num_threads(2)
+# The suite runs on pytest-xdist workers (pyproject's addopts), which share the cores: 2 torch
+# threads each at most, fewer where the workers would oversubscribe the cores.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 2) // WORKERS)))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most 4 (each holds torch, the models and a Chromium)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from synthviz.concepts import learn
 from synthviz.evaluation.planted import planted_images
 from synthviz.io import save_image
 
+pytestmark = pytest.mark.xdist_group("ray")  # one worker runs the Ray clusters, one after another
+
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_ray_local_gives_the_local_pass_activations_and_dictionary(embedded, tmp_path, monkeypatch):

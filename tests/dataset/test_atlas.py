@@ -93,7 +93,7 @@ def test_samples_are_the_activations_and_their_attribution(run, embedded):
     assert len(set(map(tuple, np.asarray(s["positions"]).tolist()))) > 10  # positions differ from image to image
 
 
-def test_samples_survive_an_interrupted_pass(run, planted, embedded, tmp_path):
+def test_samples_survive_an_interrupted_pass(run, planted, embedded, tmp_path, same_threads_as_the_planted_run):
     out = tmp_path / "again"
 
     def stop(done: int):

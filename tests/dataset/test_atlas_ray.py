@@ -10,6 +10,8 @@ from synthviz.dataset import index
 from synthviz.dataset.atlas import render_icons
 from synthviz.evaluation.planted import write_planted
 
+pytestmark = pytest.mark.xdist_group("ray")  # one worker runs the Ray clusters, one after another
+
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_samples_and_icons_on_ray(embedded, tmp_path):

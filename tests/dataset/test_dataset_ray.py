@@ -12,6 +12,8 @@ import pytest
 from synthviz.dataset import index
 from test_dataset import LAYERS, SIZE, K, make_dataset
 
+pytestmark = pytest.mark.xdist_group("ray")  # one worker runs the Ray clusters, one after another
+
 FILES = ["topk.csv", "bottomk.csv", "units.csv", "skipped.txt", "state.npz", "images.csv",
          "features/_blocks.1.npy", "features/_blocks.3.npy",
          "relmax.csv", "features/_blocks.1#relevance.npy", "features/_blocks.3#relevance.npy"]

@@ -170,6 +170,7 @@ def test_worker_processes_give_the_same_gallery(sequential, tmp_path):
     assert_same_gallery(tmp_path, sequential[0])
 
 
+@pytest.mark.xdist_group("ray")  # one worker runs the Ray clusters, one after another
 def test_a_local_ray_cluster_gives_the_same_gallery(sequential, tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
