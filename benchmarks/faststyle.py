@@ -94,7 +94,7 @@ def main() -> None:
     if not (args.reuse and net_path.exists()):
         result = train_style_net(model, styles, crops, out=net_path, steps=args.steps, size=args.size,
                                  batch_size=args.batch_size, names=list(STYLES), overwrite=True, sample_every=100,
-                                 progress=True)
+                                 progress=True, content_weight=1.0)  # the default before 0.5, as its figures were made
         info = result.info
         print(f"train: {len(STYLES)} styles, {info['steps']} steps x {args.batch_size} crops at {args.size} px from "
               f"{args.crops} crops in {info['seconds']:.0f} s ({info['seconds_per_step']:.2f} s/step); "

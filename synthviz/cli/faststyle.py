@@ -44,7 +44,8 @@ def style_train_cmd(
     size: CropSizeOpt = 128,
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
-    content_weight: Annotated[float, typer.Option(help="Weight of the (relative) content error.")] = 1.0,
+    content_weight: Annotated[float, typer.Option(help="Weight of the (relative) content error (4 since 0.5, "
+                                                  "chosen by the style judge; lower: more style).")] = 4.0,
     style_weight: Annotated[float, typer.Option(help="Weight of the (relative) style error.")] = 3.0,
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight.")] = 1.0,
     channels: Annotated[str, typer.Option(help="Widths of the three conv stages (Johnson: 32,64,128).")] = "16,32,48",
