@@ -8,9 +8,10 @@
   at the network's style gap (linear between the two nearest points of the curve): the goal is a
   network within 0.05 of it.
 
-Recipes (``--recipes``, comma-separated): ``NAME`` or ``NAME:key=value:...`` with any
-``train_style_net`` option (``content_weight``, ``style_weight``, ``tv_weight``, ``content_layer``,
-``style_layers`` as ``a+b``, ``stat``, ``channels`` as ``32+64+128``, ``res_blocks``, ``size``, ``steps``).
+Recipes (``--recipes``, comma-separated): ``NAME`` (``train_style_net``'s defaults) or
+``NAME:key=value:...`` with any ``train_style_net`` option (``content_weight``, ``style_weight``,
+``tv_weight``, ``content_layer``, ``style_layers`` as ``a+b``, ``stat``, ``channels`` as
+``32+64+128``, ``res_blocks``, ``size``, ``style_size``, ``steps``).
 
     python benchmarks/faststyle_quality.py --recipes base,cw2:content_weight=2 [--steps 600] [--threads 2]
 
