@@ -53,10 +53,10 @@ def curve(content: torch.Tensor, style: torch.Tensor, size: int, weights: list[f
     import synthviz
     from synthviz.judge import style_scores
 
-    points = []
+    points, model = [], synthviz.load_model("efficientnet_lite0")  # loaded once: the seconds are the renders'
     for w in weights:
         t = time.perf_counter()
-        image = synthviz.style("efficientnet_lite0", content, style, size=size, style_weight=w).images
+        image = synthviz.style(model, content, style, size=size, style_weight=w).images
         points.append({"style_weight": w, "seconds": time.perf_counter() - t, **style_scores(image, content, style)})
         print(f"style, style weight {w:g}: content {points[-1]['content']:.3f}  style gap {points[-1]['style_gap']:.3f}  "
               f"checkerboard {points[-1]['checkerboard']:.2f}  {points[-1]['seconds']:.1f} s", flush=True)
