@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from synthviz.cli import app
@@ -23,6 +24,20 @@ def run(*args):
     """Invoke ``synthviz ARGS...`` in-process (paths and numbers are turned into strings). A bug's
     exception propagates to the test as it is (SYNTHVIZ_DEBUG), instead of the one-line internal error."""
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, env={"SYNTHVIZ_DEBUG": "1"})
+
+
+def help_output(*args, width: int = 300, on=app) -> str:
+    """``synthviz ARGS --help`` as a terminal ``width`` columns wide shows it. Typer reads TERMINAL_WIDTH
+    once, when its help renderer is first imported: the width is set there too, or the first test's
+    width would hold for every later test in the process (words wider than a column get split)."""
+    import typer.rich_utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.rich_utils, "MAX_WIDTH", width)
+        result = CliRunner().invoke(on, [*map(str, args), "--help"],
+                                    env={"COLUMNS": str(width), "TERMINAL_WIDTH": str(width)})
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def one_line_error(result, *fragments) -> str:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import synthviz
 from synthviz.callbacks import ProgressBar, StepInfo
+from clihelp import help_output
 from synthviz.cli import app
 
 COMMANDS = sorted(get_command(app).commands)
@@ -26,9 +27,8 @@ def test_version():
 def test_help_text_is_wrapped_to_the_terminal(name, width):
     """Every line of the description but a paragraph's last is about as long as the longest (the
     text is rewrapped, not broken where the docstring's lines end)."""
-    result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": str(width), "TERMINAL_WIDTH": str(width)})
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    output = help_output(name, width=width)
+    lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
     end = next((i for i, line in enumerate(lines) if line.lstrip().startswith("╭")), len(lines))
     paragraphs, current = [], []
@@ -38,7 +38,7 @@ def test_help_text_is_wrapped_to_the_terminal(name, width):
         elif current:
             paragraphs.append(current)
             current = []
-    assert paragraphs, result.output
+    assert paragraphs, output
     for para in paragraphs:
         full = max(len(line) for line in para)
         assert full <= width

@@ -7,8 +7,8 @@ import re
 
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner
 
+from clihelp import help_output
 from synthviz.cli import app
 from synthviz.model_zoo import MODEL_SOURCES, model_help
 from synthviz.models import MODELS, SOURCES
@@ -30,9 +30,7 @@ COMMANDS = commands_with_a_model(get_command(app))
 
 def help_text(path: tuple[str, ...]) -> str:
     """``synthviz PATH --help`` as plain words: the panels' borders dropped, lines joined."""
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300", "TERMINAL_WIDTH": "300"})
-    assert result.exit_code == 0, result.output
-    text = re.sub(r"[│╭╮╰╯─]", " ", result.output)
+    text = re.sub(r"[│╭╮╰╯─]", " ", help_output(*path, width=300))
     return " ".join(text.split())
 
 

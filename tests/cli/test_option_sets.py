@@ -10,6 +10,7 @@ import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from clihelp import help_output
 from synthviz.cli import app
 from synthviz.cli.common import OptionSet
 from synthviz.cli.saliency import METHOD_OPTIONS
@@ -29,7 +30,7 @@ def test_an_option_set_takes_the_place_of_its_parameter_and_passes_one_dict():
     assert list(inspect.signature(cmd).parameters) == ["name", "alpha", "beta", "last"]
     assert CliRunner().invoke(toy, ["x", "--beta", "b", "--last", "7"]).exit_code == 0
     assert seen == {"name": "x", "extra": {"alpha": 3, "beta": "b"}, "last": 7}
-    help_text = CliRunner().invoke(toy, ["--help"], env={"COLUMNS": "200"}).output
+    help_text = help_output(width=200, on=toy)
     assert "--alpha" in help_text and "Alpha." in help_text and "--beta" in help_text
 
 

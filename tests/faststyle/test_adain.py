@@ -8,7 +8,7 @@ from clihelp import one_line_error, run
 
 from tiny import make_tiny_model
 from synthviz.errors import SynthvizError
-from synthviz.faststyle.adain import AdaIN, AdaINNet, Decoder, DecoderSpec, adain, default_decoder
+from synthviz.faststyle.adain import AdaIN, AdaINNet, Decoder, adain, default_decoder
 from synthviz.faststyle.adain_train import load_adain, save_adain, train_adain
 from synthviz.io import read_images, resize, save_image
 
