@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from style_quality import CONTENTS, STYLES, machine, measure, print_table
+from machine import machine
+from style_quality import CONTENTS, STYLES, measure, print_table
 
 TRAIN_STYLES = (*STYLES, "brick", "grass", "gravel")
 

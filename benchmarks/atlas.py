@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -45,10 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, {platform.system()}"
+from machine import machine
 
 
 def scaled_copy(run: Path, layer: str, n: int, out: Path) -> Path:

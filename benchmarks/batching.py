@@ -26,6 +26,7 @@ from synthviz.cost import largest_activation
 from synthviz.attribution.cam_perturb import _scorecam_weights
 from synthviz.layers import Tap
 from synthviz.models import load_model
+from machine import machine
 
 LAYER = "_bn1"
 TARGET = 285
@@ -94,3 +95,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -35,6 +34,7 @@ from synthviz.concepts.train import train_sae
 from synthviz.evaluation.planted import PATTERNS, planted_images
 from synthviz.layers import capture
 from synthviz.models import load_model
+from machine import machine
 
 LAYER = "_blocks.5"
 
@@ -202,7 +202,7 @@ def main() -> None:
     known_answers(x, labels, per_image, args)
     side_by_side(x, args)
     importance_cost(args.per_pattern, args.size, args.sobol_images)
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
+    print(f"\n{machine()}; "
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
 
 

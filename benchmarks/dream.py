@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import time
+from machine import machine
 
 CASES = [(1024, 512), (2048, 512), (4096, 512), (1024, 0)]  # (side px, tile px; 0 = untiled)
 
@@ -79,3 +80,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

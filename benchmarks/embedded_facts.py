@@ -23,6 +23,7 @@ import tempfile
 import warnings
 
 import torch
+from machine import machine
 
 # the photos tests/test_models_tokens.py checks the embedded model's normalisation on
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "brick", "grass", "gravel")
@@ -89,7 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs")
+    print(machine())
     for name, part in PARTS.items():
         if args.part in (name, "all"):
             part()

@@ -36,6 +36,7 @@ from synthviz.evaluation.invariance import input_invariance
 from synthviz.evaluation.synthetic import benchmark
 from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
+from machine import machine
 
 METHODS = ["gradient", "smoothgrad", "grad_x_input", "integrated_gradients", "guided_backprop", "gradcam",
            "occlusion"]
@@ -113,3 +114,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

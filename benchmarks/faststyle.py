@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from machine import machine
 
 PHOTOS = ("chelsea", "coffee", "rocket")
 STYLES = ("immunohistochemistry", "hubble_deep_field", "retina")
@@ -84,8 +85,7 @@ def main() -> None:
 
     model = synthviz.load_model("efficientnet_lite0")
     dev = model.device
-    print(f"machine: {torch.get_num_threads()} torch thread(s) on {dev} "
-          f"({'shared 2-core CPU' if dev.type == 'cpu' else torch.cuda.get_device_name()}); ratios from one run")
+    print(f"{machine(dev)}; ratios from one run")
     crops = args.workdir / "crops"
     if len(list(crops.glob("*.png"))) < args.crops:
         make_crops(crops, args.crops)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from faststyle import make_crops
-from style_quality import machine
+from machine import machine
 
 WEIGHTS = "0.25,0.5,1,1.5,3,6,15,40"  # style weights of the optimised curve (15: style's default)
 

@@ -14,6 +14,7 @@ import time
 import torch
 
 from synthviz.presets import run_preset
+from machine import machine
 
 
 def main() -> None:
@@ -43,3 +44,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

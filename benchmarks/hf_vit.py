@@ -13,7 +13,6 @@ Each figure is the best of --repeat calls after one warm-up call; the maps are c
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import synthviz
+from machine import machine
 
 
 def best_of(fn, repeat: int, device: torch.device) -> float:
@@ -51,12 +51,6 @@ def reshape_transform(tensor: torch.Tensor, height: int = 14, width: int = 14) -
     """pytorch-grad-cam's tutorial: drop the class token, tokens to a (B, C, 14, 14) map."""
     result = tensor[:, 1:, :].reshape(tensor.size(0), height, width, tensor.size(2))
     return result.transpose(2, 3).transpose(1, 2)
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.node()} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
 
 
 def main() -> None:

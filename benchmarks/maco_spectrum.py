@@ -7,6 +7,7 @@ import torch
 from skimage import data
 
 from synthviz.maco import SPECTRUM_FILE, SPECTRUM_SIZE, amplitude_spectrum
+from machine import machine
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]
 
@@ -23,3 +24,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

@@ -14,8 +14,6 @@ Quantus (goal ≤ 0.5), then the machine and its load average before and after.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +28,7 @@ from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
 
 from saliency import Normalized  # the same wrapper the attribution benchmark gives Captum and pytorch-grad-cam
+from machine import machine
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "cat", "coins", "camera", "page"]
 # metric -> (Quantus class, the options given to both sides); sample counts lowered alike
@@ -167,7 +166,7 @@ def main() -> None:
         else:
             print(f"| {row} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} |", flush=True)
     print(f"\nefficientnet_lite0, {args.images} photos at {args.size} px, best of {args.repeat} interleaved runs, "
-          f"{args.threads} torch thread(s); {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"{machine()}; "
           f"load average {before} before, {load()} after")
 
 

@@ -17,7 +17,6 @@ Then the machine and the wall time.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from synthviz.evaluation import score
 from synthviz.evaluation.metrics import metric_info, names
 from synthviz.evaluation.synthetic import benchmark
+from machine import machine
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 # cheaper than Quantus's defaults at 32 px (options must divide the 1024 pixels), the same for every map
@@ -96,7 +96,7 @@ def main() -> None:
             got = f"n/a: {type(e).__name__}: {' '.join(str(e).split())[:80]}"
         cells = f"{got[0]:+.2f} | {got[1]:.0%}" if isinstance(got, tuple) else f"{got} | "
         print(f"| {info.name} | {info.family} | {cells} |")
-    print(f"\n{platform.node()} ({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); "
+    print(f"\n{machine()}; "
           f"{time.perf_counter() - start:.0f} s")
 
 

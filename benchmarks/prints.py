@@ -16,7 +16,7 @@ import warnings
 
 import torch
 
-from style_quality import machine  # the same words for the machine as the style figures
+from machine import machine
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import warnings
 import torch
 
 from style_quality import BEFORE
+from machine import machine
 
 CLASSES = ["goldfish", "flamingo", "monarch", "jellyfish", "Egyptian cat",
            "volcano", "daisy", "strawberry", "pizza", "school bus"]
@@ -182,3 +183,4 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+    print(machine())  # the machine the figures above were measured on

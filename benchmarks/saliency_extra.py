@@ -15,7 +15,6 @@ DeepLIFT and LRP take the best of ``--repeat`` calls on each side (the sampling 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 
@@ -26,6 +25,7 @@ import synthviz
 from synthviz.attribution.sampling import superpixels
 from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
+from machine import machine
 
 
 def photos(n: int, size: int) -> torch.Tensor:
@@ -127,8 +127,7 @@ def main() -> None:
     model = load_model("efficientnet_lite0")
     wrapped = Wrapped(model).eval()
     n = args.samples
-    print(f"efficientnet_lite0, {args.size} px, {torch.get_num_threads()} threads, {os.cpu_count()}-core CPU: seconds per "
-          "image, ratios measured in one run")
+    print(f"efficientnet_lite0, {args.size} px, seconds per image, ratios measured in one run; {machine()}")
     print(f"{'method':24s}{'batch':>6s}{'s/image':>10s}{'ratio':>8s}   note")
     for bi, b in enumerate(int(v) for v in args.batches.split(",")):
         x = photos(b, args.size)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from machine import machine
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
             sys.exit(f"the gallery failed: {proc.stderr.strip().splitlines()[-1:]}")
         items = len(os.listdir(os.path.join(out, "items")))
     print(f"showcase: {seconds:.0f} s ({seconds // 60:.0f} min {seconds % 60:.0f} s), {items} image files, "
-          f"{os.cpu_count()} CPUs, {args.threads} threads")
+          f"{machine()}")
 
 
 if __name__ == "__main__":

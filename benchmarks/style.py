@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 import warnings
+from machine import machine
 
 
 def _photos():
@@ -88,7 +89,7 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     big = int(sys.argv[sys.argv.index("--big") + 1]) if "--big" in sys.argv else None
-    print(f"device: {device}, threads: {torch.get_num_threads()}")
+    print(f"device: {device}; {machine(device)}")
     for size, steps in [(256, 21), (512, 11)] + ([(big, 3)] if big else []):
         r = measure(size, steps, device)
         mem = f"peak {r['peak_mb']:.0f} MiB" + (f" RSS ({r['peak_mb'] - r['base_mb']:.0f} MiB above the loaded model)"

@@ -15,7 +15,8 @@ import warnings
 
 import torch
 
-from style_quality import BEFORE, machine
+from machine import machine
+from style_quality import BEFORE
 
 RECIPES = {"default (0.5: content at _blocks.15, style 15, checkerboard 1300, jitter 1, 100 steps)": {},
            "0.4 default (content at _blocks.8, style 3, TV 200)": BEFORE["0.4"],

@@ -27,12 +27,11 @@ Needs ``pip install ".[judge,demo]"``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 import warnings
 
 import torch
+from machine import machine
 
 CONTENTS = ("chelsea", "astronaut", "coffee", "rocket")
 # style's earlier defaults, spelled out (the options that changed since)
@@ -41,19 +40,6 @@ BEFORE = {"0.4": dict(content_layer="_blocks.8", style_weight=3.0, tv_weight=200
           "0.2": dict(content_layer="_blocks.8", style_weight=3.0, tv_weight=1.0, checker_weight=0.0,
                       optimizer="lbfgs", param="pixel", steps=200)}
 STYLES = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")
-
-
-def machine() -> str:
-    """This machine in words: CPU model, cores, torch threads (and the GPU when there is one)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} thread(s){gpu}")
 
 
 def render(method: str, content: torch.Tensor, style: torch.Tensor, size: int, steps: int | None,

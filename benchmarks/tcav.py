@@ -21,8 +21,6 @@ images and the inputs are noise; the class is 285 of the embedded EfficientNet-L
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from synthviz.evaluation.planted import planted_images
 from synthviz.progress import Progress
 from synthviz.targets import as_target
 from synthviz.techniques.tcav import _flat_passes
+from machine import machine
 
 
 class Wrapped(torch.nn.Module):
@@ -146,8 +145,7 @@ def main() -> None:
     model = synthviz.load_model("efficientnet_lite0", device="cpu")
     concept = images("stripes", args.images, args.size, 1)
     random, inputs = images("noise", 2 * args.images, args.size, 2), images("noise", args.images, args.size, 5)
-    print(f"machine: {platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} torch threads, torch {torch.__version__}; {args.size} px, layer {args.layer}, "
+    print(f"{machine()}; {args.size} px, layer {args.layer}, "
           f"{args.images} concept / {len(random)} random / {len(inputs)} input images, {args.runs} runs")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

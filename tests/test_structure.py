@@ -167,3 +167,27 @@ def test_no_test_imports_from_a_conftest():
              for i, line in enumerate(p.read_text().splitlines(), 1)
              if re.match(r"\s*(from conftest import|import conftest)", line)]
     assert not found, f"import shared test code from tests/tiny.py or a helper module instead: {found}"
+
+
+def test_every_benchmark_names_its_machine_in_the_same_words():
+    """Every figure names the machine it was measured on: each script in benchmarks/ prints
+    benchmarks/machine.py's line, and none describes the machine by itself."""
+    import os
+    import sys
+
+    import torch
+
+    bench = PACKAGE.parent / "benchmarks"
+    scripts = sorted(p for p in bench.glob("*.py") if p.name != "machine.py")
+    silent = [p.name for p in scripts if "from machine import machine" not in p.read_text()
+              or not re.search(r"\bmachine\(", p.read_text().split("from machine import machine", 1)[1])]
+    own = [p.name for p in scripts if re.search(r"platform\.|os\.cpu_count\(\)|get_device_name", p.read_text())]
+    assert scripts and not silent and not own, {"not naming the machine": silent, "describing it themselves": own}
+    sys.path.insert(0, str(bench))
+    try:
+        from machine import machine
+    finally:
+        sys.path.remove(str(bench))
+    line = machine()
+    assert line.startswith("machine: ") and f"{os.cpu_count()} cores" in line and torch.__version__ in line
+    assert f"{torch.get_num_threads()} thread(s)" in line

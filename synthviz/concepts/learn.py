@@ -29,7 +29,7 @@ from ..checks import choice, positive
 from ..cost import check_size
 from ..dataset.outputs import write_skipped
 from ..dataset.sources import find_images
-from ..dataset.state import images_csv
+from ..dataset.state import damaged, images_csv, read_manifest
 from ..errors import BadImage, BadValue, SynthvizError
 from ..io import atomic_write, claim_folder, skipped_note
 from ..layers import capture, default_layer, view_of
@@ -38,7 +38,7 @@ from .dictionary import Dictionary, get_method, importance_rule, method_names
 from .hyper import SAE_DEFAULTS, TUNED, SAEHyper
 from .importance import SOBOL_IMAGES, sobol_pass
 from .outputs import write_outputs
-from .stream import collect, encode, positions
+from .stream import RUN, collect, encode, positions
 from .train import sample_rows, train_sae
 
 FORMAT = 1
@@ -69,18 +69,18 @@ def check_options(method: str, concepts: int, k: int | None, size: int, epochs: 
 
 def _start(out: Path, settings: dict, source, overwrite: bool) -> dict:
     """A fresh manifest, or the one an unfinished run with the same settings left (resumed)."""
-    path = out / "manifest.json"
-    if path.exists() and not overwrite:
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise SynthvizError(f"{path} cannot be read; pass --overwrite to start the run again") from None
-        recorded = _comparable(old.get("settings"))
+    old = None if overwrite else read_manifest(out, kind=RUN)
+    if old is not None:
+        recorded = _comparable(old["settings"])
         if recorded != settings:
             diff = [k for k in settings if (recorded or {}).get(k) != settings[k]]
             raise SynthvizError(f"{out} holds a concepts run made with other settings ({', '.join(diff) or 'format'}); "
                                 "choose another --out or pass --overwrite")
-        if (out / "images.csv").read_text(encoding="utf-8") != images_csv(source):
+        try:
+            listed = (out / "images.csv").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise damaged(out, "images.csv is missing or cannot be read", kind=RUN) from None
+        if listed != images_csv(source):
             raise SynthvizError(f"{out} holds a concepts run of other images; choose another --out or pass --overwrite")
         return old
     if not overwrite and any(p.name != ".claim" and not p.name.startswith(".") for p in out.iterdir()):
@@ -91,7 +91,7 @@ def _start(out: Path, settings: dict, source, overwrite: bool) -> dict:
         shutil.rmtree(out / folder, ignore_errors=True)
     atomic_write(out / "images.csv", images_csv(source))
     manifest = {"settings": settings, "stage": "collect"}
-    atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

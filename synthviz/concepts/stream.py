@@ -2,9 +2,9 @@
 
 Images come from :func:`synthviz.dataset.sources.batch_loader` (fixed batches, unreadable files
 skipped and listed), :func:`synthviz.dataset.index.drive` shows the progress bar and checkpoints,
-and a :class:`Stream` is the state it drives (the duck type of the index's ``Pass``: ``add``,
-``checkpoint``, ``batches_done``, ``batch_size``): memory-mapped arrays in the run folder plus a
-small JSON of the batches done and the images skipped, so Ctrl-C and the same call resume.
+and a :class:`Stream` is the state it drives (a :class:`~synthviz.dataset.state.Checkpointed`, as the
+index's ``Pass``): memory-mapped arrays in the run folder plus a small JSON of the batches done and
+the images skipped, so Ctrl-C and the same call resume.
 
 * :func:`collect`: every position of the layer (or every patch token, through the spatial view of
   :mod:`synthviz.tokens`) is a sample: ``activations.npy`` (N·h·w, C), image ``i``'s rows at
@@ -38,56 +38,44 @@ from ..dataset.distributed import RowWorker, ray_map, row_indices
 from ..dataset.forward import index_tap
 from ..dataset.index import default_workers, drive
 from ..dataset.sources import Source, batch_loader
-from ..errors import SynthvizError
+from ..dataset.state import Checkpointed, damaged, open_array
 from ..io import atomic_write
 from ..layers import LOGITS, Tap, view_of
 from ..models import Model
 from .dictionary import Dictionary
 
+RUN = "concepts run"  # how a damaged file's error names the run folder
 
-class Stream:
+
+class Stream(Checkpointed):
     """The state of one pass named ``name``: arrays ``{key: (shape, dtype, fill)}`` as
-    ``out/<name>-<key>.npy`` memmaps, written by ``consume(arrays, kept, results)``."""
+    ``out/<name>-<key>.npy`` memmaps (the index's :func:`~synthviz.dataset.state.open_array`: a
+    damaged one is one line offering a restart), written by ``consume(arrays, kept, results)``."""
 
     def __init__(self, out: Path, name: str, source: Source, batch_size: int, arrays: dict, consume: Callable,
                  fresh: bool):
-        self.out, self.name, self.source, self.batch_size, self.consume = out, name, source, batch_size, consume
+        super().__init__(out, source, batch_size)
+        self.name, self.consume = name, consume
         self.path = out / f"{name}.state.json"
-        self.batches_done, self.skipped, self.consistent = 0, [], True
         state = None if fresh or not self.path.exists() else self._read()
-        self.fill = {k: fill for k, (_, _, fill) in arrays.items()}
-        self.arrays = {k: self._open(k, shape, dtype, fill, state is None) for k, (shape, dtype, fill) in arrays.items()}
+        self.arrays = {key: open_array(out, f"{name}-{key}.npy", shape, state is None, dtype, fill, kind=RUN)
+                       for key, (shape, dtype, fill) in arrays.items()}
         if state is not None:
             self.batches_done, self.skipped = int(state["batches_done"]), [tuple(s) for s in state["skipped"]]
 
     def _read(self) -> dict:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise SynthvizError(f"{self.path} cannot be read; pass --overwrite to start the run again") from None
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            int(state["batches_done"]), list(state["skipped"])
+            return state
+        except (OSError, ValueError, TypeError, KeyError):
+            raise damaged(self.out, f"{self.path.name} cannot be read", kind=RUN) from None
 
-    def _open(self, key: str, shape, dtype, fill, new: bool) -> np.memmap:
-        path = self.out / f"{self.name}-{key}.npy"
-        if new or not path.exists():
-            arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
-            arr[:] = fill
-            return arr
-        arr = np.load(path, mmap_mode="r+")
-        if arr.shape != tuple(shape):
-            raise SynthvizError(f"{path} holds {arr.shape}, not {tuple(shape)}; pass --overwrite to start again")
-        return arr
-
-    def add(self, first: int, kept, failed, results) -> None:
-        self.consistent = False
+    def merge(self, kept, failed, results) -> None:
         if len(kept):
             self.consume(self.arrays, list(kept), results)
-        self.skipped += [(int(i), str(r)) for i, r in failed]
-        self.batches_done += 1
-        self.consistent = True
 
-    def checkpoint(self) -> None:
-        if not self.consistent:
-            return
+    def save(self) -> None:
         for arr in self.arrays.values():
             arr.flush()
         atomic_write(self.path, json.dumps({"batches_done": self.batches_done, "skipped": self.skipped}))

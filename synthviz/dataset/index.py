@@ -51,7 +51,7 @@ from .outputs import write_outputs, write_skipped
 from .receptive import receptive_field
 from .relevance import relevance_batch, relevance_key, write_relmax
 from .sources import batch_loader, find_images
-from .state import Pass, check_out, load_state, prepare, read_manifest
+from .state import Checkpointed, Pass, check_out, load_state, prepare, read_manifest
 from .stats import REDUCTIONS
 
 FORMAT = 1
@@ -194,7 +194,7 @@ def _refuse_empty(state: Pass, dataset) -> None:
                    f"all listed in {state.out / 'skipped.txt'}; use PNG or JPEG files the model can read")
 
 
-def drive(state: Pass, batches, total_images: int, progress: bool, checkpoint_every: float,
+def drive(state: Checkpointed, batches, total_images: int, progress: bool, checkpoint_every: float,
           on_batch: Callable[[int], None] | None, step: Callable, description: str = "index") -> None:
     """Feed ``batches`` (first, payload...) through ``step`` into ``state`` with a progress bar
     (named ``description``) and periodic checkpoints; on Ctrl-C the last complete batch is

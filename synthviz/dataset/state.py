@@ -28,9 +28,9 @@ RESTART = "pass --overwrite to start it again or choose another --out"  # the fi
 REMAKE = "make it again with `synthviz index ... --overwrite`"  # the fix when a finished run is read
 
 
-def damaged(out: Path, what: str, fix: str = RESTART) -> SynthvizError:
-    """The one-line error of a run folder whose ``what`` cannot be used."""
-    return SynthvizError(f"the index in {out} is damaged ({what}); {fix}")
+def damaged(out: Path, what: str, fix: str = RESTART, kind: str = "index") -> SynthvizError:
+    """The one-line error of a run folder (an index, a concepts run: ``kind``) whose ``what`` cannot be used."""
+    return SynthvizError(f"the {kind} in {out} is damaged ({what}); {fix}")
 
 
 def check_out(out: Path) -> None:
@@ -39,18 +39,18 @@ def check_out(out: Path) -> None:
         raise BadValue(f"--out {out} is a file, but an index is a folder; choose another --out")
 
 
-def read_manifest(out: Path, fix: str = RESTART) -> dict | None:
+def read_manifest(out: Path, fix: str = RESTART, kind: str = "index") -> dict | None:
     """``out/manifest.json`` as a dict (None when there is none); a damaged one is an error
-    (``fix``: what the error tells the user to do, by default ``--overwrite``)."""
+    (``fix``: what the error tells the user to do, by default ``--overwrite``; ``kind``: the run's)."""
     path = out / "manifest.json"
     if not path.exists():
         return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        raise damaged(out, "manifest.json cannot be read", fix) from None
+        raise damaged(out, "manifest.json cannot be read", fix, kind) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
-        raise damaged(out, "manifest.json has no settings", fix)
+        raise damaged(out, "manifest.json has no settings", fix, kind)
     return manifest
 
 
@@ -126,22 +126,27 @@ def load_state(out: Path, layers: dict[str, dict], fix: str = RESTART) -> dict[s
     return state
 
 
-def open_array(out: Path, relative: str, shape: tuple, new: bool, dtype=np.float32) -> np.memmap:
+def open_array(out: Path, relative: str, shape: tuple, new: bool, dtype=np.float32, fill: float | None = None,
+               kind: str = "index") -> np.memmap:
     """The memmap ``out/<relative>`` (a .npy of ``shape`` and ``dtype``): created for a fresh start
-    (``new``), else the existing one, checked to be whole (a damaged one: one line offering a restart)."""
+    (``new``, every entry ``fill`` if given), else the existing one, checked to be whole (a damaged
+    one: one line offering a restart, naming the run folder as a ``kind``)."""
     path = out / relative
     if new:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+        if fill is not None:
+            arr[:] = fill
+        return arr
     if not path.exists():
-        raise damaged(out, f"{relative} is missing")
+        raise damaged(out, f"{relative} is missing", kind=kind)
     try:  # read-only first: mapped for writing, a file cut short would be silently zero-filled
         whole = np.load(path, mmap_mode="r")
         found = whole.shape, whole.dtype
         del whole
     except Exception:  # noqa: BLE001 - a truncated .npy fails to map
-        raise damaged(out, f"{relative} cannot be read") from None
+        raise damaged(out, f"{relative} cannot be read", kind=kind) from None
     if found != (tuple(shape), np.dtype(dtype)):
-        raise damaged(out, f"{relative} holds {found[0]}, not {tuple(shape)}")
+        raise damaged(out, f"{relative} holds {found[0]}, not {tuple(shape)}", kind=kind)
     return np.load(path, mmap_mode="r+")
 
 
@@ -150,14 +155,44 @@ def open_features(out: Path, name: str, shape: tuple[int, int], new: bool) -> np
     return open_array(out, f"features/{name}.npy", shape, new)
 
 
-class Pass:
+class Checkpointed:
+    """A resumable pass over a source's fixed batches, as :func:`~synthviz.dataset.index.drive` drives
+    it: how many batches are done, the images skipped, and whether the state is whole. A subclass
+    keeps each batch's results (:meth:`merge`) and writes them to its run folder (:meth:`save`)."""
+
+    def __init__(self, out: Path, source: Source, batch_size: int):
+        self.out, self.source, self.batch_size = out, source, batch_size
+        self.batches_done, self.skipped, self.consistent = 0, [], True
+
+    def merge(self, kept: Sequence[int], failed: Sequence[tuple[int, str]], results, *extra) -> None:
+        raise NotImplementedError
+
+    def save(self) -> None:
+        raise NotImplementedError
+
+    def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]], results, *extra) -> None:
+        """Merge one batch: its images' indices ``kept``, ``failed`` as (index, reason), and what
+        :meth:`merge` takes of ``results`` (and ``extra``)."""
+        self.consistent = False
+        self.merge(kept, failed, results, *extra)
+        self.skipped += [(int(i), str(r)) for i, r in failed]
+        self.batches_done += 1
+        self.consistent = True
+
+    def checkpoint(self) -> None:
+        """Write the state, unless interrupted inside :meth:`add`: then the previous checkpoint stands."""
+        if self.consistent:
+            self.save()
+
+
+class Pass(Checkpointed):
     """The state of one indexing pass: per-layer :class:`UnitStats`, the feature memmaps, the
     skipped images and how many batches are done. Checkpoints go to ``out/state.npz`` atomically."""
 
     def __init__(self, out: Path, source: Source, layers: dict[str, dict], top_k: int, batch_size: int, fresh: bool,
                  samples=None):
-        self.out, self.source, self.layers, self.batch_size = out, source, layers, batch_size
-        self.consistent = True
+        super().__init__(out, source, batch_size)
+        self.layers = layers
         state = None if fresh else load_state(out, layers)
         (out / "features").mkdir(parents=True, exist_ok=True)
         self.features = {name: open_features(out, name, (len(source), info["channels"]), state is None)
@@ -165,8 +200,6 @@ class Pass:
         # the activation samples (``--samples-per-image``): ``samples(new)`` opens their files (.samples)
         self.samples = samples(state is None) if samples is not None else None
         self.stats = {name: UnitStats(info["channels"], top_k) for name, info in layers.items()}
-        self.skipped: list[tuple[int, str]] = []
-        self.batches_done = 0
         if state is not None:
             self.stats = {name: UnitStats.from_state(state, f"{name}::") for name in layers}
             self.batches_done = int(state["batches_done"])
@@ -177,11 +210,10 @@ class Pass:
         return {n: (torch.empty(0, i["channels"]), torch.empty(0, i["channels"], dtype=torch.long))
                 for n, i in self.layers.items()}
 
-    def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]],
-            results: dict[str, tuple[torch.Tensor, torch.Tensor]], samples: dict | None = None) -> None:
-        """Merge one batch (its images' indices ``kept``; ``failed`` as (index, reason); ``samples``:
-        its activation samples, see :func:`synthviz.dataset.samples.sample_batch`)."""
-        self.consistent = False
+    def merge(self, kept: Sequence[int], failed: Sequence[tuple[int, str]],
+              results: dict[str, tuple[torch.Tensor, torch.Tensor]], samples: dict | None = None) -> None:
+        """Each layer's (values, positions) into its statistics and features (``samples``: the batch's
+        activation samples, see :func:`synthviz.dataset.samples.sample_batch`)."""
         if self.samples is not None:
             self.samples.store(kept, failed, samples)
         idx = torch.tensor(list(kept), dtype=torch.long)
@@ -192,13 +224,8 @@ class Pass:
                 feats[np.asarray(kept)] = values.numpy()
             for i, _ in failed:
                 feats[i] = np.nan
-        self.skipped += [(int(i), str(r)) for i, r in failed]
-        self.batches_done += 1
-        self.consistent = True
 
-    def checkpoint(self) -> None:
-        if not self.consistent:  # interrupted inside add(): the previous checkpoint stands
-            return
+    def save(self) -> None:
         for feats in self.features.values():
             feats.flush()
         if self.samples is not None:

@@ -117,6 +117,37 @@ def test_an_interrupted_run_resumes_to_the_same_results(data, finished, tmp_path
                        torch.load(finished / "dictionary.pt", weights_only=True)["dictionary"])
 
 
+@pytest.mark.parametrize("damage, what", [("cut", "collect-activations.npy cannot be read"),
+                                          ("missing", "collect-activations.npy is missing"),
+                                          ("state", "collect.state.json cannot be read"),
+                                          ("manifest", "manifest.json cannot be read"),
+                                          ("images", "images.csv is missing")])
+def test_a_damaged_interrupted_run_is_one_line_not_a_silent_restart(data, tmp_path, damage, what):
+    """A resume maps the pass's arrays for writing: a file cut short would be zero-filled silently (the
+    batches done would then read as zeros). Each damage is one line offering --overwrite, which works."""
+    out = tmp_path / "b"
+
+    def stop(batches):
+        if batches == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn(data, out, model=load_model("efficientnet_lite0"), layer="_blocks.5", concepts=4, size=64, workers=0,
+              batch_size=4, progress=False, pages=False, importance="gradient", on_batch=stop)
+    array = out / "collect-activations.npy"
+    if damage == "cut":
+        array.write_bytes(array.read_bytes()[: array.stat().st_size // 2])
+    elif damage == "missing":
+        array.unlink()
+    elif damage == "images":
+        (out / "images.csv").unlink()
+    else:
+        (out / f"{'collect.state' if damage == 'state' else damage}.json").write_text('{"batches_done": ')
+    one_line_error(run("concepts", data, *ARGS, "--out", out), f"the concepts run in {out} is damaged ({what}",
+                   "--overwrite")
+    assert run("concepts", data, *ARGS, "--out", out, "--overwrite").exit_code == 0
+
+
 def test_bad_input_is_one_line(data, tmp_path):
     one_line_error(run("concepts", data, "--method", "pca", "--out", tmp_path / "x"), "pca", "nmf")
     one_line_error(run("concepts", data, "--concepts", "4", "--k", "9", "--out", tmp_path / "x"), "--k")
