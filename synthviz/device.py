@@ -1,9 +1,12 @@
-"""Where work runs: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``; and how much memory it
-has free (:func:`fits_in_memory` refuses work that would not fit)."""
+"""Where work runs: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``; how much memory it
+has free (:func:`fits_in_memory` refuses work that would not fit); and its random state
+(:func:`seeded`: reproducible work that leaves the caller's random state alone)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -56,3 +59,15 @@ def fits_in_memory(estimate: float, what: str, device=None,
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Make everything random inside (init, transforms) reproducible, leaving the caller's RNG alone."""
+    if seed is None:
+        yield
+        return
+    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

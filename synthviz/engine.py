@@ -17,7 +17,7 @@ import torch
 from .callbacks import Callback, ProgressBar, StepInfo
 from .layers import Tap
 from .checks import non_negative
-from .device import resolve_device
+from .device import resolve_device, seeded  # noqa: F401  (seeded: part of the engine's API)
 from .models import Model, load_model
 from .objectives import Context, Objective
 from .optimizers import make_optimizer
@@ -40,18 +40,6 @@ class RenderInterrupted(KeyboardInterrupt):
         super().__init__("render interrupted")
         self.result = result
         self.extra = extra
-
-
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
-    """Make everything random inside (init, transforms) reproducible, leaving the caller's RNG alone."""
-    if seed is None:
-        yield
-        return
-    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def render(model: Model | str, objective: Objective, param: ImageParam | Callable[[], ImageParam], *,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .engine import seeded
+from .device import seeded
 from .errors import SynthvizError
 from .checkpoints import load_checkpoint
 from .models import LITE_MEAN, LITE_STD, Model, imagenet_classes

@@ -6,10 +6,13 @@ how far a map moved. Randomize a copy (:meth:`synthviz.models.Model.copy`), neve
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 import numpy as np
 import torch
 from torch import nn
 
+from .device import seeded
 from .errors import SynthvizError
 from .layers import Tap
 from .models import Model
@@ -56,6 +59,27 @@ def reinitialize(module: nn.Module) -> None:
             sub.reset_parameters()
         elif hasattr(sub, "reset_running_stats"):
             sub.reset_running_stats()
+
+
+def cascade(model: Model, blocks: Sequence[str], seed: int = 0) -> Iterator[tuple[str, Model]]:
+    """``(block, copy)`` after each step of re-initialising ``blocks`` one more at a time, in the order
+    given, on ONE private copy of ``model`` (changed in place from step to step; the user's model
+    keeps its weights). Random state: ``seeded(seed)`` for the whole walk, work between steps included."""
+    work = model.copy()
+    modules = dict(work.net.named_modules())
+    with seeded(seed):
+        for block in blocks:
+            reinitialize(modules[block])
+            yield block, work
+
+
+def randomize(model: Model, blocks: str | Sequence[str], seed: int = 0) -> Model:
+    """A copy of ``model`` with the named blocks (a name or a list) re-initialised (:func:`cascade`'s
+    last step); every other parameter and buffer is bit-for-bit the original's."""
+    work = None
+    for _, work in cascade(model, [blocks] if isinstance(blocks, str) else list(blocks), seed):
+        pass
+    return work if work is not None else model.copy()
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -13,7 +13,7 @@ from ..attribution.core import upsample  # noqa: F401  (the CAM family's upsampl
 from ..errors import SynthvizError
 from ..models import Model
 from ..overlay import overlay  # noqa: F401
-from ..randomize import randomization_blocks, reinitialize, spearman  # noqa: F401
+from ..randomize import cascade, randomization_blocks, randomize, spearman  # noqa: F401
 
 
 def relevance(model: Model, images: torch.Tensor, method: str, target=None, **options) -> torch.Tensor:

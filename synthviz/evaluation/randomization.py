@@ -4,8 +4,9 @@ when the model's weights do.
 * **Cascading**: re-initialise the blocks from the logits down, one more at each step.
 * **Independent**: re-initialise one block at a time, the others keeping their trained weights.
 
-Every randomized network is a private deep copy (:func:`randomize`); the user's model is never
-touched. Similarity to the original map is the Spearman rank correlation of |map| and the SSIM of
+Every randomized network is a private deep copy (:func:`synthviz.randomize.randomize`, or one copy
+walked down by :func:`synthviz.randomize.cascade`, as the ``sanity`` technique does); the user's
+model is never touched. Similarity to the original map is the Spearman rank correlation of |map| and the SSIM of
 the min-max normalised |map| (``kornia.metrics.ssim``). A method whose map stays similar with
 the whole network randomized (either similarity above ``SIMILAR``) is flagged.
 """
@@ -16,11 +17,11 @@ from collections.abc import Sequence
 
 import torch
 
-from ..engine import seeded
 from ..models import Model
 from ._maps import (
+    cascade,
     randomization_blocks,
-    reinitialize,
+    randomize,
     relevance,
     resolve_targets,
     spearman,
@@ -47,17 +48,6 @@ def similarity(original: torch.Tensor, other: torch.Tensor) -> dict:
     return {"spearman": spearman(original, other), "ssim": ssim(original, other)}
 
 
-def randomize(model: Model, layers: str | Sequence[str], seed: int = 0) -> Model:
-    """A deep copy of ``model`` with the named blocks (a name or a list) re-initialised; every other
-    parameter and buffer is bit-for-bit the original's."""
-    work = model.copy()
-    modules = dict(work.net.named_modules())
-    with seeded(seed):
-        for name in [layers] if isinstance(layers, str) else layers:
-            reinitialize(modules[name])
-    return work
-
-
 def independent(model: Model, images: torch.Tensor, method: str, target=None, layers: Sequence[str] | None = None,
                 seed: int = 0, **options) -> list[dict]:
     """One row per block (default: every block with parameters, top down): the block, and the
@@ -81,14 +71,10 @@ def cascading(model: Model, images: torch.Tensor, method: str, target=None, dept
     target = resolve_targets(model, x, target)
     layers = list(reversed(randomization_blocks(model, x)))[:depth]
     original = relevance(model, x, method, target, **options)
-    work = model.copy()
-    modules = dict(work.net.named_modules())
     rows = []
-    with seeded(seed):
-        for layer in layers:
-            reinitialize(modules[layer])
-            maps = relevance(work, x, method, target, **options)
-            rows.append({"layer": layer, **similarity(original, torch.nan_to_num(maps))})
+    for layer, work in cascade(model, layers, seed):
+        maps = relevance(work, x, method, target, **options)
+        rows.append({"layer": layer, **similarity(original, torch.nan_to_num(maps))})
     return rows
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..engine import render, seeded
+from ..device import seeded
+from ..engine import render
 from ..errors import SynthvizError
 from ..io import resize
 from ..models import Model

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..callbacks import StepInfo
-from ..engine import render, seeded
+from ..device import seeded
+from ..engine import render
 from ..errors import SynthvizError
 from ..evaluation._maps import label, method_names, overlay, relevance, spearman
 from ..evaluation.fragility import (

@@ -16,12 +16,12 @@ from torch import nn
 from ..attribution import attribute, check_options, method_info, method_names, option_defaults, resolve_targets
 from ..checks import positive
 from ..cost import check_size
-from ..engine import RenderInterrupted, seeded
+from ..engine import RenderInterrupted
 from ..errors import SynthvizError
 from ..io import as_image, make_grid, resize
 from ..models import DEFAULT_MODEL, Model, load_model
 from ..overlay import overlay
-from ..randomize import randomization_blocks, reinitialize, spearman
+from ..randomize import cascade, randomization_blocks, spearman
 from ..result import Result
 from ..targets import Target, detection_target
 from ..detection_models import task_of
@@ -88,25 +88,20 @@ def sanity(model: str | Model | nn.Module = DEFAULT_MODEL, image=None, *, method
     cls = _explained(m, x, target)  # a class index, or a Target (a detector's box, a text prompt...)
     blocks = randomization_blocks(m, x)
     top = list(reversed(blocks))[:depth]
-    # a private copy: the user's model keeps its weights whatever happens here
-    work = m.copy()
-    modules = dict(work.net.named_modules())
-    first = attribute(work, x, name, cls, **opts)
+    first = attribute(m, x, name, cls, **opts)
     display, original = first.display, first.maps.cpu()
     maps, corrs, layers = [original], [1.0], ["original"]
     interrupted = False
-    try:
-        with seeded(opts.get("seed", 0)):
-            for block in top:
-                reinitialize(modules[block])
-                current = torch.nan_to_num(attribute(work, x, name, cls, **opts).maps.cpu())
-                maps.append(current)
-                corrs.append(spearman(original, current))
-                layers.append(block)
-                if progress:
-                    import sys
+    try:  # on a private copy (cascade): the user's model keeps its weights whatever happens here
+        for block, work in cascade(m, top, opts.get("seed", 0)):
+            current = torch.nan_to_num(attribute(work, x, name, cls, **opts).maps.cpu())
+            maps.append(current)
+            corrs.append(spearman(original, current))
+            layers.append(block)
+            if progress:
+                import sys
 
-                    print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
+                print(f"randomized down to {block}: rank correlation {corrs[-1]:+.3f}", file=sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C: the figure of the steps that finished
         interrupted = True
     maps_t = torch.cat(maps)

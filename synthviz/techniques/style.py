@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..antialias import blurred_strides
-from ..engine import seeded
+from ..device import seeded
 from ..errors import BadValue, SynthvizError
 from ..faststyle.masks import composite, load_masks, masked_style_objective, note_unplaced_styles
 from ..io import resize, as_image

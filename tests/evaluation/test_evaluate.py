@@ -116,6 +116,25 @@ def test_independent_randomization_changes_only_the_named_layer(embedded):
     assert all(torch.equal(before[k], v) for k, v in embedded.net.state_dict().items())
 
 
+def test_cascade_walks_one_copy_down_the_blocks_and_ends_where_randomize_does(embedded):
+    """``cascade`` (sanity, the evaluation's cascading check) and ``randomize`` (independent) are one
+    re-initialisation: each step adds exactly one block to what changed, the last step equals
+    ``randomize`` of all the blocks with the same seed, and the user's model is untouched."""
+    from synthviz.randomize import cascade
+
+    before = {k: v.clone() for k, v in embedded.net.state_dict().items()}
+    blocks = ["_fc", "_conv_head", "_blocks.15"]
+    seen = []
+    for block, work in cascade(embedded, blocks, seed=3):
+        changed = {k.split(".")[0] if not k.startswith("_blocks") else ".".join(k.split(".")[:2])
+                   for k, v in work.net.state_dict().items() if not torch.equal(v, before[k])}
+        seen.append(block)
+        assert changed == set(seen), (block, changed)
+    whole = randomize(embedded, blocks, seed=3)
+    assert all(torch.equal(v, whole.net.state_dict()[k]) for k, v in work.net.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in embedded.net.state_dict().items())
+
+
 def test_localisation_pointing_game_and_iou():
     mask = torch.zeros(2, 1, 10, 10)
     mask[:, :, 2:5, 2:5] = 1

@@ -3,8 +3,10 @@
 Quantus 0.6's randomisation family. Layers are re-initialised as Quantus does (every module with
 ``reset_parameters``, in ``named_modules`` order, top down or bottom up, ``torch.manual_seed(seed
 + 1)`` before each), on a private copy: the user's model is never touched, and the global random
-state is restored afterwards. The maps of the randomised models come from ``explain`` (a method
-name, run through synthviz's batched attribution, or ``fn(model, images, classes) -> maps``).
+state is restored afterwards. This walk is Quantus's, kept for its numbers; synthviz's own check
+(``synthviz sanity``, :mod:`synthviz.evaluation.randomization`) walks the model's blocks with
+:func:`synthviz.randomize.cascade`. The maps of the randomised models come from ``explain`` (a
+method name, run through synthviz's batched attribution, or ``fn(model, images, classes) -> maps``).
 
 Quantus 0.6 bugs not copied: ``return_average_correlation`` skips a layer named ``"orig"`` while
 the entry is named ``"original"``, so its average includes the original map's self-similarity (≈ 1);
