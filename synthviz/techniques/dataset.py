@@ -19,7 +19,8 @@ from .registry import register_technique
 from .common import ImageLike
 
 ModelArg = Union[ModelLike, None]  # None: the model the index was made with
-Images = Union[list[ImageLike], None]  # instead of an index: these images, indexed on the fly
+# instead of an index, indexed on the fly: a list of images, or a folder, glob or .txt/.csv list (as `synthviz index`)
+Images = Union[str, os.PathLike, list[ImageLike], None]
 
 
 @contextlib.contextmanager

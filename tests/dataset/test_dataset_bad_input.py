@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from clihelp import ROOT, cli_with, one_line_error, run
 from synthviz.dataset import Run, index
@@ -267,3 +268,17 @@ def test_umap_without_umap_learn_names_the_embed_extra(done, tmp_path, monkeypat
         line = one_line_error(run("embed", done, "--method", "umap", "--out", tmp_path / "e.png"),
                               "UMAP needs umap-learn", 'pip install "synthviz[embed]"')
     assert "--method tsne" in line and not (tmp_path / "e.png").exists()
+
+
+def test_images_as_a_folder_or_a_glob_index_as_the_list_of_their_files(few, embedded):
+    """``images=`` takes what `synthviz index` takes, not only a list: the folder (and a glob) give
+    the same picture as the list of the files in them (a string was once read letter by letter)."""
+    import synthviz
+
+    files = sorted(str(p) for p in (few / "cat").glob("*.png"))
+    kwargs = dict(layer=LAYER, method="pca", size=SIZE, thumb=8)
+    listed = synthviz.embedding(embedded, images=files, **kwargs)
+    for given in (few / "cat", str(few / "cat"), str(few / "cat" / "*.png")):
+        result = synthviz.embedding(embedded, images=given, **kwargs)
+        assert result.info["paths"] == listed.info["paths"] and sorted(result.info["paths"]) == files
+        assert result.info["cells"] == listed.info["cells"] and torch.equal(result.figure, listed.figure)

@@ -51,3 +51,11 @@ def test_every_picture_the_docs_show_exists():
     missing = [(page, src) for page, src in shown
                if not ((ROOT / src) if src.startswith("gallery/") else (DOCS / src)).is_file()]
     assert not missing, f"pictures that are not there: {missing}"
+
+
+def test_every_picture_the_docs_keep_is_made_by_a_script():
+    """A picture in docs/ comes from a script in benchmarks/ that names it (and prints the machine):
+    none is made by hand and left to go stale. The gallery's pictures come from `synthviz gallery`."""
+    scripts = "\n".join(p.read_text() for p in (ROOT / "benchmarks").glob("*.py"))
+    pictures = [p.name for p in DOCS.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".gif", ".svg", ".webp")]
+    assert pictures and not [name for name in pictures if name not in scripts], "pictures no script makes"
