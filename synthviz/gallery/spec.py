@@ -120,6 +120,9 @@ def load_spec(spec: str | os.PathLike | dict | None = None, overrides: dict | No
     video = data.get("video") or None
     if video is not None and video not in ("gif", "mp4"):
         raise SynthvizError(f"{name}: video must be \"gif\" or \"mp4\", not {video!r}")
+    if not data.get("section"):  # an empty file would build an empty page and say nothing
+        raise SynthvizError(f"{name} has no sections; add one: [[section]] with preset = \"classviz-lucid\" "
+                            "(`synthviz presets` lists them)")
     common = data.get("set", {})
     sections = []
     for si, sec in enumerate(data.get("section", [])):

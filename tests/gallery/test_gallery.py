@@ -92,6 +92,11 @@ def test_spec_errors_are_one_line_before_any_render(tmp_path):
         load_spec({"section": [{"preset": "classviz-lucit"}]})
     spec = load_spec({"section": [{"preset": "channel-grid", "split_units": 16, "set": {"units": "all"}}]})
     assert [it.params["units"][0] for it in spec.items] == list(range(0, 112, 16))  # _blocks.8: 112 channels
+    empty = tmp_path / "empty.toml"
+    empty.write_text('title = "nothing yet"\n')
+    for given in (empty, {"section": []}):  # an empty page built and called done would hide the mistake
+        with pytest.raises(SynthvizError, match=r"has no sections; add one: \[\[section\]\] with preset = "):
+            load_spec(given)
 
 
 def test_resume_after_an_interrupt_renders_only_the_missing_items(sequential, tmp_path, monkeypatch):
