@@ -14,6 +14,7 @@ from ..attribution import (Attribution, attribute, check_options, method_info, m
                            resolve_targets)
 from ..cost import check_size
 from ..engine import RenderInterrupted
+from ..checks import positive
 from ..errors import SynthvizError
 from ..io import as_image, make_grid, resize
 from ..models import DEFAULT_MODEL, Model, load_model
@@ -115,6 +116,8 @@ def figure_and_maps(model, image, methods="all", target=None, *, weights: str = 
         raise SynthvizError("no image given; pass an image path or a (1, 3, H, W) tensor")
     names = method_names(methods)
     opts = check_options(options or {})
+    if classviz_steps is not None:  # refused even without with_classviz: a bad value is never ignored silently
+        positive("classviz_steps", classviz_steps, integer=True)
     photo = as_image(image, size, batch=True)[:1]  # a bad image or size fails before the model loads
     m = load_model(model, weights, device)
     check_size(m, min(photo.shape[-2:]))

@@ -78,6 +78,7 @@ def test_cli_render_options(args, fragments, tmp_path):
 PHOTO_CLI = [
     (["saliency", "{cat}", "--size", "0"], ["size must be positive, not 0"]),
     (["saliency", "{cat}", "--methods", "occlusion", "--value", "5"], ["value must be in [0, 1], not 5"]),
+    (["saliency", "{cat}", "--classviz-steps", "-1"], ["classviz_steps must be positive, not -1"]),  # even without --with-classviz
     (["saliency", "{nan}"], ["NaN/inf"]),
     (["sanity", "{cat}", "--depth", "0"], ["depth must be positive"]),
     (["fool", "{cat}", "--epsilon", "300/255"], ["at most 64/255"]),
