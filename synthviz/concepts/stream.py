@@ -66,7 +66,7 @@ class Stream(Checkpointed):
     def _read(self) -> dict:
         try:
             state = json.loads(self.path.read_text(encoding="utf-8"))
-            int(state["batches_done"]), list(state["skipped"])
+            int(state["batches_done"]), list(state["skipped"])  # both there and readable, or it is damaged
             return state
         except (OSError, ValueError, TypeError, KeyError):
             raise damaged(self.out, f"{self.path.name} cannot be read", kind=RUN) from None
