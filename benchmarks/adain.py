@@ -14,13 +14,12 @@
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from machine import machine
+from machine import best_of, machine
 from style_quality import CONTENTS, STYLES, measure, print_table
 
 TRAIN_STYLES = (*STYLES, "brick", "grass", "gravel")
@@ -41,16 +40,6 @@ def write_training_images(folder: Path) -> tuple[Path, Path]:
 
 def terms(losses: dict) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
-
-
-def timed(fn, repeat: int = 1) -> float:
-    """The best wall time of ``repeat`` calls of ``fn``."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> None:
@@ -79,8 +68,8 @@ def main(argv=None) -> None:
     loaded, model = load_adain(net), synthviz.load_model("efficientnet_lite0")
     adain = lambda path_or_net: synthviz.stylize(image=c, net=path_or_net, style_images=[s], size=512)  # noqa: E731
     adain(loaded)  # warm-up
-    t_adain, t_cold = timed(lambda: adain(loaded), 3), timed(lambda: adain(net), 3)
-    t_style = timed(lambda: synthviz.style(model, c, s, size=512))
+    t_adain, t_cold = best_of(lambda: adain(loaded), 3), best_of(lambda: adain(net), 3)
+    t_style = best_of(lambda: synthviz.style(model, c, s, size=512))
     print(f"512 px, chelsea x immunohistochemistry, networks loaded once: AdaIN {t_adain:.3f} s, style {t_style:.1f} s: "
           f"{t_style / t_adain:.0f}x faster; AdaIN loading its checkpoint and model every call: {t_cold:.2f} s "
           f"({t_style / t_cold:.0f}x)", flush=True)

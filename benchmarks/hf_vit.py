@@ -13,7 +13,6 @@ Each figure is the best of --repeat calls after one warm-up call; the maps are c
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -21,19 +20,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import synthviz
-from machine import machine
-
-
-def best_of(fn, repeat: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from machine import best_of, machine
 
 
 class HuggingfaceToTensorModelWrapper(nn.Module):
@@ -77,8 +64,8 @@ def main() -> None:
     ours = lambda: synthviz.saliency(model, x, method="gradcam", target=classes)  # noqa: E731
     print(f"HF ViT-B/16 (vit-base-patch16-224 config), random weights, {args.batch} x 224 x 224, on {machine(model.device)}; "
           f"best of {args.repeat}")
-    t_theirs = best_of(theirs, args.repeat, model.device)
-    t_ours = best_of(ours, args.repeat, model.device)
+    t_theirs = best_of(theirs, args.repeat, warm=True)
+    t_ours = best_of(ours, args.repeat, warm=True)
     rho = spearmanr(np.asarray(ours().cpu(), dtype=np.float64).ravel(), np.asarray(theirs(), dtype=np.float64).ravel())
     print(f"  pytorch-grad-cam (Hugging Face recipe) {t_theirs:7.3f} s per call")
     print(f"  synthviz gradcam                       {t_ours:7.3f} s per call")

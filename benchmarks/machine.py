@@ -1,10 +1,12 @@
 """The machine a benchmark ran on, in one line: every script prints it beside its figures, so a
-figure in the docs names the machine it was measured on."""
+figure in the docs names the machine it was measured on; and the best-of timer the scripts share."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -24,3 +26,18 @@ def machine(device: torch.device | str | None = None) -> str:
         gpu = f", {torch.cuda.get_device_name(device if device is not None and device.index is not None else 0)}"
     return (f"machine: {platform.node()}: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
             f"{torch.get_num_threads()} thread(s){gpu}")
+
+
+def best_of(fn: Callable[[], object], repeat: int = 1, warm: bool = False) -> float:
+    """The best wall time in seconds of ``repeat`` calls of ``fn`` (after one untimed call when
+    ``warm``: oneDNN and cuDNN build their kernels for a new shape), CUDA work included."""
+    if warm:
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best

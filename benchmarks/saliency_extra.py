@@ -15,7 +15,6 @@ DeepLIFT and LRP take the best of ``--repeat`` calls on each side (the sampling 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import torch
@@ -25,7 +24,7 @@ import synthviz
 from synthviz.attribution.sampling import superpixels
 from synthviz.io import resize, to_tensor
 from synthviz.models import load_model
-from machine import machine
+from machine import best_of, machine
 
 
 def photos(n: int, size: int) -> torch.Tensor:
@@ -49,18 +48,13 @@ class Wrapped(nn.Module):
 
 
 def timed(fn, warm: bool = False, repeat: int = 1):
-    """(result, best seconds of ``repeat`` calls) or (None, 'fails: ...') when the call raises."""
-    best = float("inf")
+    """(result, :func:`best_of` seconds) or (None, 'fails: ...') when the call raises."""
+    results = []
     try:
-        if warm:
-            fn()
-        for _ in range(repeat):
-            start = time.perf_counter()
-            out = fn()
-            best = min(best, time.perf_counter() - start)
+        seconds = best_of(lambda: results.append(fn()), repeat, warm)
     except Exception as exc:  # a peer that cannot handle the model: say so
         return None, f"fails: {type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
-    return out, best
+    return results[-1], seconds
 
 
 def rel_gap(raw: torch.Tensor, delta: torch.Tensor) -> str:

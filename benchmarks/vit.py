@@ -12,7 +12,6 @@ torchvision ViT is all zeros, so it is re-initialised (else Chefer's gradients a
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -21,19 +20,7 @@ from synthviz import objectives as obj
 from synthviz.maco import canvas_size
 from synthviz.models import load_model
 from synthviz.recipes import maco_views
-from machine import machine
-
-
-def best_of(fn, repeat: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from machine import best_of, machine
 
 
 def main() -> None:
@@ -52,14 +39,14 @@ def main() -> None:
     print(f"vit_b_16, random weights, {args.batch} x 224 x 224, device {model.device}, "
           f"{args.threads} threads; best of {args.repeat}")
     for method, opts in [] if args.maco_only else [("rollout", {}), ("chefer", {}), ("gradcam", {})]:
-        seconds = best_of(lambda: synthviz.attribute(model, x, method, target=0, **opts), args.repeat, model.device)
+        seconds = best_of(lambda: synthviz.attribute(model, x, method, target=0, **opts), args.repeat, warm=True)
         print(f"  {method:8s} {seconds:7.3f} s per call")
     for canvas, crops in ((None, 1), (1280, 6)):  # the technique's default, then horama's recipe
         side = canvas_size((224, 224), canvas)
         step = best_of(lambda: synthviz.render(model, obj.channel("encoder.layers.encoder_layer_6", 5),
                                                synthviz.make_param("maco", size=side),
                                                transforms=maco_views((224, 224), side, crops), steps=1, seed=0),
-                       args.repeat, model.device)
+                       args.repeat, warm=True)
         print(f"  MaCo step ({side[0]} px canvas, {crops} crop{'s' if crops > 1 else ''}) {step:.3f} s; "
               f"256 steps ≈ {256 * step / 60:.0f} min, 1000 steps ≈ {1000 * step / 60:.0f} min")
 
