@@ -35,6 +35,16 @@ def stopped_training(stop: KeyboardInterrupt, out: Path) -> None:
     raise typer.Exit(130) from None
 
 
+def trained(result, styles: bool = False) -> None:
+    """What style-train and adain-train say when training ends: the report, the style loss's first
+    and last values, the checkpoint written (and its styles' indices, for ``--style``)."""
+    info = result.info
+    first, last = info["first"].get("style", float("nan")), info["last"].get("style", float("nan"))
+    say(f"{info['report']}; style loss {first:.3g} -> {last:.3g}")
+    listed = f" (styles: {', '.join(f'{k} {n}' for k, n in enumerate(info['styles']))})" if styles else ""
+    say(f"saved {info['path']}{listed}")
+
+
 @command(app, "style-train")
 def style_train_cmd(
     styles: Annotated[list[Path], typer.Argument(help="One or more style images (styles are numbered from 0 in this order).")],
@@ -75,9 +85,7 @@ def style_train_cmd(
                                  seed=seed, device=device, progress=True)
     except KeyboardInterrupt as stop:
         stopped_training(stop, out)
-    info = result.info
-    say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
-    say(f"saved {info['path']} (styles: {', '.join(f'{k} {n}' for k, n in enumerate(info['styles']))})")
+    trained(result, styles=True)
 
 
 @command(app, "adain-train")
@@ -110,9 +118,7 @@ def adain_train_cmd(
                              overwrite=overwrite, weights=weights, seed=seed, device=device, progress=True)
     except KeyboardInterrupt as stop:
         stopped_training(stop, out)
-    info = result.info
-    say(f"{info['report']}; style loss {info['first'].get('style', float('nan')):.3g} -> {info['last'].get('style', float('nan')):.3g}")
-    say(f"saved {info['path']}")
+    trained(result)
 
 
 @command(app, "stylize")
