@@ -6,9 +6,9 @@ when the model's weights do.
 
 Every randomized network is a private deep copy (:func:`synthviz.randomize.randomize`, or one copy
 walked down by :func:`synthviz.randomize.cascade`, as the ``sanity`` technique does); the user's
-model is never touched. Similarity to the original map is the Spearman rank correlation of |map| and the SSIM of
-the min-max normalised |map| (``kornia.metrics.ssim``). A method whose map stays similar with
-the whole network randomized (either similarity above ``SIMILAR``) is flagged.
+model is never touched. Similarity to the original map is the Spearman rank correlation of |map|
+and the SSIM of the min-max normalised |map| (``kornia.metrics.ssim``). A method whose map stays
+similar with the whole network randomized (either similarity above ``SIMILAR``) is flagged.
 """
 
 from __future__ import annotations
