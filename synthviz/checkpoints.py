@@ -5,22 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from .device import seeded
 from .errors import SynthvizError
 
 
-@contextlib.contextmanager
-def seeded_init(seed: int = 0) -> Iterator[None]:
-    """Random initialisation that is the same every time, without touching the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def seeded_init(seed: int = 0) -> contextlib.AbstractContextManager[None]:
+    """Random initialisation that is the same every time, without touching the caller's RNG
+    (:func:`synthviz.device.seeded` on the CPU, where modules are built)."""
+    return seeded(seed)
 
 
 def load_checkpoint(net: nn.Module, path: str | os.PathLike, model_name: str, assign: bool = False) -> None:

@@ -17,7 +17,7 @@ import torch
 from .callbacks import Callback, ProgressBar, StepInfo
 from .layers import Tap
 from .checks import non_negative
-from .device import resolve_device, seeded  # noqa: F401  (seeded: part of the engine's API)
+from .device import resolve_device, seeded
 from .models import Model, load_model
 from .objectives import Context, Objective
 from .optimizers import make_optimizer

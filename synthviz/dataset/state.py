@@ -8,6 +8,7 @@ new one; damage means something else touched the folder (a full disk, a copy cut
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 import json
@@ -155,7 +156,7 @@ def open_features(out: Path, name: str, shape: tuple[int, int], new: bool) -> np
     return open_array(out, f"features/{name}.npy", shape, new)
 
 
-class Checkpointed:
+class Checkpointed(abc.ABC):
     """A resumable pass over a source's fixed batches, as :func:`~synthviz.dataset.index.drive` drives
     it: how many batches are done, the images skipped, and whether the state is whole. A subclass
     keeps each batch's results (:meth:`merge`) and writes them to its run folder (:meth:`save`)."""
@@ -164,11 +165,13 @@ class Checkpointed:
         self.out, self.source, self.batch_size = out, source, batch_size
         self.batches_done, self.skipped, self.consistent = 0, [], True
 
+    @abc.abstractmethod
     def merge(self, kept: Sequence[int], failed: Sequence[tuple[int, str]], results, *extra) -> None:
-        raise NotImplementedError
+        """Keep one batch's ``results`` for the images ``kept`` (``failed``: the ones that could not be read)."""
 
+    @abc.abstractmethod
     def save(self) -> None:
-        raise NotImplementedError
+        """Write the state to the run folder, whole or not at all (a kill leaves the previous one)."""
 
     def add(self, first: int, kept: Sequence[int], failed: Sequence[tuple[int, str]], results, *extra) -> None:
         """Merge one batch: its images' indices ``kept``, ``failed`` as (index, reason), and what
